@@ -1,0 +1,287 @@
+//! The bounded outgoing buffer.
+//!
+//! Bytes enter as whole frames and leave as whatever the link accepts. The buffer keeps:
+//!
+//! - a queue of *chunks*, each holding one or more whole frames. Small frames (up to
+//!   [`COPY_MAX`] bytes) are copied into the growing tail segment, so a burst of tiny frames
+//!   becomes one large write; larger frames are queued as they are, without a copy.
+//! - the length of every frame not yet fully written, so frame boundaries survive the
+//!   coalescing: the driver counts frames as they complete, and a close or disconnect can hand
+//!   every unwritten frame back to the application.
+//!
+//! The I/O driver [takes](OutBuffer::take_chunks) the queued chunks, writes them outside the
+//! connection's lock, and reports how many bytes the link accepted with
+//! [`OutBuffer::consume`]. Space is returned only then, so the bytes in flight still count
+//! against the capacity.
+//!
+//! This module knows nothing about waiting: deciding *who* may push is the job of
+//! [`crate::state`].
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+/// Frames up to this many bytes are copied into the tail segment; larger ones are queued
+/// without a copy.
+pub(crate) const COPY_MAX: usize = 2048;
+
+/// The preferred allocation size of a tail segment.
+const SEGMENT: usize = 64 * 1024;
+
+/// A frame that was not fully written when its connection ended.
+///
+/// Returned in a [`CloseReport`](crate::CloseReport).
+///
+/// # Examples
+///
+/// ```
+/// # fn show(report: tidegate_core::CloseReport) {
+/// for unsent in report.unsent() {
+///     println!("{} of {} bytes were written", unsent.written(), unsent.frame().len());
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsentFrame {
+    frame: Bytes,
+    written: usize,
+}
+
+impl UnsentFrame {
+    /// The whole frame, as it was sent, including any prefix that reached the link.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    /// How many bytes at the start of the frame were accepted by the link before it ended.
+    ///
+    /// Zero for every frame but, at most, the first one of a report.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Takes the frame out.
+    pub fn into_frame(self) -> Bytes {
+        self.frame
+    }
+}
+
+/// The outgoing buffer of one connection. It does not enforce the capacity itself (the
+/// admission rules live in [`crate::state`]) but it does the exact byte accounting they rely on.
+#[derive(Debug)]
+pub(crate) struct OutBuffer {
+    /// Frozen chunks, oldest first. Each holds whole frames only (a frame never spans chunks).
+    chunks: VecDeque<Bytes>,
+    /// Frames copied in since the last [`take_chunks`](Self::take_chunks). Whole frames only.
+    tail: BytesMut,
+    /// The length of every frame not yet fully written, oldest first, including the frames whose
+    /// chunks the driver holds.
+    ///
+    /// Invariant: the sum of these lengths minus `head_written` equals `held`.
+    frames: VecDeque<usize>,
+    /// Bytes of the oldest frame that the link has already accepted.
+    ///
+    /// Invariant: `head_written < frames[0]` when `frames` is not empty, else 0.
+    head_written: usize,
+    /// Bytes not yet accepted by the link: queued here or in flight in the driver.
+    held: usize,
+    /// Bytes queued here (in `chunks` and `tail`), not yet taken by the driver.
+    ///
+    /// Invariant: `queued <= held`.
+    queued: usize,
+    /// The segment size for the tail, at most [`SEGMENT`], at most the capacity.
+    segment: usize,
+}
+
+impl OutBuffer {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            chunks: VecDeque::new(),
+            tail: BytesMut::new(),
+            frames: VecDeque::new(),
+            head_written: 0,
+            held: 0,
+            queued: 0,
+            segment: capacity.clamp(1, SEGMENT),
+        }
+    }
+
+    /// Bytes not yet accepted by the link.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Bytes waiting here for the driver to take them.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Appends one whole frame. The caller has checked that it fits.
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        let len = frame.len();
+        debug_assert!(len > 0, "empty frames are refused before they reach the buffer");
+        if len <= COPY_MAX {
+            if self.tail.capacity() - self.tail.len() < len {
+                self.seal_tail();
+                // `reserve` reuses the old allocation when every chunk cut from it is gone.
+                self.tail.reserve(self.segment.max(len));
+            }
+            self.tail.extend_from_slice(&frame);
+        } else {
+            // Keep the order: frames copied before this one go out before it.
+            self.seal_tail();
+            self.chunks.push_back(frame);
+        }
+        self.frames.push_back(len);
+        self.held += len;
+        self.queued += len;
+    }
+
+    /// Moves the copied frames of the tail into a chunk of their own.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+    }
+
+    /// Moves every queued chunk to the back of `out`, for the driver to write outside the lock.
+    pub(crate) fn take_chunks(&mut self, out: &mut VecDeque<Bytes>) {
+        self.seal_tail();
+        out.extend(self.chunks.drain(..));
+        self.queued = 0;
+    }
+
+    /// Records that the link accepted `n` more bytes, and returns how many frames that completed.
+    pub(crate) fn consume(&mut self, mut n: usize) -> u64 {
+        debug_assert!(n <= self.held - self.queued, "only bytes in flight can be written");
+        self.held -= n;
+        let mut completed = 0;
+        while n > 0 {
+            let head = self.frames[0] - self.head_written;
+            if n >= head {
+                n -= head;
+                self.frames.pop_front();
+                self.head_written = 0;
+                completed += 1;
+            } else {
+                self.head_written += n;
+                n = 0;
+            }
+        }
+        debug_assert_eq!(
+            self.frames.iter().sum::<usize>() - self.head_written,
+            self.held,
+            "frame lengths and held bytes disagree"
+        );
+        completed
+    }
+
+    /// Empties the buffer and returns every frame not fully written, oldest first.
+    ///
+    /// `in_flight` are the chunks the driver took and did not finish, the first of them with
+    /// `offset` bytes already written.
+    pub(crate) fn drain_unsent(
+        &mut self,
+        in_flight: &mut VecDeque<Bytes>,
+        offset: usize,
+    ) -> Vec<UnsentFrame> {
+        self.take_chunks(in_flight);
+        let mut unsent = Vec::with_capacity(self.frames.len());
+        // The first frame still held starts `head_written` bytes before the write offset.
+        let mut pos = offset - self.head_written;
+        let mut head_written = self.head_written;
+        let mut chunks = in_flight.drain(..);
+        let mut chunk = chunks.next();
+        for len in self.frames.drain(..) {
+            // Skip chunks that are used up: frames never span two chunks.
+            while chunk.as_ref().is_some_and(|c| pos >= c.len()) {
+                chunk = chunks.next();
+                pos = 0;
+            }
+            let Some(current) = chunk.as_ref() else {
+                debug_assert!(false, "a frame length without its bytes");
+                break;
+            };
+            unsent.push(UnsentFrame { frame: current.slice(pos..pos + len), written: head_written });
+            head_written = 0;
+            pos += len;
+        }
+        drop(chunks);
+        self.head_written = 0;
+        self.held = 0;
+        self.queued = 0;
+        unsent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    #[test]
+    fn small_frames_coalesce_and_large_ones_keep_order() {
+        let mut buf = OutBuffer::new(1 << 20);
+        buf.push(frame(1, 10));
+        buf.push(frame(2, 20));
+        buf.push(frame(3, COPY_MAX + 1));
+        buf.push(frame(4, 5));
+        assert_eq!(buf.held(), 35 + COPY_MAX + 1);
+        let mut out = VecDeque::new();
+        buf.take_chunks(&mut out);
+        let lens: Vec<usize> = out.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [30, COPY_MAX + 1, 5]);
+        assert_eq!(buf.queued(), 0);
+        assert_eq!(buf.held(), 35 + COPY_MAX + 1);
+    }
+
+    #[test]
+    fn consume_counts_completed_frames_across_partial_writes() {
+        let mut buf = OutBuffer::new(1024);
+        for len in [3, 4, 5] {
+            buf.push(frame(len as u8, len));
+        }
+        let mut out = VecDeque::new();
+        buf.take_chunks(&mut out);
+        assert_eq!(buf.consume(2), 0);
+        assert_eq!(buf.consume(2), 1);
+        assert_eq!(buf.consume(7), 1);
+        assert_eq!(buf.held(), 1);
+        assert_eq!(buf.consume(1), 1);
+        assert_eq!(buf.held(), 0);
+    }
+
+    #[test]
+    fn drain_unsent_returns_whole_frames_with_written_prefix() {
+        let mut buf = OutBuffer::new(1 << 20);
+        buf.push(frame(1, 4));
+        buf.push(frame(2, 6));
+        buf.push(frame(3, COPY_MAX + 10));
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        buf.push(frame(4, 3));
+        // The link accepted the first frame and two bytes of the second.
+        assert_eq!(buf.consume(6), 1);
+        let unsent = buf.drain_unsent(&mut in_flight, 6);
+        let got: Vec<(u8, usize, usize)> =
+            unsent.iter().map(|u| (u.frame()[0], u.frame().len(), u.written())).collect();
+        assert_eq!(got, [(2, 6, 2), (3, COPY_MAX + 10, 0), (4, 3, 0)]);
+        assert!(unsent.iter().all(|u| u.frame().iter().all(|b| *b == u.frame()[0])));
+        assert_eq!(buf.held(), 0);
+    }
+
+    #[test]
+    fn tail_segments_never_split_a_frame() {
+        let mut buf = OutBuffer::new(100);
+        for i in 0..50u8 {
+            buf.push(frame(i, 7));
+        }
+        let mut out = VecDeque::new();
+        buf.take_chunks(&mut out);
+        assert!(out.iter().all(|c| c.len() % 7 == 0));
+        assert_eq!(out.iter().map(Bytes::len).sum::<usize>(), 350);
+    }
+}

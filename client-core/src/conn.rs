@@ -1,0 +1,643 @@
+//! [`Connection`], the handle both facades wrap, and the operations it starts.
+//!
+//! Each operation that may have to wait ([`SendOp`], [`FlushOp`], [`CloseOp`], [`Connected`])
+//! is a [`Future`] that never blocks: it registers the [`Waker`] it is polled with, and the
+//! driver wakes it when the operation can complete or its deadline passes. The async facade
+//! awaits them; the blocking facade polls them with a waker that unparks its thread.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::driver::{Driver, DriverShared};
+use crate::error::{ConnectError, DisconnectKind, FlushError, SendError, TrySendError};
+use crate::report::{CloseReport, Stats};
+use crate::state::{Admit, Effects, Phase, State};
+use crate::transport::{self, Endpoint};
+
+/// The part of a connection shared by its handles, its operations and its driver.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    state: Mutex<State>,
+    driver: Weak<DriverShared>,
+    id: usize,
+    config: Config,
+    endpoint: Endpoint,
+}
+
+impl ConnShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Carries out what a state change asked for. Call without holding the lock.
+    fn apply(&self, mut fx: Effects) {
+        fx.wake_all();
+        if !fx.notify_driver && fx.timer.is_none() {
+            return;
+        }
+        let Some(driver) = self.driver.upgrade() else {
+            return;
+        };
+        if fx.notify_driver {
+            driver.notify(self.id);
+        }
+        if let Some(at) = fx.timer {
+            driver.add_timer(at, self.id);
+        }
+    }
+}
+
+/// Begins closing when the last [`Connection`] handle is dropped.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<ConnShared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut fx = Effects::default();
+        let deadline = Instant::now() + self.shared.config.close_timeout_duration();
+        let mut state = self.shared.lock();
+        state.abandon();
+        if state.begin_close(deadline, &mut fx) {
+            log::debug!("last handle to {} dropped; draining", self.shared.endpoint.url());
+        }
+        drop(state);
+        self.shared.apply(fx);
+    }
+}
+
+/// One connection: a bounded outgoing buffer, a link, and the driver thread that moves bytes
+/// from one to the other. Cloning gives another handle to the same connection.
+///
+/// This is the shared core the facades wrap; applications use `tidegate::Client` or
+/// `tidegate::AsyncClient`.
+///
+/// When the last handle is dropped without [`Connection::close`], the driver keeps draining
+/// the buffer for the configured [close timeout](Config::close_timeout), then discards what is
+/// left with a warning in the log.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("connection-example").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new().capacity(1024)).unwrap();
+/// conn.try_send(Bytes::from_static(b"hello")).unwrap();
+/// assert_eq!(conn.stats().frames_accepted, 1);
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").field("url", &self.shared().endpoint.url()).finish()
+    }
+}
+
+impl Connection {
+    /// Starts opening a connection to `url` on a driver thread of its own, and returns at once;
+    /// [`Connection::connected`] resolves when the link is up. Frames sent meanwhile wait in
+    /// the buffer.
+    ///
+    /// Name resolution for `tcp://` happens here, on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL, an unregistered scheme, an unusable configuration, or a transport that
+    /// could not start opening the link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, ConnectError, Connection};
+    ///
+    /// let err = Connection::open("gopher://x", Config::new()).unwrap_err();
+    /// assert!(matches!(err, ConnectError::UnknownScheme { .. }));
+    /// ```
+    pub fn open(url: &str, config: Config) -> Result<Self, ConnectError> {
+        config.validate()?;
+        let (endpoint, mut link) = transport::open(url)?;
+        for option in config.socket_options() {
+            match link.set_option(option) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    log::debug!("{url}: {option:?} does not apply to this link");
+                }
+                Err(e) => return Err(ConnectError::Io(e)),
+            }
+        }
+        let driver = Driver::spawn().map_err(ConnectError::Io)?;
+        let shared = Arc::new(ConnShared {
+            state: Mutex::new(State::new(config.capacity_bytes())),
+            driver: Arc::downgrade(driver.shared()),
+            id: driver.shared().reserve_id(),
+            config,
+            endpoint,
+        });
+        driver.shared().attach(shared.clone(), link);
+        log::debug!("opening {url}");
+        Ok(Self { handle: Arc::new(Handle { shared }) })
+    }
+
+    fn shared(&self) -> &ConnShared {
+        &self.handle.shared
+    }
+
+    /// A future that resolves once the link is up, or with the reason it never will be.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("connected-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// futures::executor::block_on(conn.connected()).unwrap();
+    /// ```
+    pub fn connected(&self) -> Connected<'_> {
+        Connected { conn: self }
+    }
+
+    /// Puts `frame` into the buffer if it fits now and no sender is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] if the frame does not fit now or others wait ahead of it, and the
+    /// other variants as described there. The error contains the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, TrySendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("try-send-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
+    /// let err = conn.try_send(Bytes::from_static(b"too long")).unwrap_err();
+    /// assert!(matches!(err, TrySendError::TooLarge { capacity: 4, .. }));
+    /// ```
+    pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let shared = self.shared();
+        let mut fx = Effects::default();
+        let admitted = shared.lock().admit(frame, None, None, Instant::now, &mut fx);
+        shared.apply(fx);
+        match admitted {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Starts sending `frame`: the returned operation resolves once the frame is in the buffer,
+    /// or with an error carrying the frame. `deadline` bounds the wait for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("send-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// futures::executor::block_on(conn.send(Bytes::from_static(b"hi"), None)).unwrap();
+    /// ```
+    pub fn send(&self, frame: Bytes, deadline: Option<Instant>) -> SendOp<&Self> {
+        SendOp::new(self, frame, deadline)
+    }
+
+    /// Like [`Connection::send`], but the operation owns a handle to the connection, so it can
+    /// be stored (for example inside a `Sink`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("send-owned-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let op = conn.clone().send_owned(Bytes::from_static(b"hi"), None);
+    /// futures::executor::block_on(op).unwrap();
+    /// ```
+    pub fn send_owned(self, frame: Bytes, deadline: Option<Instant>) -> SendOp<Self> {
+        SendOp::new(self, frame, deadline)
+    }
+
+    /// Starts a flush: the returned operation resolves once every byte accepted before this
+    /// call has been written to the link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("flush-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.try_send(Bytes::from_static(b"hi")).unwrap();
+    /// futures::executor::block_on(conn.flush(None)).unwrap();
+    /// assert_eq!(conn.stats().bytes_written, 2);
+    /// ```
+    pub fn flush(&self, deadline: Option<Instant>) -> FlushOp<'_> {
+        FlushOp { conn: self, deadline, registered: None }
+    }
+
+    /// Starts closing: no new frames are taken, waiting senders get their frames back in a
+    /// [`SendError::Closed`], and the driver drains the buffer for at most `timeout`. The
+    /// returned operation resolves with the report once the link is gone.
+    ///
+    /// Only the first close receives the unsent frames in its report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("close-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(report.is_clean());
+    /// ```
+    pub fn close(&self, timeout: Duration) -> CloseOp<'_> {
+        CloseOp { conn: self, timeout, started: false }
+    }
+
+    /// A snapshot of the connection's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("stats-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4096)).unwrap();
+    /// assert_eq!(conn.stats().capacity, 4096);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared().lock().stats()
+    }
+
+    /// Whether the connection no longer takes frames (closing, closed or disconnected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("is-closed-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert!(!conn.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self.shared().lock().phase(), Phase::Closing | Phase::Closed)
+    }
+
+    /// The settings the connection was opened with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("config-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(10)).unwrap();
+    /// assert_eq!(conn.config().capacity_bytes(), 10);
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.shared().config
+    }
+
+    /// The endpoint the connection was opened to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("endpoint-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert_eq!(conn.endpoint().scheme(), "mem");
+    /// ```
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.shared().endpoint
+    }
+}
+
+/// Where a [`SendOp`] is.
+#[derive(Debug)]
+enum Stage {
+    /// Not polled yet: the frame is still here.
+    Start { frame: Bytes, deadline: Option<Instant> },
+    /// The frame waits in the connection's queue under this ticket.
+    Queued { ticket: u64 },
+    /// Completed, or cancelled.
+    Done,
+}
+
+/// A send in progress, returned by [`Connection::send`] and [`Connection::send_owned`].
+///
+/// Resolves to `Ok(())` once the frame is in the buffer, or to an error carrying the frame.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `SendOp` removes its frame from the queue, unless the driver already
+/// moved it into the buffer, in which case it will be sent. To find out which, and to get the
+/// frame back, call [`SendOp::cancel`] instead of dropping it.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("send-op-example").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let op = conn.send(Bytes::from_static(b"x"), None);
+/// assert_eq!(op.cancel(), Some(Bytes::from_static(b"x")), "never polled: never sent");
+/// ```
+#[must_use = "a send does nothing unless polled"]
+pub struct SendOp<C: Borrow<Connection>> {
+    conn: C,
+    stage: Stage,
+}
+
+impl<C: Borrow<Connection>> fmt::Debug for SendOp<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendOp").field("stage", &self.stage).finish_non_exhaustive()
+    }
+}
+
+impl<C: Borrow<Connection>> SendOp<C> {
+    fn new(conn: C, frame: Bytes, deadline: Option<Instant>) -> Self {
+        Self { conn, stage: Stage::Start { frame, deadline } }
+    }
+
+    /// Polls with a bare waker: the blocking facade's way in.
+    ///
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
+        let shared = self.conn.borrow().shared();
+        let mut fx = Effects::default();
+        let result = match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Start { frame, deadline } => {
+                let admitted =
+                    shared.lock().admit(frame, deadline, Some(waker), Instant::now, &mut fx);
+                match admitted {
+                    Ok(Admit::Accepted) => Poll::Ready(Ok(())),
+                    Ok(Admit::Queued(ticket)) => {
+                        self.stage = Stage::Queued { ticket };
+                        Poll::Pending
+                    }
+                    Err(err) => Poll::Ready(Err(err)),
+                }
+            }
+            Stage::Queued { ticket } => match shared.lock().poll_queued(ticket, waker, &mut fx) {
+                Some(outcome) => Poll::Ready(outcome),
+                None => {
+                    self.stage = Stage::Queued { ticket };
+                    Poll::Pending
+                }
+            },
+            Stage::Done => panic!("SendOp polled after completion"),
+        };
+        shared.apply(fx);
+        result
+    }
+
+    /// Whether the frame is waiting in the queue.
+    pub fn is_queued(&self) -> bool {
+        matches!(self.stage, Stage::Queued { .. })
+    }
+
+    /// Gives up: returns the frame if it was not accepted, or `None` if it was (it will be
+    /// sent) or the operation already completed.
+    pub fn cancel(mut self) -> Option<Bytes> {
+        self.take_back()
+    }
+
+    fn take_back(&mut self) -> Option<Bytes> {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Start { frame, .. } => Some(frame),
+            Stage::Queued { ticket } => {
+                let shared = self.conn.borrow().shared();
+                let mut fx = Effects::default();
+                let frame = shared.lock().cancel(ticket, &mut fx);
+                shared.apply(fx);
+                frame
+            }
+            Stage::Done => None,
+        }
+    }
+}
+
+impl<C: Borrow<Connection> + Unpin> Future for SendOp<C> {
+    type Output = Result<(), SendError<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+impl<C: Borrow<Connection>> Drop for SendOp<C> {
+    fn drop(&mut self) {
+        // Leave the queue, so the next waiter is reconsidered and no capacity is held for a
+        // sender that is gone.
+        if matches!(self.stage, Stage::Queued { .. }) && self.take_back().is_some() {
+            log::trace!("a pending send was dropped; its frame was not sent");
+        }
+    }
+}
+
+/// A flush in progress, returned by [`Connection::flush`].
+///
+/// # Cancel safety
+///
+/// Dropping it stops waiting; it changes nothing else.
+///
+/// # Examples
+///
+/// See [`Connection::flush`].
+#[must_use = "a flush does nothing unless polled"]
+#[derive(Debug)]
+pub struct FlushOp<'a> {
+    conn: &'a Connection,
+    deadline: Option<Instant>,
+    /// `(id, target)` once the first poll fixed what must be written.
+    registered: Option<(u64, u64)>,
+}
+
+impl FlushOp<'_> {
+    /// Polls with a bare waker.
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
+        let shared = self.conn.shared();
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        let (id, target) = *self
+            .registered
+            .get_or_insert_with(|| (state.next_id(), state.flush_target()));
+        let result = state.poll_flush(id, target, self.deadline, waker, &mut fx);
+        drop(state);
+        shared.apply(fx);
+        match result {
+            Some(result) => {
+                self.registered = None;
+                Poll::Ready(result)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Future for FlushOp<'_> {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+impl Drop for FlushOp<'_> {
+    fn drop(&mut self) {
+        if let Some((id, target)) = self.registered {
+            self.conn.shared().lock().cancel_flush(id, target);
+        }
+    }
+}
+
+/// A close in progress, returned by [`Connection::close`].
+///
+/// # Cancel safety
+///
+/// The close starts at the first poll and goes on if the operation is dropped; a later close
+/// returns the report (without the unsent frames, if an earlier close received them).
+///
+/// # Examples
+///
+/// See [`Connection::close`].
+#[must_use = "a close does nothing unless polled"]
+#[derive(Debug)]
+pub struct CloseOp<'a> {
+    conn: &'a Connection,
+    timeout: Duration,
+    started: bool,
+}
+
+impl CloseOp<'_> {
+    /// Polls with a bare waker.
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
+        let shared = self.conn.shared();
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        if !self.started {
+            self.started = true;
+            if state.begin_close(Instant::now() + self.timeout, &mut fx) {
+                log::debug!("closing {}", shared.endpoint.url());
+            }
+        }
+        let report = state.report();
+        if report.is_none() {
+            state.watch(waker);
+        }
+        drop(state);
+        shared.apply(fx);
+        report.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl Future for CloseOp<'_> {
+    type Output = CloseReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+/// Waits for a connection to be established, returned by [`Connection::connected`].
+///
+/// # Cancel safety
+///
+/// Dropping it stops waiting; the connection attempt goes on.
+///
+/// # Examples
+///
+/// See [`Connection::connected`].
+#[must_use = "does nothing unless polled"]
+#[derive(Debug)]
+pub struct Connected<'a> {
+    conn: &'a Connection,
+}
+
+impl Connected<'_> {
+    /// Polls with a bare waker.
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), ConnectError>> {
+        let shared = self.conn.shared();
+        let mut state = shared.lock();
+        match state.phase() {
+            Phase::Connecting => {
+                state.watch(waker);
+                Poll::Pending
+            }
+            Phase::Open => Poll::Ready(Ok(())),
+            Phase::Closing | Phase::Closed => Poll::Ready(Err(match state.cause() {
+                None if state.was_opened() => return Poll::Ready(Ok(())),
+                None => ConnectError::Closed,
+                Some(cause) if cause.kind() == DisconnectKind::ConnectTimedOut => {
+                    ConnectError::TimedOut(shared.config.connect_timeout_duration().unwrap_or_default())
+                }
+                Some(cause) if !state.was_opened() => ConnectError::Failed(cause.clone()),
+                Some(_) => return Poll::Ready(Ok(())),
+            })),
+        }
+    }
+}
+
+impl Future for Connected<'_> {
+    type Output = Result<(), ConnectError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}

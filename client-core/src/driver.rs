@@ -1,0 +1,477 @@
+//! The I/O driver: a thread running a `mio::Poll` loop over one or more connections.
+//!
+//! For each connection it hosts, the driver
+//!
+//! - completes the connection attempt ([`Link::poll_connect`]);
+//! - drains the outgoing buffer: it takes the queued chunks under the connection's lock, writes
+//!   them with one vectored write *outside* the lock, then, under the lock again, returns the
+//!   space, moves the frames of waiting senders that now fit into the buffer and collects their
+//!   wakers, which it wakes after releasing the lock;
+//! - reads, to notice the peer closing or resetting the connection;
+//! - fires the deadlines of waiting senders, flushes, connects and closes, so that timeouts need
+//!   no timer from the caller's runtime;
+//! - finishes the connection on close or disconnect, handing the unwritten frames to the state.
+//!
+//! Producers wake the driver only when they put bytes into an *empty* buffer (the driver has
+//! nothing in flight and will not look again by itself); while bytes are in flight the driver
+//! comes back for more on its own. A wake-up is a `mio::Waker` call, and only when the driver
+//! is asleep: requests that arrive while it runs are picked up before it sleeps again.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mio::{Events, Poll, Token};
+
+use crate::conn::ConnShared;
+use crate::error::{Disconnect, DisconnectKind};
+use crate::state::{Effects, Phase};
+use crate::transport::{Link, LinkWaker, Registration};
+
+/// The token of the driver's own waker.
+const WAKER: Token = Token(usize::MAX);
+/// Most slices handed to one vectored write.
+const MAX_IOV: usize = 64;
+/// Writes per connection per turn of the loop, so one busy connection cannot starve others.
+const WRITE_ROUNDS: usize = 32;
+/// Reads per connection per turn of the loop.
+const READ_ROUNDS: usize = 4;
+/// Size of the scratch buffer inbound bytes are read into.
+const READ_CHUNK: usize = 16 * 1024;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether the driver thread is asleep in `poll`, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    Awake,
+    Until(Instant),
+    Forever,
+}
+
+/// Requests for the driver thread, handed over under one short lock.
+#[derive(Debug)]
+struct Inbox {
+    /// Connections that want attention.
+    notified: Vec<usize>,
+    /// When to look at which connection, earliest first. Stale entries are harmless.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections to start hosting.
+    attach: Vec<(Arc<ConnShared>, Box<dyn Link>)>,
+    /// Ids of connections that ended, free for reuse.
+    free_ids: Vec<usize>,
+    next_id: usize,
+    sleep: Sleep,
+}
+
+/// The part of a driver that producers and links reach.
+#[derive(Debug)]
+pub(crate) struct DriverShared {
+    inbox: Mutex<Inbox>,
+    waker: mio::Waker,
+}
+
+impl DriverShared {
+    /// Asks the driver to look at connection `id`.
+    pub(crate) fn notify(&self, id: usize) {
+        let mut inbox = lock(&self.inbox);
+        inbox.notified.push(id);
+        self.wake_if_asleep(&mut inbox);
+    }
+
+    /// Asks the driver to look at connection `id` at `at`.
+    pub(crate) fn add_timer(&self, at: Instant, id: usize) {
+        let mut inbox = lock(&self.inbox);
+        inbox.timers.push(Reverse((at, id)));
+        if matches!(inbox.sleep, Sleep::Until(until) if at < until) || inbox.sleep == Sleep::Forever {
+            self.wake_if_asleep(&mut inbox);
+        }
+    }
+
+    fn wake_if_asleep(&self, inbox: &mut Inbox) {
+        if inbox.sleep != Sleep::Awake {
+            inbox.sleep = Sleep::Awake;
+            if let Err(e) = self.waker.wake() {
+                log::error!("could not wake the I/O driver: {e}");
+            }
+        }
+    }
+
+    /// Takes an id for a new connection.
+    pub(crate) fn reserve_id(&self) -> usize {
+        let mut inbox = lock(&self.inbox);
+        inbox.free_ids.pop().unwrap_or_else(|| {
+            inbox.next_id += 1;
+            inbox.next_id - 1
+        })
+    }
+
+    /// Hands a connection and its link to the driver thread.
+    pub(crate) fn attach(&self, conn: Arc<ConnShared>, link: Box<dyn Link>) {
+        let mut inbox = lock(&self.inbox);
+        inbox.attach.push((conn, link));
+        self.wake_if_asleep(&mut inbox);
+    }
+}
+
+/// A handle to a driver thread. The thread ends once no handle is left and every connection it
+/// hosts has ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Driver {
+    shared: Arc<DriverShared>,
+}
+
+impl Driver {
+    /// Starts a driver thread.
+    pub(crate) fn spawn() -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(DriverShared {
+            inbox: Mutex::new(Inbox {
+                notified: Vec::new(),
+                timers: BinaryHeap::new(),
+                attach: Vec::new(),
+                free_ids: Vec::new(),
+                next_id: 0,
+                sleep: Sleep::Awake,
+            }),
+            waker,
+        });
+        let thread_shared = shared.clone();
+        thread::Builder::new()
+            .name("tidegate-io".into())
+            .spawn(move || Loop::new(thread_shared, poll).run())?;
+        Ok(Self { shared })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<DriverShared> {
+        &self.shared
+    }
+}
+
+/// A connection as the driver thread holds it.
+#[derive(Debug)]
+struct Entry {
+    conn: Arc<ConnShared>,
+    link: Box<dyn Link>,
+    /// Chunks taken from the buffer and not yet fully written, oldest first.
+    in_flight: VecDeque<Bytes>,
+    /// Bytes of `in_flight[0]` already written.
+    offset: usize,
+    connected: bool,
+    connect_deadline: Option<Instant>,
+    /// The earliest timer pushed for this connection and not yet fired.
+    armed: Option<Instant>,
+    /// The earliest deadline of the connection's state, as of the last service.
+    next_timer: Option<Instant>,
+}
+
+/// What a connection needs after being serviced.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Nothing until an event, a notification or a timer.
+    Wait,
+    /// More work is ready now (it yielded to other connections).
+    Again,
+    /// The connection ended; remove it.
+    Done,
+}
+
+struct Loop {
+    shared: Arc<DriverShared>,
+    poll: Poll,
+    entries: Vec<Option<Entry>>,
+    scratch: Vec<u8>,
+}
+
+impl Loop {
+    fn new(shared: Arc<DriverShared>, poll: Poll) -> Self {
+        Self { shared, poll, entries: Vec::new(), scratch: vec![0; READ_CHUNK] }
+    }
+
+    fn run(mut self) {
+        log::debug!("I/O driver started");
+        let mut events = Events::with_capacity(256);
+        let mut ready: Vec<usize> = Vec::new();
+        let mut again: Vec<usize> = Vec::new();
+        loop {
+            let now = Instant::now();
+            let attach = {
+                let mut inbox = lock(&self.shared.inbox);
+                ready.append(&mut inbox.notified);
+                while let Some(Reverse((at, id))) = inbox.timers.peek().copied() {
+                    if at > now {
+                        break;
+                    }
+                    inbox.timers.pop();
+                    ready.push(id);
+                }
+                std::mem::take(&mut inbox.attach)
+            };
+            for (conn, link) in attach {
+                let id = conn.id();
+                self.attach(conn, link);
+                ready.push(id);
+            }
+            ready.append(&mut again);
+            ready.sort_unstable();
+            ready.dedup();
+            for id in ready.drain(..) {
+                match self.service(id) {
+                    Next::Wait => {}
+                    Next::Again => again.push(id),
+                    Next::Done => self.detach(id),
+                }
+            }
+
+            // Decide how long to sleep, under the inbox lock so no request is missed.
+            let timeout = {
+                let mut inbox = lock(&self.shared.inbox);
+                if !inbox.notified.is_empty() || !inbox.attach.is_empty() || !again.is_empty() {
+                    Some(std::time::Duration::ZERO)
+                } else if self.entries.iter().all(Option::is_none)
+                    && Arc::strong_count(&self.shared) == 1
+                {
+                    break;
+                } else {
+                    let next = inbox.timers.peek().map(|Reverse((at, _))| *at);
+                    inbox.sleep = next.map_or(Sleep::Forever, Sleep::Until);
+                    next.map(|at| at.saturating_duration_since(Instant::now()))
+                }
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("the I/O driver's poll failed: {e}");
+                }
+            }
+            lock(&self.shared.inbox).sleep = Sleep::Awake;
+            for event in &events {
+                if event.token() != WAKER {
+                    ready.push(event.token().0);
+                }
+            }
+        }
+        log::debug!("I/O driver stopped");
+    }
+
+    fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>) {
+        let id = conn.id();
+        let waker = LinkWaker::new(Arc::downgrade(&self.shared), id);
+        let registration = Registration::new(self.poll.registry(), Token(id), waker);
+        let connect_deadline = conn.config().connect_timeout_duration().map(|t| Instant::now() + t);
+        if self.entries.len() <= id {
+            self.entries.resize_with(id + 1, || None);
+        }
+        let registered = link.register(&registration);
+        let mut entry = Entry {
+            conn,
+            link,
+            in_flight: VecDeque::new(),
+            offset: 0,
+            connected: false,
+            connect_deadline,
+            armed: None,
+            next_timer: None,
+        };
+        if let Err(e) = registered {
+            log::debug!("could not register a link: {e}");
+            entry.finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
+        }
+        if let Some(at) = connect_deadline {
+            self.arm(&mut entry, at);
+        }
+        self.entries[id] = Some(entry);
+    }
+
+    fn detach(&mut self, id: usize) {
+        if let Some(mut entry) = self.entries[id].take() {
+            if let Err(e) = entry.link.deregister(self.poll.registry()) {
+                log::debug!("could not deregister a link: {e}");
+            }
+            lock(&self.shared.inbox).free_ids.push(id);
+            log::debug!("connection {id} left the driver");
+        }
+    }
+
+    fn arm(&self, entry: &mut Entry, at: Instant) {
+        if entry.armed.is_none_or(|armed| at < armed || armed <= Instant::now()) {
+            entry.armed = Some(at);
+            lock(&self.shared.inbox).timers.push(Reverse((at, entry.conn.id())));
+        }
+    }
+
+    fn service(&mut self, id: usize) -> Next {
+        let Some(mut entry) = self.entries.get_mut(id).and_then(Option::take) else {
+            return Next::Wait;
+        };
+        let next = entry.service(&mut self.scratch);
+        if let Some(at) = entry.next_deadline() {
+            self.arm(&mut entry, at);
+        }
+        self.entries[id] = Some(entry);
+        next
+    }
+}
+
+impl Entry {
+    fn service(&mut self, scratch: &mut [u8]) -> Next {
+        if self.conn.lock().phase() == Phase::Closed {
+            return Next::Done;
+        }
+        let now = Instant::now();
+        if !self.connected {
+            match self.link.poll_connect() {
+                Ok(true) => {
+                    self.connected = true;
+                    log::debug!("connected to {}", self.conn.endpoint().url());
+                    let mut fx = Effects::default();
+                    self.conn.lock().opened(&mut fx);
+                    fx.wake_all();
+                }
+                Ok(false) => {
+                    if self.connect_deadline.is_some_and(|d| d <= now) {
+                        return self.finish(Some(Disconnect::new(DisconnectKind::ConnectTimedOut)));
+                    }
+                    return self.expire_and_close(now);
+                }
+                Err(e) => {
+                    log::debug!("could not connect to {}: {e}", self.conn.endpoint().url());
+                    return self.finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
+                }
+            }
+        }
+        if let Some(cause) = self.read(scratch) {
+            return self.finish(Some(cause));
+        }
+        let next = match self.write() {
+            Ok(next) => next,
+            Err(cause) => return self.finish(Some(cause)),
+        };
+        match self.expire_and_close(now) {
+            Next::Wait => next,
+            other => other,
+        }
+    }
+
+    /// Fires passed deadlines, and finishes a closing connection that drained or ran out of
+    /// time.
+    fn expire_and_close(&mut self, now: Instant) -> Next {
+        let mut fx = Effects::default();
+        let mut state = self.conn.lock();
+        self.next_timer = state.expire(now, &mut fx);
+        let closing = state.phase() == Phase::Closing;
+        let drained = state.drained();
+        let overdue = state.close_deadline().is_some_and(|d| d <= now);
+        drop(state);
+        fx.wake_all();
+        if !closing {
+            return Next::Wait;
+        }
+        if drained && self.connected {
+            let flushed = self.link.flush().and_then(|()| self.link.shutdown());
+            if let Err(e) = flushed {
+                log::debug!("shutting down {}: {e}", self.conn.endpoint().url());
+            }
+            return self.finish(None);
+        }
+        if overdue {
+            return self.finish(None);
+        }
+        Next::Wait
+    }
+
+    /// The earliest deadline the connection still waits for.
+    fn next_deadline(&self) -> Option<Instant> {
+        let connect = if self.connected { None } else { self.connect_deadline };
+        [self.next_timer, connect].into_iter().flatten().min()
+    }
+
+    /// Reads until the link has nothing more, to notice the end of the connection. Inbound
+    /// bytes are discarded.
+    fn read(&mut self, scratch: &mut [u8]) -> Option<Disconnect> {
+        for _ in 0..READ_ROUNDS {
+            match self.link.read(scratch) {
+                Ok(0) => return Some(Disconnect::new(DisconnectKind::PeerClosed)),
+                Ok(n) => log::trace!("discarded {n} inbound bytes"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Disconnect::from_io(e)),
+            }
+        }
+        None
+    }
+
+    /// Drains the buffer into the link until it would block or the round budget is spent.
+    fn write(&mut self) -> Result<Next, Disconnect> {
+        let mut fx = Effects::default();
+        if self.in_flight.is_empty() {
+            self.conn.lock().buffer().take_chunks(&mut self.in_flight);
+        }
+        for _ in 0..WRITE_ROUNDS {
+            if self.in_flight.is_empty() {
+                return Ok(Next::Wait);
+            }
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut count = 0;
+                for (i, chunk) in self.in_flight.iter().take(MAX_IOV).enumerate() {
+                    let start = if i == 0 { self.offset } else { 0 };
+                    slices[i] = IoSlice::new(&chunk[start..]);
+                    count += 1;
+                }
+                self.link.write_vectored(&slices[..count])
+            };
+            match result {
+                Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.advance(n);
+                    let mut state = self.conn.lock();
+                    state.written(n, &mut fx);
+                    if self.in_flight.len() < MAX_IOV && state.buffer().queued() > 0 {
+                        state.buffer().take_chunks(&mut self.in_flight);
+                    }
+                    drop(state);
+                    log::trace!("wrote {n} bytes");
+                    fx.wake_all();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Wait),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Disconnect::from_io(e)),
+            }
+        }
+        Ok(if self.in_flight.is_empty() { Next::Wait } else { Next::Again })
+    }
+
+    /// Drops the first `n` bytes of the chunks in flight.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let left = self.in_flight[0].len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.in_flight.pop_front();
+            self.offset = 0;
+        }
+    }
+
+    /// Ends the connection: the state records the unsent frames and wakes everyone.
+    fn finish(&mut self, cause: Option<Disconnect>) -> Next {
+        match &cause {
+            Some(cause) => log::debug!("{} ended: {cause}", self.conn.endpoint().url()),
+            None => log::debug!("{} closed", self.conn.endpoint().url()),
+        }
+        let mut fx = Effects::default();
+        self.conn.lock().finish(cause, &mut self.in_flight, self.offset, &mut fx);
+        self.offset = 0;
+        fx.wake_all();
+        Next::Done
+    }
+}

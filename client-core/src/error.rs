@@ -1,0 +1,481 @@
+//! Errors. Every error of a send carries the frame, so nothing the application handed over is
+//! lost: [`SendError::into_inner`] and [`TrySendError::into_inner`] give it back.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a connection ended without being closed by the application.
+///
+/// Cheap to clone: every sender that was waiting on the connection gets a copy.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Disconnect, DisconnectKind};
+///
+/// let cause = Disconnect::from_io(std::io::ErrorKind::ConnectionReset.into());
+/// assert_eq!(cause.kind(), DisconnectKind::Reset);
+/// ```
+#[derive(Clone)]
+pub struct Disconnect {
+    kind: DisconnectKind,
+    error: Option<Arc<io::Error>>,
+}
+
+/// The broad class of a [`Disconnect`].
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Disconnect, DisconnectKind};
+///
+/// assert_eq!(Disconnect::new(DisconnectKind::PeerClosed).kind(), DisconnectKind::PeerClosed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectKind {
+    /// The peer closed its side of the connection (end of stream).
+    PeerClosed,
+    /// The peer reset the connection, or the link broke while writing.
+    Reset,
+    /// The connection could not be established.
+    ConnectFailed,
+    /// The connection was not established within the connect timeout.
+    ConnectTimedOut,
+    /// Another I/O error ended the connection.
+    Io,
+}
+
+impl Disconnect {
+    /// A cause with no underlying I/O error.
+    pub fn new(kind: DisconnectKind) -> Self {
+        Self { kind, error: None }
+    }
+
+    /// Classifies an I/O error that ended an established connection.
+    pub fn from_io(error: io::Error) -> Self {
+        let kind = match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => DisconnectKind::Reset,
+            io::ErrorKind::UnexpectedEof => DisconnectKind::PeerClosed,
+            _ => DisconnectKind::Io,
+        };
+        Self { kind, error: Some(Arc::new(error)) }
+    }
+
+    /// A cause of the given kind wrapping an I/O error.
+    pub fn with_io(kind: DisconnectKind, error: io::Error) -> Self {
+        Self { kind, error: Some(Arc::new(error)) }
+    }
+
+    /// The class of the cause.
+    pub fn kind(&self) -> DisconnectKind {
+        self.kind
+    }
+
+    /// The I/O error behind the cause, if there was one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        self.error.as_deref()
+    }
+}
+
+impl fmt::Debug for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Disconnect").field("kind", &self.kind).field("error", &self.error).finish()
+    }
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            DisconnectKind::PeerClosed => "the peer closed the connection",
+            DisconnectKind::Reset => "the connection was reset",
+            DisconnectKind::ConnectFailed => "the connection could not be established",
+            DisconnectKind::ConnectTimedOut => "the connection timed out while connecting",
+            DisconnectKind::Io => "the connection failed",
+        };
+        match &self.error {
+            Some(e) => write!(f, "{what}: {e}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl Error for Disconnect {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// A frame could not be sent. The error contains the frame so it can be recovered.
+///
+/// Returned by `send` and `send_timeout` in both facades.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate_core::SendError;
+///
+/// let err = SendError::Timeout(Bytes::from_static(b"frame"));
+/// assert_eq!(err.into_inner(), Bytes::from_static(b"frame"));
+/// ```
+#[non_exhaustive]
+pub enum SendError<F> {
+    /// The deadline passed before the buffer had room for the frame.
+    Timeout(F),
+    /// The frame is larger than the buffer's capacity, so it could never be accepted.
+    TooLarge {
+        /// The frame.
+        frame: F,
+        /// The capacity of the outgoing buffer, in bytes.
+        capacity: usize,
+    },
+    /// The frame is empty. Empty frames put nothing on the wire and are refused.
+    Empty(F),
+    /// The connection was closed by the application.
+    Closed(F),
+    /// The connection ended; `cause` says why.
+    Disconnected {
+        /// The frame.
+        frame: F,
+        /// Why the connection ended.
+        cause: Disconnect,
+    },
+}
+
+impl<F> SendError<F> {
+    /// Returns the frame that could not be sent.
+    pub fn into_inner(self) -> F {
+        match self {
+            Self::Timeout(frame)
+            | Self::TooLarge { frame, .. }
+            | Self::Empty(frame)
+            | Self::Closed(frame)
+            | Self::Disconnected { frame, .. } => frame,
+        }
+    }
+
+    /// Borrows the frame that could not be sent.
+    pub fn frame(&self) -> &F {
+        match self {
+            Self::Timeout(frame)
+            | Self::TooLarge { frame, .. }
+            | Self::Empty(frame)
+            | Self::Closed(frame)
+            | Self::Disconnected { frame, .. } => frame,
+        }
+    }
+
+    /// Whether the send gave up because its deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_))
+    }
+
+    /// Whether the connection is closed or disconnected, so no later send can succeed either.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_) | Self::Disconnected { .. })
+    }
+
+    /// Converts the frame, keeping the reason.
+    pub fn map<G>(self, f: impl FnOnce(F) -> G) -> SendError<G> {
+        match self {
+            Self::Timeout(frame) => SendError::Timeout(f(frame)),
+            Self::TooLarge { frame, capacity } => SendError::TooLarge { frame: f(frame), capacity },
+            Self::Empty(frame) => SendError::Empty(f(frame)),
+            Self::Closed(frame) => SendError::Closed(f(frame)),
+            Self::Disconnected { frame, cause } => SendError::Disconnected { frame: f(frame), cause },
+        }
+    }
+}
+
+impl<F> fmt::Debug for SendError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(_) => f.write_str("Timeout(..)"),
+            Self::TooLarge { capacity, .. } => {
+                f.debug_struct("TooLarge").field("capacity", capacity).finish_non_exhaustive()
+            }
+            Self::Empty(_) => f.write_str("Empty(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::Disconnected { cause, .. } => {
+                f.debug_struct("Disconnected").field("cause", cause).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+impl<F> fmt::Display for SendError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(_) => f.write_str("timed out waiting for room in the outgoing buffer"),
+            Self::TooLarge { capacity, .. } => {
+                write!(f, "frame is larger than the outgoing buffer's capacity of {capacity} bytes")
+            }
+            Self::Empty(_) => f.write_str("frame is empty"),
+            Self::Closed(_) => f.write_str("sending on a closed connection"),
+            Self::Disconnected { .. } => f.write_str("sending on a disconnected connection"),
+        }
+    }
+}
+
+impl<F> Error for SendError<F> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// A frame could not be accepted at once. The error contains the frame so it can be recovered.
+///
+/// Returned by `try_send` in both facades.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate_core::TrySendError;
+///
+/// let err = TrySendError::Full(Bytes::from_static(b"frame"));
+/// assert!(err.is_full());
+/// assert_eq!(err.into_inner(), Bytes::from_static(b"frame"));
+/// ```
+#[non_exhaustive]
+pub enum TrySendError<F> {
+    /// The buffer has no room for the frame now, or other senders are waiting ahead of it.
+    Full(F),
+    /// The frame is larger than the buffer's capacity, so it could never be accepted.
+    TooLarge {
+        /// The frame.
+        frame: F,
+        /// The capacity of the outgoing buffer, in bytes.
+        capacity: usize,
+    },
+    /// The frame is empty.
+    Empty(F),
+    /// The connection was closed by the application.
+    Closed(F),
+    /// The connection ended; `cause` says why.
+    Disconnected {
+        /// The frame.
+        frame: F,
+        /// Why the connection ended.
+        cause: Disconnect,
+    },
+}
+
+impl<F> TrySendError<F> {
+    /// Returns the frame that could not be sent.
+    pub fn into_inner(self) -> F {
+        match self {
+            Self::Full(frame)
+            | Self::TooLarge { frame, .. }
+            | Self::Empty(frame)
+            | Self::Closed(frame)
+            | Self::Disconnected { frame, .. } => frame,
+        }
+    }
+
+    /// Whether the frame was refused only because there is no room now.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// Whether the connection is closed or disconnected.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_) | Self::Disconnected { .. })
+    }
+}
+
+impl<F> From<SendError<F>> for TrySendError<F> {
+    /// Every reason a send can fail is also a reason a `try_send` can, but for the timeout,
+    /// which becomes [`TrySendError::Full`].
+    fn from(err: SendError<F>) -> Self {
+        match err {
+            SendError::Timeout(frame) => Self::Full(frame),
+            SendError::TooLarge { frame, capacity } => Self::TooLarge { frame, capacity },
+            SendError::Empty(frame) => Self::Empty(frame),
+            SendError::Closed(frame) => Self::Closed(frame),
+            SendError::Disconnected { frame, cause } => Self::Disconnected { frame, cause },
+        }
+    }
+}
+
+impl<F> fmt::Debug for TrySendError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::TooLarge { capacity, .. } => {
+                f.debug_struct("TooLarge").field("capacity", capacity).finish_non_exhaustive()
+            }
+            Self::Empty(_) => f.write_str("Empty(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::Disconnected { cause, .. } => {
+                f.debug_struct("Disconnected").field("cause", cause).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+impl<F> fmt::Display for TrySendError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the outgoing buffer is full"),
+            Self::TooLarge { capacity, .. } => {
+                write!(f, "frame is larger than the outgoing buffer's capacity of {capacity} bytes")
+            }
+            Self::Empty(_) => f.write_str("frame is empty"),
+            Self::Closed(_) => f.write_str("sending on a closed connection"),
+            Self::Disconnected { .. } => f.write_str("sending on a disconnected connection"),
+        }
+    }
+}
+
+impl<F> Error for TrySendError<F> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// A connection could not be opened.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::ConnectError;
+///
+/// let err = ConnectError::UnknownScheme { scheme: "nope".into(), registered: vec!["tcp".into()] };
+/// assert!(err.to_string().contains("tcp"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not of the form `scheme://address`.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No transport is registered for the URL's scheme.
+    UnknownScheme {
+        /// The scheme of the URL.
+        scheme: String,
+        /// The schemes that are registered, sorted.
+        registered: Vec<String>,
+    },
+    /// The configuration is not usable, for example a capacity of zero.
+    InvalidConfig(String),
+    /// The transport could not start opening the link (for example, the host name does not
+    /// resolve).
+    Io(io::Error),
+    /// The connection attempt failed (for example, it was refused).
+    Failed(Disconnect),
+    /// The connection was not established within the connect timeout.
+    TimedOut(Duration),
+    /// The connection was closed by the application before it was established.
+    Closed,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Self::UnknownScheme { scheme, registered } => write!(
+                f,
+                "no transport is registered for scheme {scheme:?} (registered: {})",
+                registered.join(", ")
+            ),
+            Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Self::Io(e) => write!(f, "could not open the link: {e}"),
+            Self::Failed(cause) => write!(f, "could not connect: {cause}"),
+            Self::TimedOut(after) => write!(f, "connect timed out after {after:?}"),
+            Self::Closed => f.write_str("the connection was closed before it was established"),
+        }
+    }
+}
+
+impl Error for ConnectError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Failed(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// `flush` did not complete.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::FlushError;
+///
+/// assert!(FlushError::Timeout.to_string().contains("timed out"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The deadline passed before everything was written.
+    Timeout,
+    /// The connection was closed by the application before everything was written; the close
+    /// report accounts for the frames.
+    Closed,
+    /// The connection ended before everything was written; the close report accounts for the
+    /// frames.
+    Disconnected(Disconnect),
+}
+
+impl fmt::Display for FlushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("flush timed out"),
+            Self::Closed => f.write_str("connection closed before the flush completed"),
+            Self::Disconnected(_) => f.write_str("connection ended before the flush completed"),
+        }
+    }
+}
+
+impl Error for FlushError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_error<E: Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn errors_are_send_sync_static() {
+        assert_error::<SendError<bytes::Bytes>>();
+        assert_error::<TrySendError<bytes::Bytes>>();
+        assert_error::<ConnectError>();
+        assert_error::<FlushError>();
+        assert_error::<Disconnect>();
+    }
+
+    #[test]
+    fn disconnected_chains_its_cause() {
+        let cause = Disconnect::from_io(io::ErrorKind::BrokenPipe.into());
+        let err = SendError::Disconnected { frame: 7, cause };
+        let source = err.source().expect("has a source");
+        assert!(source.source().is_some(), "the io error is chained too");
+        assert_eq!(err.into_inner(), 7);
+    }
+}

@@ -1,0 +1,419 @@
+//! `mem://name`: an in-process transport for tests, with a settable write capacity and a pause
+//! switch, so a test can stall the peer deterministically instead of hoping a socket fills up.
+//!
+//! A [`MemListener`] bound to `name` accepts connections to `mem://name`; each one hands the
+//! test a [`MemPeer`], the far end of the pipe. The client's writes land in a pipe of
+//! [`MemPeer::set_write_capacity`] bytes (64 KiB by default); while it is full, or while the
+//! peer is [paused](MemPeer::pause), the client's writes return `WouldBlock` and the outgoing
+//! buffer fills up exactly as it would against a broker that stopped reading.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use tidegate_core::transport::mem::MemListener;
+//!
+//! let listener = MemListener::bind("docs-example").unwrap();
+//! let link = tidegate_core::transport::lookup("mem").unwrap()
+//!     .open(&tidegate_core::transport::Endpoint::parse("mem://docs-example").unwrap())
+//!     .unwrap();
+//! let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+//! peer.pause();
+//! # drop(link);
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read as _};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use super::{Endpoint, Link, LinkWaker, Registration, Transport};
+
+/// The default number of bytes a pipe holds before the client's writes block.
+pub const DEFAULT_WRITE_CAPACITY: usize = 64 * 1024;
+
+/// The in-process transport, registered as `mem`.
+///
+/// # Examples
+///
+/// ```
+/// assert!(tidegate_core::transport::lookup("mem").is_some());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mem;
+
+impl Transport for Mem {
+    fn open(&self, endpoint: &Endpoint) -> io::Result<Box<dyn Link>> {
+        let listeners = lock(&LISTENERS);
+        let listener = listeners.get(endpoint.address()).and_then(Weak::upgrade).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("no mem listener is bound to {:?}", endpoint.address()),
+            )
+        })?;
+        drop(listeners);
+        let pipe = Arc::new(Pipe::default());
+        lock(&listener.pending).push_back(MemPeer { pipe: pipe.clone() });
+        listener.ready.notify_all();
+        Ok(Box::new(MemLink { pipe }))
+    }
+}
+
+static LISTENERS: LazyLock<Mutex<HashMap<String, Weak<ListenerShared>>>> =
+    LazyLock::new(Mutex::default);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct ListenerShared {
+    pending: Mutex<VecDeque<MemPeer>>,
+    ready: Condvar,
+}
+
+/// Accepts connections to `mem://name`. Unbinds the name when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("listener-example").unwrap();
+/// assert!(MemListener::bind("listener-example").is_err(), "the name is taken");
+/// drop(listener);
+/// assert!(MemListener::bind("listener-example").is_ok());
+/// ```
+#[derive(Debug)]
+pub struct MemListener {
+    name: String,
+    shared: Arc<ListenerShared>,
+}
+
+impl MemListener {
+    /// Binds `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AddrInUse`] if a live listener has the name.
+    pub fn bind(name: &str) -> io::Result<Self> {
+        let mut listeners = lock(&LISTENERS);
+        if listeners.get(name).is_some_and(|l| l.strong_count() > 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("mem name {name:?} is bound"),
+            ));
+        }
+        let shared = Arc::new(ListenerShared::default());
+        listeners.insert(name.to_string(), Arc::downgrade(&shared));
+        Ok(Self { name: name.to_string(), shared })
+    }
+
+    /// The URL that connects to this listener.
+    pub fn url(&self) -> String {
+        format!("mem://{}", self.name)
+    }
+
+    /// Waits up to `timeout` for the next connection.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::TimedOut`] if none arrived.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until a connection arrives or the timeout passes.
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<MemPeer> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = lock(&self.shared.pending);
+        loop {
+            if let Some(peer) = pending.pop_front() {
+                return Ok(peer);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no connection arrived"));
+            }
+            pending = self
+                .shared
+                .ready
+                .wait_timeout(pending, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Drop for MemListener {
+    fn drop(&mut self) {
+        let mut listeners = lock(&LISTENERS);
+        if listeners.get(&self.name).is_some_and(|l| l.ptr_eq(&Arc::downgrade(&self.shared))) {
+            listeners.remove(&self.name);
+        }
+    }
+}
+
+/// How one end of a pipe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    Reset,
+}
+
+#[derive(Debug, Default)]
+struct Pipe {
+    inner: Mutex<PipeInner>,
+    /// Signalled whenever anything in `inner` changes, for the blocking peer side.
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct PipeInner {
+    /// Bytes the client wrote that the peer has not read. Invariant: `len <= write_capacity`.
+    outbound: VecDeque<u8>,
+    write_capacity: usize,
+    paused: bool,
+    /// Bytes the peer wrote that the client has not read.
+    inbound: VecDeque<u8>,
+    peer_end: Option<End>,
+    client_end: Option<End>,
+    client_waker: Option<LinkWaker>,
+}
+
+impl Default for PipeInner {
+    fn default() -> Self {
+        Self {
+            outbound: VecDeque::new(),
+            write_capacity: DEFAULT_WRITE_CAPACITY,
+            paused: false,
+            inbound: VecDeque::new(),
+            peer_end: None,
+            client_end: None,
+            client_waker: None,
+        }
+    }
+}
+
+impl Pipe {
+    /// Changes the pipe, then tells both sides.
+    fn update<T>(&self, f: impl FnOnce(&mut PipeInner) -> T) -> T {
+        let mut inner = lock(&self.inner);
+        let result = f(&mut inner);
+        let waker = inner.client_waker.clone();
+        drop(inner);
+        self.changed.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        result
+    }
+}
+
+/// The client's end of a `mem` pipe.
+#[derive(Debug)]
+struct MemLink {
+    pipe: Arc<Pipe>,
+}
+
+impl Link for MemLink {
+    fn register(&mut self, registration: &Registration<'_>) -> io::Result<()> {
+        lock(&self.pipe.inner).client_waker = Some(registration.waker());
+        Ok(())
+    }
+
+    fn deregister(&mut self, _registry: &mio::Registry) -> io::Result<()> {
+        lock(&self.pipe.inner).client_waker = None;
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut inner = lock(&self.pipe.inner);
+        if inner.inbound.is_empty() {
+            return match inner.peer_end {
+                Some(End::Closed) => Ok(0),
+                Some(End::Reset) => Err(io::ErrorKind::ConnectionReset.into()),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
+        let n = inner.inbound.read(buf)?;
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut inner = lock(&self.pipe.inner);
+        match inner.peer_end {
+            Some(End::Reset) => return Err(io::ErrorKind::ConnectionReset.into()),
+            Some(End::Closed) => return Err(io::ErrorKind::BrokenPipe.into()),
+            None => {}
+        }
+        let room = inner.write_capacity.saturating_sub(inner.outbound.len());
+        if inner.paused || room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut written = 0;
+        for buf in bufs {
+            let n = buf.len().min(room - written);
+            inner.outbound.extend(&buf[..n]);
+            written += n;
+            if written == room {
+                break;
+            }
+        }
+        drop(inner);
+        self.pipe.changed.notify_all();
+        Ok(written)
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        let mut inner = lock(&self.pipe.inner);
+        inner.client_end.get_or_insert(End::Closed);
+        drop(inner);
+        self.pipe.changed.notify_all();
+        Ok(())
+    }
+}
+
+impl Drop for MemLink {
+    fn drop(&mut self) {
+        let mut inner = lock(&self.pipe.inner);
+        inner.client_end.get_or_insert(End::Closed);
+        inner.client_waker = None;
+        drop(inner);
+        self.pipe.changed.notify_all();
+    }
+}
+
+/// The far end of a `mem` connection, held by the test: it reads what the client wrote, can
+/// stall, and can close or reset the connection.
+///
+/// Dropping it closes the connection (as [`MemPeer::close`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn test(peer: tidegate_core::transport::mem::MemPeer) -> std::io::Result<()> {
+/// use std::time::Duration;
+///
+/// peer.pause();
+/// // … fill the client's buffer …
+/// peer.resume();
+/// let mut buf = [0u8; 4096];
+/// let n = peer.read_timeout(&mut buf, Duration::from_secs(5))?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MemPeer {
+    pipe: Arc<Pipe>,
+}
+
+impl MemPeer {
+    /// Stops taking bytes: the client's writes return `WouldBlock` until [`MemPeer::resume`].
+    pub fn pause(&self) {
+        self.pipe.update(|inner| inner.paused = true);
+    }
+
+    /// Takes bytes again.
+    pub fn resume(&self) {
+        self.pipe.update(|inner| inner.paused = false);
+    }
+
+    /// Sets how many unread bytes the pipe holds before the client's writes block.
+    pub fn set_write_capacity(&self, bytes: usize) {
+        self.pipe.update(|inner| inner.write_capacity = bytes);
+    }
+
+    /// Bytes the client wrote that have not been read yet.
+    pub fn unread(&self) -> usize {
+        lock(&self.pipe.inner).outbound.len()
+    }
+
+    /// Whether the client shut its side down or dropped the link.
+    pub fn client_closed(&self) -> bool {
+        lock(&self.pipe.inner).client_end.is_some()
+    }
+
+    /// Reads what the client wrote, waiting up to `timeout` for at least one byte.
+    ///
+    /// Returns `Ok(0)` once the client has closed and everything was read.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::TimedOut`] if nothing arrived in time.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until bytes arrive, the client closes, or the timeout passes.
+    pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut inner = lock(&self.pipe.inner);
+        loop {
+            if !inner.outbound.is_empty() {
+                let n = inner.outbound.read(buf)?;
+                let waker = inner.client_waker.clone();
+                drop(inner);
+                // Room was made: the client may write again.
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                return Ok(n);
+            }
+            if inner.client_end.is_some() {
+                return Ok(0);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "nothing to read"));
+            }
+            inner =
+                self.pipe.changed.wait_timeout(inner, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// Waits up to `timeout` until the pipe holds at least `bytes` unread bytes.
+    ///
+    /// Returns whether it does.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the condition holds or the timeout passes.
+    pub fn wait_unread(&self, bytes: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut inner = lock(&self.pipe.inner);
+        loop {
+            if inner.outbound.len() >= bytes {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inner =
+                self.pipe.changed.wait_timeout(inner, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// Sends bytes to the client.
+    pub fn write(&self, bytes: &[u8]) {
+        self.pipe.update(|inner| inner.inbound.extend(bytes));
+    }
+
+    /// Closes the connection in an orderly way: the client reads end of stream.
+    pub fn close(&self) {
+        self.pipe.update(|inner| {
+            inner.peer_end.get_or_insert(End::Closed);
+        });
+    }
+
+    /// Resets the connection: the client's next read or write fails with `ConnectionReset`.
+    pub fn reset(&self) {
+        self.pipe.update(|inner| {
+            inner.peer_end.get_or_insert(End::Reset);
+        });
+    }
+}
+
+impl Drop for MemPeer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

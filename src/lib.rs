@@ -1,0 +1,1 @@
+//! tidegate: placeholder, replaced below.
