@@ -1,1 +1,529 @@
-//! soon
+//! The blocking facade of tidegate: [`Client::send`] parks the calling thread while the
+//! connection's outgoing buffer is full, and returns once the frame is in the buffer.
+//!
+//! A [`Client`] is a cheap, cloneable, `Send + Sync` handle: give a clone to every producer
+//! thread. All of them share one bounded buffer and queue in one FIFO line when it is full; a
+//! waiting thread uses no CPU and is unparked by the I/O driver when its frame has been taken
+//! in, or when its wait ends (timeout, close, disconnect). Every error carries the frame back.
+//!
+//! This crate is a thin layer over `tidegate-core`: the waiting rules, the buffer and the
+//! driver live there, and the async facade uses the very same ones.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tidegate_blocking::Client;
+//!
+//! let client = Client::builder()
+//!     .capacity(1 << 20)
+//!     .send_timeout(Duration::from_secs(30))
+//!     .connect("tcp://127.0.0.1:5672")?;
+//! let producers: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let client = client.clone();
+//!         std::thread::spawn(move || client.send(format!("hello from {i}\n")))
+//!     })
+//!     .collect();
+//! for producer in producers {
+//!     producer.join().unwrap()?;
+//! }
+//! let report = client.close();
+//! assert!(report.is_clean());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+pub use tidegate_core::{
+    Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
+    SendError, Stats, TrySendError, UnsentFrame,
+};
+
+/// Unparks the thread it was made on.
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+thread_local! {
+    static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+}
+
+/// Polls until ready, parking the thread in between.
+///
+/// The core wakes the waker when the operation may complete, and fires deadlines itself; the
+/// timed park is only a second line of defence, so no wake-up can be lost for good. Unparks
+/// may be spurious: polling again is always correct.
+fn wait<T>(deadline: Option<Instant>, mut poll: impl FnMut(&Waker) -> Poll<T>) -> T {
+    WAKER.with(|waker| {
+        loop {
+            if let Poll::Ready(value) = poll(waker) {
+                return value;
+            }
+            match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+                Some(left) if !left.is_zero() => thread::park_timeout(left),
+                // Past the deadline the core answers the next poll; until then, wait for it.
+                _ => thread::park(),
+            }
+        }
+    })
+}
+
+/// A blocking handle to one connection. Clone it to share the connection between threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_blocking::Client;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("blocking-client-example").unwrap();
+/// let client = Client::connect(&listener.url()).unwrap();
+/// client.send("hello").unwrap();
+/// client.flush().unwrap();
+/// assert_eq!(client.stats().bytes_written, 5);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    conn: Connection,
+}
+
+impl Client {
+    /// Connects to `url` with the default settings, waiting until the link is up.
+    ///
+    /// Built-in schemes: `tcp://host:port` and `mem://name`; more can be registered with
+    /// `tidegate_core::transport::register`.
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL, an unregistered scheme, or a connection that failed or timed out.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the connection is established or fails (at most the
+    /// connect timeout, 10 s by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, ConnectError};
+    ///
+    /// assert!(matches!(Client::connect("no-scheme"), Err(ConnectError::InvalidUrl { .. })));
+    /// ```
+    pub fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::builder().connect(url)
+    }
+
+    /// A builder for a connection with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_blocking::Client::builder().capacity(64 * 1024);
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder { config: Config::new() }
+    }
+
+    /// Wraps a connection opened with the core; it may be shared with the async facade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("from-connection-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let client = Client::from_connection(conn);
+    /// ```
+    pub fn from_connection(conn: Connection) -> Self {
+        Self { conn }
+    }
+
+    /// The core connection, to share it with the async facade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("connection-accessor-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// assert_eq!(client.connection().endpoint().scheme(), "mem");
+    /// ```
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Sends `frame`, waiting for room for as long as the configured send timeout allows
+    /// (by default, as long as it takes).
+    ///
+    /// Returns once the frame is in the outgoing buffer; [`Client::flush`] waits until it is
+    /// written.
+    ///
+    /// # Errors
+    ///
+    /// The error contains the frame: [`SendError::Timeout`] if the send timeout passed,
+    /// [`SendError::TooLarge`] for a frame larger than the capacity, [`SendError::Empty`],
+    /// [`SendError::Closed`] after a close, [`SendError::Disconnected`] with the cause after
+    /// the connection ended.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread while the buffer is full or others wait ahead. Do not call it
+    /// from async code: use the async facade there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, SendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("send-example").unwrap();
+    /// let client = Client::builder().capacity(8).connect(&listener.url()).unwrap();
+    /// client.send(&b"12345678"[..]).unwrap();
+    /// let err = client.send(&b"123456789"[..]).unwrap_err();
+    /// assert!(matches!(err, SendError::TooLarge { capacity: 8, .. }));
+    /// assert_eq!(err.into_inner().len(), 9);
+    /// ```
+    pub fn send(&self, frame: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        self.send_until(frame.into(), deadline)
+    }
+
+    /// Sends `frame`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send`]; [`SendError::Timeout`] carries the frame back when `timeout`
+    /// passes.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout` (plus scheduling delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("send-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.send_timeout("ping", Duration::from_millis(100)).unwrap();
+    /// ```
+    pub fn send_timeout(
+        &self,
+        frame: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<(), SendError<Bytes>> {
+        self.send_until(frame.into(), Some(Instant::now() + timeout))
+    }
+
+    fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
+        let mut op = self.conn.send(frame, deadline);
+        wait(deadline, |waker| op.poll_with(waker))
+    }
+
+    /// Puts `frame` into the buffer only if it fits now and no one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when the frame would have to wait; otherwise as
+    /// [`Client::send`]. The error contains the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("try-send-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.try_send("fits").unwrap();
+    /// ```
+    pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.conn.try_send(frame.into())
+    }
+
+    /// Waits until every frame accepted before this call has been written to the link.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ended first;
+    /// the close report accounts for the frames.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the bytes are written or the connection ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("flush-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.send("data").unwrap();
+    /// client.flush().unwrap();
+    /// assert_eq!(client.stats().buffered, 0);
+    /// ```
+    pub fn flush(&self) -> Result<(), FlushError> {
+        self.flush_until(None)
+    }
+
+    /// Like [`Client::flush`], giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::flush`], and [`FlushError::Timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("flush-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.flush_timeout(Duration::from_secs(5)).unwrap();
+    /// ```
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.flush_until(Some(Instant::now() + timeout))
+    }
+
+    fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
+        let mut op = self.conn.flush(deadline);
+        wait(deadline, |waker| op.poll_with(waker))
+    }
+
+    /// Closes the connection for every handle: new sends are refused, waiting senders get
+    /// their frames back in [`SendError::Closed`], and what is buffered is drained for at most
+    /// the configured close timeout (10 s by default).
+    ///
+    /// The report counts what was written and hands back every frame that was not fully
+    /// written. Only the first close receives those frames.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the buffer drained or the close timeout passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("close-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.send("last words").unwrap();
+    /// let report = client.close();
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.bytes_written(), 10);
+    /// ```
+    pub fn close(&self) -> CloseReport {
+        self.close_timeout(self.conn.config().close_timeout_duration())
+    }
+
+    /// Like [`Client::close`], draining for at most `timeout`.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout` (plus the time to shut the link down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("close-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let report = client.close_timeout(Duration::from_secs(1));
+    /// assert!(report.unsent().is_empty());
+    /// ```
+    pub fn close_timeout(&self, timeout: Duration) -> CloseReport {
+        let mut op = self.conn.close(timeout);
+        wait(None, |waker| op.poll_with(waker))
+    }
+
+    /// A snapshot of the connection's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("stats-example").unwrap();
+    /// let client = Client::builder().capacity(4096).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.stats().capacity, 4096);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.conn.stats()
+    }
+}
+
+/// Each `write` sends one frame of at most the buffer's capacity, blocking like
+/// [`Client::send`]; `flush` waits like [`Client::flush`].
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use tidegate_blocking::Client;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("write-example").unwrap();
+/// let mut client = Client::connect(&listener.url()).unwrap();
+/// writeln!(client, "hello {}", 42).unwrap();
+/// client.flush().unwrap();
+/// ```
+impl io::Write for Client {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.conn.config().capacity_bytes());
+        match self.send(Bytes::copy_from_slice(&buf[..n])) {
+            Ok(()) => Ok(n),
+            Err(err) => Err(send_error_to_io(err)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Self::flush(self).map_err(|err| {
+            let kind = match &err {
+                FlushError::Timeout => io::ErrorKind::TimedOut,
+                FlushError::Closed => io::ErrorKind::NotConnected,
+                FlushError::Disconnected(cause) => disconnect_kind(cause),
+                _ => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, err)
+        })
+    }
+}
+
+fn send_error_to_io(err: SendError<Bytes>) -> io::Error {
+    let kind = match &err {
+        SendError::Timeout(_) => io::ErrorKind::TimedOut,
+        SendError::Closed(_) => io::ErrorKind::NotConnected,
+        SendError::Disconnected { cause, .. } => disconnect_kind(cause),
+        _ => io::ErrorKind::InvalidInput,
+    };
+    io::Error::new(kind, err)
+}
+
+fn disconnect_kind(cause: &Disconnect) -> io::ErrorKind {
+    match cause.kind() {
+        DisconnectKind::PeerClosed => io::ErrorKind::BrokenPipe,
+        DisconnectKind::Reset => io::ErrorKind::ConnectionReset,
+        _ => cause.io_error().map_or(io::ErrorKind::Other, io::Error::kind),
+    }
+}
+
+/// Settings for a new [`Client`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_blocking::Client;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("builder-example").unwrap();
+/// let client = Client::builder()
+///     .capacity(256 * 1024)
+///     .connect_timeout(Duration::from_secs(2))
+///     .send_timeout(Duration::from_secs(1))
+///     .close_timeout(Duration::from_secs(5))
+///     .nodelay(true)
+///     .connect(&listener.url())
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect`"]
+pub struct ClientBuilder {
+    config: Config,
+}
+
+impl ClientBuilder {
+    /// The capacity of the outgoing buffer in bytes (1 MiB by default).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.config = self.config.capacity(bytes);
+        self
+    }
+
+    /// How long connecting may take (10 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.connect_timeout(timeout);
+        self
+    }
+
+    /// How long [`Client::send`] waits for room before returning the frame (no limit by
+    /// default).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.send_timeout(timeout);
+        self
+    }
+
+    /// How long [`Client::close`], or dropping the last handle, drains the buffer (10 s by
+    /// default).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.close_timeout(timeout);
+        self
+    }
+
+    /// Turns `TCP_NODELAY` on or off (on by default).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config = self.config.nodelay(on);
+        self
+    }
+
+    /// Replaces every setting with `config`.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Connects, waiting until the link is up.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the connection is established or fails.
+    pub fn connect(self, url: &str) -> Result<Client, ConnectError> {
+        let conn = Connection::open(url, self.config)?;
+        let mut connected = conn.connected();
+        wait(None, |waker| connected.poll_with(waker))?;
+        Ok(Client { conn })
+    }
+}
