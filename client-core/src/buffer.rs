@@ -202,7 +202,8 @@ impl OutBuffer {
                 debug_assert!(false, "a frame length without its bytes");
                 break;
             };
-            unsent.push(UnsentFrame { frame: current.slice(pos..pos + len), written: head_written });
+            unsent
+                .push(UnsentFrame { frame: current.slice(pos..pos + len), written: head_written });
             head_written = 0;
             pos += len;
         }

@@ -515,9 +515,8 @@ impl FlushOp<'_> {
         let shared = self.conn.shared();
         let mut fx = Effects::default();
         let mut state = shared.lock();
-        let (id, target) = *self
-            .registered
-            .get_or_insert_with(|| (state.next_id(), state.flush_target()));
+        let (id, target) =
+            *self.registered.get_or_insert_with(|| (state.next_id(), state.flush_target()));
         let result = state.poll_flush(id, target, self.deadline, waker, &mut fx);
         drop(state);
         shared.apply(fx);
@@ -625,7 +624,9 @@ impl Connected<'_> {
                 None if state.was_opened() => return Poll::Ready(Ok(())),
                 None => ConnectError::Closed,
                 Some(cause) if cause.kind() == DisconnectKind::ConnectTimedOut => {
-                    ConnectError::TimedOut(shared.config.connect_timeout_duration().unwrap_or_default())
+                    ConnectError::TimedOut(
+                        shared.config.connect_timeout_duration().unwrap_or_default(),
+                    )
                 }
                 Some(cause) if !state.was_opened() => ConnectError::Failed(cause.clone()),
                 Some(_) => return Poll::Ready(Ok(())),

@@ -89,7 +89,8 @@ impl DriverShared {
     pub(crate) fn add_timer(&self, at: Instant, id: usize) {
         let mut inbox = lock(&self.inbox);
         inbox.timers.push(Reverse((at, id)));
-        if matches!(inbox.sleep, Sleep::Until(until) if at < until) || inbox.sleep == Sleep::Forever {
+        if matches!(inbox.sleep, Sleep::Until(until) if at < until) || inbox.sleep == Sleep::Forever
+        {
             self.wake_if_asleep(&mut inbox);
         }
     }
@@ -245,10 +246,10 @@ impl Loop {
                     next.map(|at| at.saturating_duration_since(Instant::now()))
                 }
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("the I/O driver's poll failed: {e}");
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!("the I/O driver's poll failed: {e}");
             }
             lock(&self.shared.inbox).sleep = Sleep::Awake;
             for event in &events {
@@ -342,7 +343,8 @@ impl Entry {
                 }
                 Err(e) => {
                     log::debug!("could not connect to {}: {e}", self.conn.endpoint().url());
-                    return self.finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
+                    return self
+                        .finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
                 }
             }
         }

@@ -188,7 +188,9 @@ impl<F> SendError<F> {
             Self::TooLarge { frame, capacity } => SendError::TooLarge { frame: f(frame), capacity },
             Self::Empty(frame) => SendError::Empty(f(frame)),
             Self::Closed(frame) => SendError::Closed(f(frame)),
-            Self::Disconnected { frame, cause } => SendError::Disconnected { frame: f(frame), cause },
+            Self::Disconnected { frame, cause } => {
+                SendError::Disconnected { frame: f(frame), cause }
+            }
         }
     }
 }

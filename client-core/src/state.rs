@@ -535,3 +535,58 @@ impl Drop for State {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn frame(len: usize) -> Bytes {
+        Bytes::from(vec![7; len])
+    }
+
+    #[test]
+    fn waiters_are_granted_in_arrival_order_without_barging() {
+        let mut state = State::new(10);
+        let mut fx = Effects::default();
+        let waker = Waker::from(Arc::new(Count::default()));
+        assert!(matches!(
+            state.admit(frame(8), None, Some(&waker), Instant::now, &mut fx),
+            Ok(Admit::Accepted)
+        ));
+        let Ok(Admit::Queued(first)) =
+            state.admit(frame(5), None, Some(&waker), Instant::now, &mut fx)
+        else {
+            panic!("the second frame must wait");
+        };
+        let Ok(Admit::Queued(second)) =
+            state.admit(frame(1), None, Some(&waker), Instant::now, &mut fx)
+        else {
+            panic!("a small frame may not pass a waiting one");
+        };
+        // `try_send` may not pass them either, though its frame would fit.
+        assert!(matches!(
+            state.admit(frame(1), None, None, Instant::now, &mut fx),
+            Err(SendError::Timeout(_))
+        ));
+        assert_eq!(state.waiting(), [first, second]);
+        let mut in_flight = VecDeque::new();
+        state.buffer().take_chunks(&mut in_flight);
+        state.written(8, &mut fx);
+        assert!(state.waiting().is_empty());
+        assert!(matches!(state.poll_queued(first, &waker, &mut fx), Some(Ok(()))));
+        assert!(matches!(state.poll_queued(second, &waker, &mut fx), Some(Ok(()))));
+    }
+}

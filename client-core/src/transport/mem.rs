@@ -45,12 +45,13 @@ pub struct Mem;
 impl Transport for Mem {
     fn open(&self, endpoint: &Endpoint) -> io::Result<Box<dyn Link>> {
         let listeners = lock(&LISTENERS);
-        let listener = listeners.get(endpoint.address()).and_then(Weak::upgrade).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("no mem listener is bound to {:?}", endpoint.address()),
-            )
-        })?;
+        let listener =
+            listeners.get(endpoint.address()).and_then(Weak::upgrade).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("no mem listener is bound to {:?}", endpoint.address()),
+                )
+            })?;
         drop(listeners);
         let pipe = Arc::new(Pipe::default());
         lock(&listener.pending).push_back(MemPeer { pipe: pipe.clone() });
@@ -364,8 +365,12 @@ impl MemPeer {
             if left.is_zero() {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "nothing to read"));
             }
-            inner =
-                self.pipe.changed.wait_timeout(inner, left).unwrap_or_else(PoisonError::into_inner).0;
+            inner = self
+                .pipe
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -387,8 +392,12 @@ impl MemPeer {
             if left.is_zero() {
                 return false;
             }
-            inner =
-                self.pipe.changed.wait_timeout(inner, left).unwrap_or_else(PoisonError::into_inner).0;
+            inner = self
+                .pipe
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
