@@ -1,0 +1,2 @@
+//! The peer benchmark (being written).
+fn main() {}

@@ -1,0 +1,294 @@
+//! Shared helpers for the integration tests: self-describing frames, a streaming verifier, a
+//! loopback TCP sink that verifies what it reads and can stall or reset on command, and a
+//! bounded condition wait.
+//!
+//! A test frame is a 16-byte header — producer id (u32), sequence number (u64), total length
+//! (u32), all big-endian — followed by payload bytes that are a function of the three, so the
+//! sink can check every byte, that frames are whole and not interleaved, and that each
+//! producer's frames arrive in order.
+
+#![allow(dead_code, unreachable_pub)] // Each test file uses a different part of this module.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Bytes in a frame header.
+pub const HEADER: usize = 16;
+
+fn payload_byte(producer: u32, seq: u64, i: usize) -> u8 {
+    (producer as u64).wrapping_mul(31).wrapping_add(seq.wrapping_mul(7)).wrapping_add(i as u64)
+        as u8
+}
+
+/// A frame of `len` bytes (at least [`HEADER`]) from `producer`, number `seq`.
+pub fn frame(producer: u32, seq: u64, len: usize) -> Bytes {
+    assert!(len >= HEADER, "a test frame holds at least its header");
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&producer.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend((HEADER..len).map(|i| payload_byte(producer, seq, i)));
+    Bytes::from(out)
+}
+
+/// The producer and sequence number written in a frame's header.
+pub fn ident(frame: &[u8]) -> (u32, u64) {
+    let producer = u32::from_be_bytes(frame[0..4].try_into().unwrap());
+    let seq = u64::from_be_bytes(frame[4..12].try_into().unwrap());
+    (producer, seq)
+}
+
+/// Parses a byte stream of test frames and checks every byte and each producer's order.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    partial: Vec<u8>,
+    next_seq: HashMap<u32, u64>,
+    /// Every frame seen, in arrival order, as (producer, seq).
+    pub order: Vec<(u32, u64)>,
+    pub bytes: u64,
+    pub frames: u64,
+    /// Whether to check that each producer's sequence numbers have no gaps (they must always
+    /// increase either way).
+    pub allow_gaps: bool,
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A verifier that accepts gaps in a producer's sequence (frames that were refused or
+    /// cancelled), but still demands increasing order.
+    pub fn allowing_gaps() -> Self {
+        Self { allow_gaps: true, ..Self::default() }
+    }
+
+    /// Feeds bytes as they arrive. Errors describe the first violation.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), String> {
+        self.bytes += data.len() as u64;
+        while !data.is_empty() {
+            if self.partial.len() < HEADER {
+                let take = (HEADER - self.partial.len()).min(data.len());
+                self.partial.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if self.partial.len() < HEADER {
+                    break;
+                }
+            }
+            let len = u32::from_be_bytes(self.partial[12..16].try_into().unwrap()) as usize;
+            if len < HEADER {
+                return Err(format!("frame header claims {len} bytes, less than a header"));
+            }
+            let take = (len - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() == len {
+                self.check_frame()?;
+                self.partial.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn check_frame(&mut self) -> Result<(), String> {
+        let (producer, seq) = ident(&self.partial);
+        for (i, &b) in self.partial.iter().enumerate().skip(HEADER) {
+            if b != payload_byte(producer, seq, i) {
+                return Err(format!("frame {producer}/{seq}: byte {i} is wrong (interleaved?)"));
+            }
+        }
+        let next = self.next_seq.entry(producer).or_insert(0);
+        let in_order = if self.allow_gaps { seq >= *next } else { seq == *next };
+        if !in_order {
+            return Err(format!("producer {producer}: frame {seq} arrived when {next} was next"));
+        }
+        *next = seq + 1;
+        self.order.push((producer, seq));
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Whether the stream ended on a frame boundary.
+    pub fn at_boundary(&self) -> bool {
+        self.partial.is_empty()
+    }
+
+    /// The next sequence number expected from each producer.
+    pub fn next_seq(&self) -> &HashMap<u32, u64> {
+        &self.next_seq
+    }
+}
+
+/// What a [`TcpSink`] saw.
+#[derive(Debug)]
+pub struct SinkReport {
+    pub verifier: Verifier,
+    /// The first verification or I/O error, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct SinkControl {
+    stalled: AtomicBool,
+    reset: AtomicBool,
+    stop: AtomicBool,
+    received: AtomicU64,
+}
+
+/// A loopback TCP server that accepts one connection and verifies every byte it reads.
+#[derive(Debug)]
+pub struct TcpSink {
+    addr: SocketAddr,
+    control: Arc<SinkControl>,
+    thread: Option<JoinHandle<SinkReport>>,
+}
+
+impl TcpSink {
+    /// Starts a sink that verifies strictly (no gaps in any producer's sequence).
+    pub fn start() -> Self {
+        Self::start_with(Verifier::new(), None)
+    }
+
+    /// Starts a sink with the given verifier and, optionally, a small `SO_RCVBUF` so a stall
+    /// pushes back on the client quickly.
+    pub fn start_with(mut verifier: Verifier, recv_buffer: Option<usize>) -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).expect("bind");
+        socket.listen(1).expect("listen");
+        let listener: TcpListener = socket.into();
+        let addr = listener.local_addr().unwrap();
+        let control = Arc::new(SinkControl::default());
+        let ctl = control.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut error = None;
+            listener.set_nonblocking(false).unwrap();
+            let (mut stream, _) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) => return SinkReport { verifier, error: Some(format!("accept: {e}")) },
+            };
+            stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buf = vec![0u8; 256 * 1024];
+            while Instant::now() < deadline && !ctl.stop.load(Ordering::SeqCst) {
+                if ctl.reset.load(Ordering::SeqCst) {
+                    reset(stream);
+                    return SinkReport { verifier, error };
+                }
+                if ctl.stalled.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(Duration::from_millis(5));
+                    continue;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        ctl.received.fetch_add(n as u64, Ordering::SeqCst);
+                        if error.is_none()
+                            && let Err(e) = verifier.feed(&buf[..n])
+                        {
+                            error = Some(e);
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => {
+                        error.get_or_insert(format!("read: {e}"));
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                error.get_or_insert("the sink ran for 60 s without the stream ending".into());
+            }
+            SinkReport { verifier, error }
+        });
+        Self { addr, control, thread: Some(thread) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// Stops reading (the kernel buffers fill, then the client's writes block).
+    pub fn stall(&self) {
+        self.control.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads again.
+    pub fn resume(&self) {
+        self.control.stalled.store(false, Ordering::SeqCst);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+
+    /// Resets the connection (RST) at the sink's next turn.
+    pub fn reset(&self) {
+        self.control.reset.store(true, Ordering::SeqCst);
+        self.resume();
+        self.control.stalled.store(false, Ordering::SeqCst);
+    }
+
+    /// Bytes read so far.
+    pub fn received(&self) -> u64 {
+        self.control.received.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for the stream to end (the client closed), then returns what the
+    /// sink saw. Stops the sink at the deadline either way.
+    pub fn finish(mut self, timeout: Duration) -> SinkReport {
+        let thread = self.thread.take().expect("finished once");
+        if !wait_until(timeout, || thread.is_finished()) {
+            self.control.stop.store(true, Ordering::SeqCst);
+        }
+        thread.join().expect("the sink thread panicked")
+    }
+}
+
+impl Drop for TcpSink {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+        self.resume();
+    }
+}
+
+/// Closes `stream` with an RST instead of a FIN.
+pub fn reset(stream: TcpStream) {
+    let socket = socket2::Socket::from(stream);
+    socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    drop(socket);
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A name no other test uses, for `mem://` listeners.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
