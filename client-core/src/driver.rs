@@ -348,11 +348,14 @@ impl Entry {
                 }
             }
         }
-        if let Some(cause) = self.read(scratch) {
-            return self.finish(Some(cause));
-        }
+        // Outgoing data first: the driver drains before it reads.
         let next = match self.write() {
             Ok(next) => next,
+            Err(cause) => return self.finish(Some(cause)),
+        };
+        let next = match self.read(scratch) {
+            Ok(true) => Next::Again,
+            Ok(false) => next,
             Err(cause) => return self.finish(Some(cause)),
         };
         match self.expire_and_close(now) {
@@ -395,18 +398,18 @@ impl Entry {
     }
 
     /// Reads until the link has nothing more, to notice the end of the connection. Inbound
-    /// bytes are discarded.
-    fn read(&mut self, scratch: &mut [u8]) -> Option<Disconnect> {
+    /// bytes are discarded. Returns whether more may be waiting (the round budget ran out).
+    fn read(&mut self, scratch: &mut [u8]) -> Result<bool, Disconnect> {
         for _ in 0..READ_ROUNDS {
             match self.link.read(scratch) {
-                Ok(0) => return Some(Disconnect::new(DisconnectKind::PeerClosed)),
+                Ok(0) => return Err(Disconnect::new(DisconnectKind::PeerClosed)),
                 Ok(n) => log::trace!("discarded {n} inbound bytes"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Some(Disconnect::from_io(e)),
+                Err(e) => return Err(Disconnect::from_io(e)),
             }
         }
-        None
+        Ok(true)
     }
 
     /// Drains the buffer into the link until it would block or the round budget is spent.
