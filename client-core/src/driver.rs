@@ -351,7 +351,15 @@ impl Entry {
         // Outgoing data first: the driver drains before it reads.
         let next = match self.write() {
             Ok(next) => next,
-            Err(cause) => return self.finish(Some(cause)),
+            Err(cause) => {
+                // A write fails with a broken pipe after the peer closed its side; the read
+                // side tells an orderly close from a reset.
+                let cause = match self.read(scratch) {
+                    Err(eof) if eof.kind() == DisconnectKind::PeerClosed => eof,
+                    _ => cause,
+                };
+                return self.finish(Some(cause));
+            }
         };
         let next = match self.read(scratch) {
             Ok(true) => Next::Again,
