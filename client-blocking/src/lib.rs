@@ -11,14 +11,16 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use tidegate_blocking::Client;
 //!
+//! # let broker = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let url = format!("tcp://{}", broker.local_addr()?);
 //! let client = Client::builder()
 //!     .capacity(1 << 20)
 //!     .send_timeout(Duration::from_secs(30))
-//!     .connect("tcp://127.0.0.1:5672")?;
+//!     .connect(&url)?; // for example "tcp://127.0.0.1:5672"
 //! let producers: Vec<_> = (0..4)
 //!     .map(|i| {
 //!         let client = client.clone();
@@ -196,7 +198,7 @@ impl Client {
     /// use tidegate_blocking::{Client, SendError};
     /// use tidegate_core::transport::mem::MemListener;
     ///
-    /// let listener = MemListener::bind("send-example").unwrap();
+    /// let listener = MemListener::bind("blocking-send-example").unwrap();
     /// let client = Client::builder().capacity(8).connect(&listener.url()).unwrap();
     /// client.send(&b"12345678"[..]).unwrap();
     /// let err = client.send(&b"123456789"[..]).unwrap_err();
@@ -256,7 +258,7 @@ impl Client {
     /// use tidegate_blocking::Client;
     /// use tidegate_core::transport::mem::MemListener;
     ///
-    /// let listener = MemListener::bind("try-send-example").unwrap();
+    /// let listener = MemListener::bind("blocking-try-send-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
     /// client.try_send("fits").unwrap();
     /// ```
@@ -281,7 +283,7 @@ impl Client {
     /// use tidegate_blocking::Client;
     /// use tidegate_core::transport::mem::MemListener;
     ///
-    /// let listener = MemListener::bind("flush-example").unwrap();
+    /// let listener = MemListener::bind("blocking-flush-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
     /// client.send("data").unwrap();
     /// client.flush().unwrap();
@@ -338,7 +340,7 @@ impl Client {
     /// use tidegate_blocking::Client;
     /// use tidegate_core::transport::mem::MemListener;
     ///
-    /// let listener = MemListener::bind("close-example").unwrap();
+    /// let listener = MemListener::bind("blocking-close-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
     /// client.send("last words").unwrap();
     /// let report = client.close();
@@ -380,7 +382,7 @@ impl Client {
     /// use tidegate_blocking::Client;
     /// use tidegate_core::transport::mem::MemListener;
     ///
-    /// let listener = MemListener::bind("stats-example").unwrap();
+    /// let listener = MemListener::bind("blocking-stats-example").unwrap();
     /// let client = Client::builder().capacity(4096).connect(&listener.url()).unwrap();
     /// assert_eq!(client.stats().capacity, 4096);
     /// ```
@@ -473,39 +475,139 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The capacity of the outgoing buffer in bytes (1 MiB by default).
+    /// Sets the capacity of the outgoing buffer in bytes (1 MiB by default).
+    ///
+    /// A frame larger than this is refused; [`ClientBuilder::connect`] refuses a capacity of
+    /// zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-capacity").unwrap();
+    /// let client = Client::builder().capacity(4096).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.stats().capacity, 4096);
+    /// ```
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.config = self.config.capacity(bytes);
         self
     }
 
-    /// How long connecting may take (10 s by default).
+    /// Sets how long connecting may take (10 s by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-connect-timeout").unwrap();
+    /// let client = Client::builder()
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// let config = client.connection().config();
+    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config = self.config.connect_timeout(timeout);
         self
     }
 
-    /// How long [`Client::send`] waits for room before returning the frame (no limit by
+    /// Sets how long [`Client::send`] waits for room before returning the frame (no limit by
     /// default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-send-timeout").unwrap();
+    /// let client = Client::builder()
+    ///     .capacity(4)
+    ///     .send_timeout(Duration::from_millis(20))
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// client.send("full").unwrap();
+    /// let err = client.send("more").unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), "more");
+    /// ```
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.config = self.config.send_timeout(timeout);
         self
     }
 
-    /// How long [`Client::close`], or dropping the last handle, drains the buffer (10 s by
-    /// default).
+    /// Sets how long [`Client::close`], or dropping the last handle, drains the buffer (10 s
+    /// by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-close-timeout").unwrap();
+    /// let client = Client::builder()
+    ///     .close_timeout(Duration::from_millis(20))
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// client.send("stuck").unwrap();
+    /// let report = client.close();
+    /// assert!(report.timed_out());
+    /// assert_eq!(report.unsent()[0].frame(), "stuck");
+    /// ```
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config = self.config.close_timeout(timeout);
         self
     }
 
-    /// Turns `TCP_NODELAY` on or off (on by default).
+    /// Turns `TCP_NODELAY` on or off (on by default). Links without the option, like
+    /// `mem://`, ignore it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-nodelay").unwrap();
+    /// let client = Client::builder().nodelay(false).connect(&listener.url()).unwrap();
+    /// let options = client.connection().config().socket_options();
+    /// assert!(options.contains(&SocketOption::NoDelay(false)));
+    /// ```
     pub fn nodelay(mut self, on: bool) -> Self {
         self.config = self.config.nodelay(on);
         self
     }
 
-    /// Replaces every setting with `config`.
+    /// Replaces every setting with `config`, including those set earlier on this builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, Config};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-config").unwrap();
+    /// let client = Client::builder()
+    ///     .capacity(8)
+    ///     .config(Config::new().capacity(1024))
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// assert_eq!(client.stats().capacity, 1024);
+    /// ```
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -520,6 +622,20 @@ impl ClientBuilder {
     /// # Blocking
     ///
     /// Parks the calling thread until the connection is established or fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, ConnectError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-connect").unwrap();
+    /// let client = Client::builder().capacity(1024).connect(&listener.url()).unwrap();
+    /// client.send("hello").unwrap();
+    /// drop(listener);
+    /// let err = Client::builder().connect("mem://doc-clientbuilder-connect").unwrap_err();
+    /// assert!(matches!(err, ConnectError::Io(_)), "nobody listens any more");
+    /// ```
     pub fn connect(self, url: &str) -> Result<Client, ConnectError> {
         let conn = Connection::open(url, self.config)?;
         let mut connected = conn.connected();

@@ -48,19 +48,74 @@ pub struct UnsentFrame {
 }
 
 impl UnsentFrame {
-    /// The whole frame, as it was sent, including any prefix that reached the link.
+    /// Returns the whole frame, as it was sent, including any prefix that reached the link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-unsentframe-frame").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// assert_eq!(report.unsent()[0].frame(), &Bytes::from_static(b"stuck"));
+    /// ```
     pub fn frame(&self) -> &Bytes {
         &self.frame
     }
 
-    /// How many bytes at the start of the frame were accepted by the link before it ended.
+    /// Returns how many bytes at the start of the frame the link accepted before it ended.
     ///
     /// Zero for every frame but, at most, the first one of a report.
+    ///
+    /// # Examples
+    ///
+    /// A peer that takes 3 bytes of a 5-byte frame, then stalls:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-unsentframe-written").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.set_write_capacity(3);
+    /// conn.try_send(Bytes::from_static(b"hello")).unwrap();
+    /// assert!(peer.wait_unread(3, Duration::from_secs(5)));
+    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// assert_eq!(report.unsent()[0].written(), 3);
+    /// ```
     pub fn written(&self) -> usize {
         self.written
     }
 
     /// Takes the frame out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-unsentframe-into-frame").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"retry me")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let frames: Vec<Bytes> = report.into_unsent().into_iter().map(|u| u.into_frame()).collect();
+    /// assert_eq!(frames, [Bytes::from_static(b"retry me")]);
+    /// ```
     pub fn into_frame(self) -> Bytes {
         self.frame
     }

@@ -6,6 +6,15 @@ use crate::error::ConnectError;
 use crate::transport::SocketOption;
 
 /// The default capacity of the outgoing buffer: 1 MiB.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Config, DEFAULT_CAPACITY};
+///
+/// assert_eq!(DEFAULT_CAPACITY, 1024 * 1024);
+/// assert_eq!(Config::new().capacity_bytes(), DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
 /// Settings of one connection. The facades' builders fill one in.
@@ -44,32 +53,90 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The defaults: a 1 MiB buffer, a 10 s connect timeout, sends that wait as long as it
-    /// takes, a 10 s drain when the last handle is dropped, and `TCP_NODELAY` on.
+    /// Returns the defaults: a 1 MiB buffer, a 10 s connect timeout, sends that wait as long as
+    /// it takes, 10 s to drain the buffer when closing, and `TCP_NODELAY` on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let config = Config::new();
+    /// assert_eq!(config.capacity_bytes(), 1 << 20);
+    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(10)));
+    /// assert_eq!(config.send_timeout_duration(), None);
+    /// assert_eq!(config.close_timeout_duration(), Duration::from_secs(10));
+    /// assert_eq!(config.socket_options(), [SocketOption::NoDelay(true)]);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Sets the capacity of the outgoing buffer, in bytes. A frame larger than this is refused.
+    ///
+    /// [`Connection::open`](crate::Connection::open) refuses a capacity of zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().capacity(64 * 1024);
+    /// assert_eq!(config.capacity_bytes(), 64 * 1024);
+    /// ```
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
     }
 
     /// Sets how long a connection may take to be established.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().connect_timeout(Duration::from_secs(2));
+    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
     /// Lets a connection attempt take as long as the transport does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().no_connect_timeout();
+    /// assert_eq!(config.connect_timeout_duration(), None);
+    /// ```
     pub fn no_connect_timeout(mut self) -> Self {
         self.connect_timeout = None;
         self
     }
 
-    /// Sets how long `send` waits for room before it returns the frame in a timeout error.
-    /// By default it waits as long as it takes.
+    /// Sets how long the facades' `send` waits for room before it returns the frame in a
+    /// timeout error. By default it waits as long as it takes.
+    ///
+    /// [`Connection::send`](crate::Connection::send) does not read it: it takes its deadline
+    /// as an argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().send_timeout(Duration::from_millis(500));
+    /// assert_eq!(config.send_timeout_duration(), Some(Duration::from_millis(500)));
+    /// ```
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = Some(timeout);
         self
@@ -77,18 +144,58 @@ impl Config {
 
     /// Sets how long the buffer may take to drain when the last handle is dropped without
     /// `close`. Frames still buffered after that are discarded with a warning in the log.
+    ///
+    /// The facades' `close` also drains for this long;
+    /// [`Connection::close`](crate::Connection::close) takes its timeout as an argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().close_timeout(Duration::from_secs(1));
+    /// assert_eq!(config.close_timeout_duration(), Duration::from_secs(1));
+    /// ```
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
     }
 
     /// Turns `TCP_NODELAY` on or off (on by default).
+    ///
+    /// Shorthand for [`Config::socket_option`] with [`SocketOption::NoDelay`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let config = Config::new().nodelay(false);
+    /// assert_eq!(config.socket_options(), [SocketOption::NoDelay(false)]);
+    /// ```
     pub fn nodelay(self, on: bool) -> Self {
         self.socket_option(SocketOption::NoDelay(on))
     }
 
     /// Adds a socket option, replacing an earlier one of the same kind. Links that do not have
     /// the option ignore it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let config = Config::new()
+    ///     .socket_option(SocketOption::SendBufferSize(64 * 1024))
+    ///     .socket_option(SocketOption::SendBufferSize(256 * 1024));
+    /// assert_eq!(
+    ///     config.socket_options(),
+    ///     [SocketOption::NoDelay(true), SocketOption::SendBufferSize(256 * 1024)]
+    /// );
+    /// ```
     pub fn socket_option(mut self, option: SocketOption) -> Self {
         let kind = std::mem::discriminant(&option);
         self.options.retain(|o| std::mem::discriminant(o) != kind);
@@ -96,27 +203,76 @@ impl Config {
         self
     }
 
-    /// The capacity of the outgoing buffer, in bytes.
+    /// Returns the capacity of the outgoing buffer, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, DEFAULT_CAPACITY};
+    ///
+    /// assert_eq!(Config::new().capacity_bytes(), DEFAULT_CAPACITY);
+    /// assert_eq!(Config::new().capacity(100).capacity_bytes(), 100);
+    /// ```
     pub fn capacity_bytes(&self) -> usize {
         self.capacity
     }
 
-    /// The connect timeout, if any.
+    /// Returns the connect timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// assert_eq!(Config::new().connect_timeout_duration(), Some(Duration::from_secs(10)));
+    /// assert_eq!(Config::new().no_connect_timeout().connect_timeout_duration(), None);
+    /// ```
     pub fn connect_timeout_duration(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
-    /// The default send timeout, if any.
+    /// Returns the default send timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// assert_eq!(Config::new().send_timeout_duration(), None);
+    /// let config = Config::new().send_timeout(Duration::from_secs(3));
+    /// assert_eq!(config.send_timeout_duration(), Some(Duration::from_secs(3)));
+    /// ```
     pub fn send_timeout_duration(&self) -> Option<Duration> {
         self.send_timeout
     }
 
-    /// The drain time allowed when the last handle is dropped.
+    /// Returns the drain time allowed on close and when the last handle is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    ///
+    /// assert_eq!(Config::new().close_timeout_duration(), Duration::from_secs(10));
+    /// ```
     pub fn close_timeout_duration(&self) -> Duration {
         self.close_timeout
     }
 
-    /// The socket options to apply.
+    /// Returns the socket options to apply, in the order they were last set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let config = Config::new().socket_option(SocketOption::RecvBufferSize(8192));
+    /// assert!(config.socket_options().contains(&SocketOption::RecvBufferSize(8192)));
+    /// ```
     pub fn socket_options(&self) -> &[SocketOption] {
         &self.options
     }

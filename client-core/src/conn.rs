@@ -129,8 +129,13 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// A malformed URL, an unregistered scheme, an unusable configuration, or a transport that
-    /// could not start opening the link.
+    /// A malformed URL, an unregistered scheme, an unusable configuration (a capacity of zero),
+    /// or a transport that could not start opening the link.
+    ///
+    /// # Blocking
+    ///
+    /// Only as long as the transport takes to start opening the link: for `tcp://`, while a
+    /// host name is resolved (numeric addresses do not wait); `mem://` never waits.
     ///
     /// # Examples
     ///
@@ -169,7 +174,16 @@ impl Connection {
         &self.handle.shared
     }
 
-    /// A future that resolves once the link is up, or with the reason it never will be.
+    /// Returns a future that resolves once the link is up, or with the reason it never will be.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Failed`] if the attempt failed, [`ConnectError::TimedOut`] after the
+    /// connect timeout, [`ConnectError::Closed`] if the connection was closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`Connected`].
     ///
     /// # Examples
     ///
@@ -216,7 +230,19 @@ impl Connection {
     }
 
     /// Starts sending `frame`: the returned operation resolves once the frame is in the buffer,
-    /// or with an error carrying the frame. `deadline` bounds the wait for room.
+    /// or with an error carrying the frame. `deadline` bounds the wait for room; `None` waits
+    /// as long as it takes (the configured send timeout is applied by the facades, not here).
+    ///
+    /// # Errors
+    ///
+    /// The operation resolves to a [`SendError`] that carries the frame:
+    /// [`SendError::Timeout`] once `deadline` passes, [`SendError::TooLarge`] and
+    /// [`SendError::Empty`] at once, [`SendError::Closed`] or [`SendError::Disconnected`] when
+    /// the connection no longer takes frames.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendOp`].
     ///
     /// # Examples
     ///
@@ -236,6 +262,14 @@ impl Connection {
     /// Like [`Connection::send`], but the operation owns a handle to the connection, so it can
     /// be stored (for example inside a `Sink`).
     ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendOp`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -252,8 +286,17 @@ impl Connection {
         SendOp::new(self, frame, deadline)
     }
 
-    /// Starts a flush: the returned operation resolves once every byte accepted before this
-    /// call has been written to the link.
+    /// Starts a flush: the returned operation resolves once every byte accepted before its
+    /// first poll has been written to the link.
+    ///
+    /// # Errors
+    ///
+    /// The operation resolves to [`FlushError::Timeout`] once `deadline` passes, and to
+    /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ends first.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`FlushOp`].
     ///
     /// # Examples
     ///
@@ -278,6 +321,10 @@ impl Connection {
     ///
     /// Only the first close receives the unsent frames in its report.
     ///
+    /// # Cancel safety
+    ///
+    /// See [`CloseOp`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -294,7 +341,7 @@ impl Connection {
         CloseOp { conn: self, timeout, started: false }
     }
 
-    /// A snapshot of the connection's counters.
+    /// Returns a snapshot of the connection's counters.
     ///
     /// # Examples
     ///
@@ -310,7 +357,8 @@ impl Connection {
         self.shared().lock().stats()
     }
 
-    /// Whether the connection no longer takes frames (closing, closed or disconnected).
+    /// Returns whether the connection no longer takes frames (closing, closed or
+    /// disconnected).
     ///
     /// # Examples
     ///
@@ -326,7 +374,7 @@ impl Connection {
         matches!(self.shared().lock().phase(), Phase::Closing | Phase::Closed)
     }
 
-    /// The settings the connection was opened with.
+    /// Returns the settings the connection was opened with.
     ///
     /// # Examples
     ///
@@ -342,7 +390,7 @@ impl Connection {
         &self.shared().config
     }
 
-    /// The endpoint the connection was opened to.
+    /// Returns the endpoint the connection was opened to.
     ///
     /// # Examples
     ///
@@ -415,9 +463,26 @@ impl<C: Borrow<Connection>> SendOp<C> {
 
     /// Polls with a bare waker: the blocking facade's way in.
     ///
+    /// On `Pending`, `waker` is woken once the frame was accepted or the wait ended; polling
+    /// again then returns `Ready`.
+    ///
     /// # Panics
     ///
     /// After it returned `Ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-sendop-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut op = conn.send(Bytes::from_static(b"room to spare"), None);
+    /// assert!(matches!(op.poll_with(Waker::noop()), Poll::Ready(Ok(()))));
+    /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
         let shared = self.conn.borrow().shared();
         let mut fx = Effects::default();
@@ -447,13 +512,55 @@ impl<C: Borrow<Connection>> SendOp<C> {
         result
     }
 
-    /// Whether the frame is waiting in the queue.
+    /// Returns whether the frame is waiting in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-sendop-is-queued").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"full")).unwrap();
+    /// let mut op = conn.send(Bytes::from_static(b"next"), None);
+    /// assert!(!op.is_queued(), "not polled yet");
+    /// assert!(op.poll_with(Waker::noop()).is_pending());
+    /// assert!(op.is_queued());
+    /// ```
     pub fn is_queued(&self) -> bool {
         matches!(self.stage, Stage::Queued { .. })
     }
 
     /// Gives up: returns the frame if it was not accepted, or `None` if it was (it will be
     /// sent) or the operation already completed.
+    ///
+    /// A queued frame leaves the queue at once, and the sender behind it is reconsidered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-sendop-cancel").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"full")).unwrap();
+    /// let mut op = conn.send(Bytes::from_static(b"next"), None);
+    /// assert!(op.poll_with(Waker::noop()).is_pending());
+    /// assert_eq!(op.cancel(), Some(Bytes::from_static(b"next")));
+    /// assert_eq!(conn.stats().waiters, 0);
+    /// ```
     pub fn cancel(mut self) -> Option<Bytes> {
         self.take_back()
     }
@@ -499,7 +606,23 @@ impl<C: Borrow<Connection>> Drop for SendOp<C> {
 ///
 /// # Examples
 ///
-/// See [`Connection::flush`].
+/// A flush that gives up on a peer that stopped reading:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection, FlushError, FlushOp};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-flushop").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
+/// conn.try_send(Bytes::from_static(b"data")).unwrap();
+/// let op: FlushOp<'_> = conn.flush(Some(Instant::now() + Duration::from_millis(20)));
+/// let result = futures::executor::block_on(op);
+/// assert!(matches!(result, Err(FlushError::Timeout)));
+/// ```
 #[must_use = "a flush does nothing unless polled"]
 #[derive(Debug)]
 pub struct FlushOp<'a> {
@@ -511,6 +634,29 @@ pub struct FlushOp<'a> {
 
 impl FlushOp<'_> {
     /// Polls with a bare waker.
+    ///
+    /// The first poll fixes what must be written: every byte accepted until then. On
+    /// `Pending`, `waker` is woken once those bytes are written or the flush ends otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-flushop-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"data")).unwrap();
+    /// let mut op = conn.flush(None);
+    /// assert!(op.poll_with(Waker::noop()).is_pending());
+    /// peer.resume();
+    /// futures::executor::block_on(op).unwrap();
+    /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
         let shared = self.conn.shared();
         let mut fx = Effects::default();
@@ -555,7 +701,24 @@ impl Drop for FlushOp<'_> {
 ///
 /// # Examples
 ///
-/// See [`Connection::close`].
+/// A close that runs out of time against a peer that stopped reading:
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use tidegate_core::{CloseOp, Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-closeop").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
+/// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
+/// let op: CloseOp<'_> = conn.close(Duration::from_millis(20));
+/// let report = futures::executor::block_on(op);
+/// assert!(report.timed_out());
+/// assert_eq!(report.unsent().len(), 1);
+/// ```
 #[must_use = "a close does nothing unless polled"]
 #[derive(Debug)]
 pub struct CloseOp<'a> {
@@ -566,6 +729,26 @@ pub struct CloseOp<'a> {
 
 impl CloseOp<'_> {
     /// Polls with a bare waker.
+    ///
+    /// The first poll starts the close. On `Pending`, `waker` is woken once the link is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closeop-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut op = conn.close(Duration::from_secs(5));
+    /// let _ = op.poll_with(Waker::noop());
+    /// drop(op);
+    /// assert!(conn.is_closed(), "the close goes on without the operation");
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(report.is_clean());
+    /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
         let shared = self.conn.shared();
         let mut fx = Effects::default();
@@ -602,7 +785,16 @@ impl Future for CloseOp<'_> {
 ///
 /// # Examples
 ///
-/// See [`Connection::connected`].
+/// ```
+/// use tidegate_core::{Config, Connected, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-connected").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let connected: Connected<'_> = conn.connected();
+/// futures::executor::block_on(connected).unwrap();
+/// assert!(!conn.is_closed());
+/// ```
 #[must_use = "does nothing unless polled"]
 #[derive(Debug)]
 pub struct Connected<'a> {
@@ -611,6 +803,39 @@ pub struct Connected<'a> {
 
 impl Connected<'_> {
     /// Polls with a bare waker.
+    ///
+    /// On `Pending`, `waker` is woken when the connection attempt ends.
+    ///
+    /// # Examples
+    ///
+    /// Waiting the way a blocking caller does, parked between polls:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::task::{Poll, Wake, Waker};
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// struct Unpark(std::thread::Thread);
+    ///
+    /// impl Wake for Unpark {
+    ///     fn wake(self: Arc<Self>) {
+    ///         self.0.unpark();
+    ///     }
+    /// }
+    ///
+    /// let listener = MemListener::bind("doc-connected-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    /// let mut connected = conn.connected();
+    /// let result = loop {
+    ///     match connected.poll_with(&waker) {
+    ///         Poll::Ready(result) => break result,
+    ///         Poll::Pending => std::thread::park(),
+    ///     }
+    /// };
+    /// assert!(result.is_ok());
+    /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), ConnectError>> {
         let shared = self.conn.shared();
         let mut state = shared.lock();

@@ -50,12 +50,38 @@ pub enum DisconnectKind {
 }
 
 impl Disconnect {
-    /// A cause with no underlying I/O error.
+    /// Returns a cause with no underlying I/O error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Disconnect, DisconnectKind};
+    ///
+    /// let cause = Disconnect::new(DisconnectKind::PeerClosed);
+    /// assert!(cause.io_error().is_none());
+    /// assert_eq!(cause.to_string(), "the peer closed the connection");
+    /// ```
     pub fn new(kind: DisconnectKind) -> Self {
         Self { kind, error: None }
     }
 
     /// Classifies an I/O error that ended an established connection.
+    ///
+    /// A reset, an aborted connection or a broken pipe is [`DisconnectKind::Reset`], an
+    /// unexpected end of stream is [`DisconnectKind::PeerClosed`], anything else is
+    /// [`DisconnectKind::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::{Disconnect, DisconnectKind};
+    ///
+    /// let cause = Disconnect::from_io(io::ErrorKind::BrokenPipe.into());
+    /// assert_eq!(cause.kind(), DisconnectKind::Reset);
+    /// let cause = Disconnect::from_io(io::ErrorKind::PermissionDenied.into());
+    /// assert_eq!(cause.kind(), DisconnectKind::Io);
+    /// ```
     pub fn from_io(error: io::Error) -> Self {
         let kind = match error.kind() {
             io::ErrorKind::ConnectionReset
@@ -67,17 +93,48 @@ impl Disconnect {
         Self { kind, error: Some(Arc::new(error)) }
     }
 
-    /// A cause of the given kind wrapping an I/O error.
+    /// Returns a cause of the given kind wrapping an I/O error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::{Disconnect, DisconnectKind};
+    ///
+    /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    /// let cause = Disconnect::with_io(DisconnectKind::ConnectFailed, refused);
+    /// assert_eq!(cause.kind(), DisconnectKind::ConnectFailed);
+    /// assert_eq!(cause.io_error().unwrap().kind(), io::ErrorKind::ConnectionRefused);
+    /// ```
     pub fn with_io(kind: DisconnectKind, error: io::Error) -> Self {
         Self { kind, error: Some(Arc::new(error)) }
     }
 
-    /// The class of the cause.
+    /// Returns the class of the cause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Disconnect, DisconnectKind};
+    ///
+    /// let cause = Disconnect::from_io(std::io::ErrorKind::UnexpectedEof.into());
+    /// assert_eq!(cause.kind(), DisconnectKind::PeerClosed);
+    /// ```
     pub fn kind(&self) -> DisconnectKind {
         self.kind
     }
 
-    /// The I/O error behind the cause, if there was one.
+    /// Returns the I/O error behind the cause, if there was one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::Disconnect;
+    ///
+    /// let cause = Disconnect::from_io(io::ErrorKind::ConnectionReset.into());
+    /// assert_eq!(cause.io_error().map(io::Error::kind), Some(io::ErrorKind::ConnectionReset));
+    /// ```
     pub fn io_error(&self) -> Option<&io::Error> {
         self.error.as_deref()
     }
@@ -150,6 +207,16 @@ pub enum SendError<F> {
 
 impl<F> SendError<F> {
     /// Returns the frame that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::SendError;
+    ///
+    /// let err = SendError::TooLarge { frame: Bytes::from_static(b"big"), capacity: 2 };
+    /// assert_eq!(err.into_inner(), Bytes::from_static(b"big"));
+    /// ```
     pub fn into_inner(self) -> F {
         match self {
             Self::Timeout(frame)
@@ -161,6 +228,16 @@ impl<F> SendError<F> {
     }
 
     /// Borrows the frame that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::SendError;
+    ///
+    /// let err = SendError::Closed(Bytes::from_static(b"late"));
+    /// assert_eq!(err.frame().len(), 4);
+    /// ```
     pub fn frame(&self) -> &F {
         match self {
             Self::Timeout(frame)
@@ -171,17 +248,49 @@ impl<F> SendError<F> {
         }
     }
 
-    /// Whether the send gave up because its deadline passed.
+    /// Returns whether the send gave up because its deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::SendError;
+    ///
+    /// assert!(SendError::Timeout("frame").is_timeout());
+    /// assert!(!SendError::Closed("frame").is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
     }
 
-    /// Whether the connection is closed or disconnected, so no later send can succeed either.
+    /// Returns whether the connection is closed or disconnected, so no later send can succeed
+    /// either.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Disconnect, DisconnectKind, SendError};
+    ///
+    /// let cause = Disconnect::new(DisconnectKind::PeerClosed);
+    /// assert!(SendError::Disconnected { frame: "frame", cause }.is_closed());
+    /// assert!(!SendError::Timeout("frame").is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed(_) | Self::Disconnected { .. })
     }
 
     /// Converts the frame, keeping the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::SendError;
+    ///
+    /// let err = SendError::Timeout(Bytes::from_static(b"frame"));
+    /// let err: SendError<Vec<u8>> = err.map(|frame| frame.to_vec());
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), b"frame");
+    /// ```
     pub fn map<G>(self, f: impl FnOnce(F) -> G) -> SendError<G> {
         match self {
             Self::Timeout(frame) => SendError::Timeout(f(frame)),
@@ -274,6 +383,16 @@ pub enum TrySendError<F> {
 
 impl<F> TrySendError<F> {
     /// Returns the frame that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate_core::TrySendError;
+    ///
+    /// let err = TrySendError::Empty(Bytes::new());
+    /// assert!(err.into_inner().is_empty());
+    /// ```
     pub fn into_inner(self) -> F {
         match self {
             Self::Full(frame)
@@ -284,12 +403,31 @@ impl<F> TrySendError<F> {
         }
     }
 
-    /// Whether the frame was refused only because there is no room now.
+    /// Returns whether the frame was refused only because there is no room now, so a later
+    /// attempt may succeed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::TrySendError;
+    ///
+    /// assert!(TrySendError::Full("frame").is_full());
+    /// assert!(!TrySendError::TooLarge { frame: "frame", capacity: 4 }.is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
-    /// Whether the connection is closed or disconnected.
+    /// Returns whether the connection is closed or disconnected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::TrySendError;
+    ///
+    /// assert!(TrySendError::Closed("frame").is_closed());
+    /// assert!(!TrySendError::Full("frame").is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed(_) | Self::Disconnected { .. })
     }

@@ -11,7 +11,10 @@ use crate::error::Disconnect;
 ///
 /// ```
 /// # fn show(stats: tidegate_core::Stats) {
-/// println!("{} of {} bytes buffered, {} senders waiting", stats.buffered, stats.capacity, stats.waiters);
+/// println!(
+///     "{} of {} bytes buffered, {} senders waiting",
+///     stats.buffered, stats.capacity, stats.waiters
+/// );
 /// # }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,39 +66,158 @@ pub struct CloseReport {
 }
 
 impl CloseReport {
-    /// Bytes the link accepted over the life of the connection.
+    /// Returns the bytes the link accepted over the life of the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-bytes-written").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.try_send(Bytes::from_static(b"hello")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(report.bytes_written(), 5);
+    /// ```
     pub fn bytes_written(&self) -> u64 {
         self.bytes_written
     }
 
-    /// Frames the link accepted in full over the life of the connection.
+    /// Returns the frames the link accepted in full over the life of the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-frames-written").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.try_send(Bytes::from_static(b"one")).unwrap();
+    /// conn.try_send(Bytes::from_static(b"two")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(report.frames_written(), 2);
+    /// ```
     pub fn frames_written(&self) -> u64 {
         self.frames_written
     }
 
-    /// The frames that were accepted into the buffer but not fully written, oldest first.
+    /// Returns the frames that were accepted into the buffer but not fully written, oldest
+    /// first.
     ///
     /// Only the first `close` call on a connection receives them; later calls see an empty list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-unsent").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"first")).unwrap();
+    /// conn.try_send(Bytes::from_static(b"second")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// assert_eq!(report.unsent().len(), 2);
+    /// assert_eq!(report.unsent()[1].frame(), &Bytes::from_static(b"second"));
+    /// let again = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// assert!(again.unsent().is_empty(), "only the first close gets them");
+    /// ```
     pub fn unsent(&self) -> &[UnsentFrame] {
         &self.unsent
     }
 
     /// Takes the unsent frames out of the report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-into-unsent").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"keep")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let unsent = report.into_unsent();
+    /// assert_eq!(unsent[0].frame(), &Bytes::from_static(b"keep"));
+    /// ```
     pub fn into_unsent(self) -> Vec<UnsentFrame> {
         self.unsent
     }
 
-    /// Why the connection ended, if it was not closed by the application.
+    /// Returns why the connection ended, if it was not closed by the application.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection, DisconnectKind};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-cause").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.reset();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset));
+    /// ```
     pub fn cause(&self) -> Option<&Disconnect> {
         self.cause.as_ref()
     }
 
-    /// Whether the close timeout passed before the buffer drained.
+    /// Returns whether the close timeout passed before the buffer drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-timed-out").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"stalled")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_millis(20)));
+    /// assert!(report.timed_out());
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.timed_out
     }
 
-    /// Whether everything was written and the connection ended by the application's close.
+    /// Returns whether everything was written and the connection ended by the application's
+    /// close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-is-clean").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.try_send(Bytes::from_static(b"all of it")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(report.is_clean());
+    /// ```
     pub fn is_clean(&self) -> bool {
         self.unsent.is_empty() && self.cause.is_none() && !self.timed_out
     }

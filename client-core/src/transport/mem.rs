@@ -30,6 +30,22 @@ use std::time::{Duration, Instant};
 use super::{Endpoint, Link, LinkWaker, Registration, Transport};
 
 /// The default number of bytes a pipe holds before the client's writes block.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::{DEFAULT_WRITE_CAPACITY, MemListener};
+///
+/// let listener = MemListener::bind("doc-default-write-capacity").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// conn.try_send(Bytes::from(vec![7u8; DEFAULT_WRITE_CAPACITY + 10])).unwrap();
+/// assert!(peer.wait_unread(DEFAULT_WRITE_CAPACITY, Duration::from_secs(5)));
+/// assert_eq!(peer.unread(), DEFAULT_WRITE_CAPACITY, "the last 10 bytes wait in the buffer");
+/// ```
 pub const DEFAULT_WRITE_CAPACITY: usize = 64 * 1024;
 
 /// The in-process transport, registered as `mem`.
@@ -97,6 +113,18 @@ impl MemListener {
     /// # Errors
     ///
     /// [`io::ErrorKind::AddrInUse`] if a live listener has the name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-memlistener-bind").unwrap();
+    /// let err = MemListener::bind("doc-memlistener-bind").unwrap_err();
+    /// assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    /// # drop(listener);
+    /// ```
     pub fn bind(name: &str) -> io::Result<Self> {
         let mut listeners = lock(&LISTENERS);
         if listeners.get(name).is_some_and(|l| l.strong_count() > 0) {
@@ -110,7 +138,16 @@ impl MemListener {
         Ok(Self { name: name.to_string(), shared })
     }
 
-    /// The URL that connects to this listener.
+    /// Returns the URL that connects to this listener.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-memlistener-url").unwrap();
+    /// assert_eq!(listener.url(), "mem://doc-memlistener-url");
+    /// ```
     pub fn url(&self) -> String {
         format!("mem://{}", self.name)
     }
@@ -124,6 +161,22 @@ impl MemListener {
     /// # Blocking
     ///
     /// Parks the calling thread until a connection arrives or the timeout passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-memlistener-accept-timeout").unwrap();
+    /// let err = listener.accept_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert!(listener.accept_timeout(Duration::from_secs(5)).is_ok());
+    /// # drop(conn);
+    /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<MemPeer> {
         let deadline = Instant::now() + timeout;
         let mut pending = lock(&self.shared.pending);
@@ -291,16 +344,21 @@ impl Drop for MemLink {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// # fn test(peer: tidegate_core::transport::mem::MemPeer) -> std::io::Result<()> {
+/// ```
 /// use std::time::Duration;
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
 ///
+/// let listener = MemListener::bind("doc-mempeer").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 /// peer.pause();
-/// // … fill the client's buffer …
+/// conn.try_send(Bytes::from_static(b"held back")).unwrap();
 /// peer.resume();
-/// let mut buf = [0u8; 4096];
-/// let n = peer.read_timeout(&mut buf, Duration::from_secs(5))?;
-/// # Ok(()) }
+/// let mut buf = [0u8; 64];
+/// let n = peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+/// assert_eq!(&buf[..n], b"held back");
 /// ```
 #[derive(Debug)]
 pub struct MemPeer {
@@ -309,26 +367,112 @@ pub struct MemPeer {
 
 impl MemPeer {
     /// Stops taking bytes: the client's writes return `WouldBlock` until [`MemPeer::resume`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-pause").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"held")).unwrap();
+    /// assert!(!peer.wait_unread(1, Duration::from_millis(20)), "nothing gets through");
+    /// assert_eq!(conn.stats().buffered, 4);
+    /// ```
     pub fn pause(&self) {
         self.pipe.update(|inner| inner.paused = true);
     }
 
-    /// Takes bytes again.
+    /// Takes bytes again, and lets the client retry its writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-resume").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"held")).unwrap();
+    /// peer.resume();
+    /// futures::executor::block_on(conn.flush(None)).unwrap();
+    /// assert_eq!(peer.unread(), 4);
+    /// ```
     pub fn resume(&self) {
         self.pipe.update(|inner| inner.paused = false);
     }
 
     /// Sets how many unread bytes the pipe holds before the client's writes block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-set-write-capacity").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.set_write_capacity(3);
+    /// conn.try_send(Bytes::from_static(b"hello")).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 3);
+    /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 2);
+    /// ```
     pub fn set_write_capacity(&self, bytes: usize) {
         self.pipe.update(|inner| inner.write_capacity = bytes);
     }
 
-    /// Bytes the client wrote that have not been read yet.
+    /// Returns the number of bytes the client wrote that have not been read yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-unread").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// conn.try_send(Bytes::from_static(b"abc")).unwrap();
+    /// assert!(peer.wait_unread(3, Duration::from_secs(5)));
+    /// let mut buf = [0u8; 2];
+    /// peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+    /// assert_eq!(peer.unread(), 1);
+    /// ```
     pub fn unread(&self) -> usize {
         lock(&self.pipe.inner).outbound.len()
     }
 
-    /// Whether the client shut its side down or dropped the link.
+    /// Returns whether the client shut its side down or dropped the link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-client-closed").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// assert!(!peer.client_closed());
+    /// futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(peer.client_closed());
+    /// ```
     pub fn client_closed(&self) -> bool {
         lock(&self.pipe.inner).client_end.is_some()
     }
@@ -344,6 +488,25 @@ impl MemPeer {
     /// # Blocking
     ///
     /// Parks the calling thread until bytes arrive, the client closes, or the timeout passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-read-timeout").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// conn.try_send(Bytes::from_static(b"ping")).unwrap();
+    /// let mut buf = [0u8; 16];
+    /// let n = peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+    /// assert_eq!(&buf[..n], b"ping");
+    /// futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 0);
+    /// ```
     pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let deadline = Instant::now() + timeout;
         let mut inner = lock(&self.pipe.inner);
@@ -381,6 +544,23 @@ impl MemPeer {
     /// # Blocking
     ///
     /// Parks the calling thread until the condition holds or the timeout passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-wait-unread").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// conn.try_send(Bytes::from_static(b"one")).unwrap();
+    /// conn.try_send(Bytes::from_static(b"two")).unwrap();
+    /// assert!(peer.wait_unread(6, Duration::from_secs(5)));
+    /// assert!(!peer.wait_unread(7, Duration::from_millis(10)), "nothing more was sent");
+    /// ```
     pub fn wait_unread(&self, bytes: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut inner = lock(&self.pipe.inner);
@@ -402,11 +582,47 @@ impl MemPeer {
     }
 
     /// Sends bytes to the client.
+    ///
+    /// A [`Connection`](crate::Connection) reads and discards them, as the core has no receive
+    /// side; the example reads them from a link opened directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::transport::{self, Endpoint};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-write").unwrap();
+    /// let endpoint = Endpoint::parse(&listener.url()).unwrap();
+    /// let mut link = transport::lookup("mem").unwrap().open(&endpoint).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.write(b"hello");
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(link.read(&mut buf).unwrap(), 5);
+    /// assert_eq!(&buf[..5], b"hello");
+    /// ```
     pub fn write(&self, bytes: &[u8]) {
         self.pipe.update(|inner| inner.inbound.extend(bytes));
     }
 
-    /// Closes the connection in an orderly way: the client reads end of stream.
+    /// Closes the connection in an orderly way: the client reads end of stream, and its
+    /// writes fail with `BrokenPipe`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection, DisconnectKind};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-close").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.close();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::PeerClosed));
+    /// ```
     pub fn close(&self) {
         self.pipe.update(|inner| {
             inner.peer_end.get_or_insert(End::Closed);
@@ -414,6 +630,23 @@ impl MemPeer {
     }
 
     /// Resets the connection: the client's next read or write fails with `ConnectionReset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{self, IoSlice};
+    /// use std::time::Duration;
+    /// use tidegate_core::transport::{self, Endpoint};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-reset").unwrap();
+    /// let endpoint = Endpoint::parse(&listener.url()).unwrap();
+    /// let mut link = transport::lookup("mem").unwrap().open(&endpoint).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.reset();
+    /// let err = link.write_vectored(&[IoSlice::new(b"late")]).unwrap_err();
+    /// assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    /// ```
     pub fn reset(&self) {
         self.pipe.update(|inner| {
             inner.peer_end.get_or_insert(End::Reset);

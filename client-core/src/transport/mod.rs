@@ -87,6 +87,80 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 ///
 /// The driver deregisters the link and drops it when the connection ends, after calling
 /// [`Link::shutdown`] on an orderly close. Dropping must release the OS resources.
+///
+/// # Examples
+///
+/// A link not backed by an OS source: its writes wait until the far side opens a gate, the
+/// way a user-space pipe waits for room, and the far side wakes the driver when it does.
+///
+/// ```
+/// use std::io::{self, IoSlice};
+/// use std::sync::{Arc, Mutex};
+/// use bytes::Bytes;
+/// use tidegate_core::transport::{self, Endpoint, Link, LinkWaker, Registration, Transport};
+/// use tidegate_core::{Config, Connection};
+///
+/// #[derive(Debug, Default)]
+/// struct Gate {
+///     open: bool,
+///     waker: Option<LinkWaker>,
+/// }
+///
+/// #[derive(Debug)]
+/// struct GatedLink(Arc<Mutex<Gate>>);
+///
+/// impl Link for GatedLink {
+///     fn register(&mut self, registration: &Registration<'_>) -> io::Result<()> {
+///         self.0.lock().unwrap().waker = Some(registration.waker());
+///         Ok(())
+///     }
+///
+///     fn deregister(&mut self, _: &transport::mio::Registry) -> io::Result<()> {
+///         self.0.lock().unwrap().waker = None;
+///         Ok(())
+///     }
+///
+///     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+///         Err(io::ErrorKind::WouldBlock.into()) // nothing ever arrives
+///     }
+///
+///     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+///         if !self.0.lock().unwrap().open {
+///             return Err(io::ErrorKind::WouldBlock.into());
+///         }
+///         Ok(bufs.iter().map(|b| b.len()).sum()) // taken, and dropped
+///     }
+///
+///     fn shutdown(&mut self) -> io::Result<()> {
+///         Ok(())
+///     }
+/// }
+///
+/// #[derive(Debug)]
+/// struct Gated(Arc<Mutex<Gate>>);
+///
+/// impl Transport for Gated {
+///     fn open(&self, _: &Endpoint) -> io::Result<Box<dyn Link>> {
+///         Ok(Box::new(GatedLink(self.0.clone())))
+///     }
+/// }
+///
+/// let gate = Arc::new(Mutex::new(Gate::default()));
+/// transport::register("doc-link-gated", Gated(gate.clone())).unwrap();
+/// let conn = Connection::open("doc-link-gated://x", Config::new()).unwrap();
+/// conn.try_send(Bytes::from_static(b"waits")).unwrap();
+/// // Open the gate, then make the driver retry the write that returned `WouldBlock`.
+/// let waker = {
+///     let mut gate = gate.lock().unwrap();
+///     gate.open = true;
+///     gate.waker.clone()
+/// };
+/// if let Some(waker) = waker {
+///     waker.wake();
+/// }
+/// futures::executor::block_on(conn.flush(None)).unwrap();
+/// assert_eq!(conn.stats().bytes_written, 5);
+/// ```
 pub trait Link: Send + fmt::Debug + 'static {
     /// Registers the link with the driver. Called once, on the driver thread, before any other
     /// call but `set_option`.
@@ -175,11 +249,60 @@ pub enum SocketOption {
     RecvBufferSize(usize),
 }
 
-/// What a link needs to register with the driver.
+/// What a link needs to register with the driver, handed to [`Link::register`].
 ///
 /// # Examples
 ///
-/// See [`Link`] and the source of [`tcp`].
+/// A link over an OS socket registers the socket, and the driver polls it from then on:
+///
+/// ```
+/// use std::io::{self, IoSlice, Read, Write};
+/// use tidegate_core::transport::{Link, Registration, mio};
+///
+/// #[derive(Debug)]
+/// struct Plain(mio::net::TcpStream);
+///
+/// impl Link for Plain {
+///     fn register(&mut self, registration: &Registration<'_>) -> io::Result<()> {
+///         registration.register(&mut self.0)
+///     }
+///
+///     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+///         registry.deregister(&mut self.0)
+///     }
+///
+///     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+///         self.0.read(buf)
+///     }
+///
+///     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+///         self.0.write_vectored(bufs)
+///     }
+///
+///     fn shutdown(&mut self) -> io::Result<()> {
+///         self.0.shutdown(std::net::Shutdown::Write)
+///     }
+/// }
+/// # use tidegate_core::transport::{self, Endpoint, Transport};
+/// # #[derive(Debug)]
+/// # struct PlainTransport;
+/// # impl Transport for PlainTransport {
+/// #     fn open(&self, endpoint: &Endpoint) -> io::Result<Box<dyn Link>> {
+/// #         let stream = std::net::TcpStream::connect(endpoint.address())?;
+/// #         stream.set_nonblocking(true)?;
+/// #         Ok(Box::new(Plain(mio::net::TcpStream::from_std(stream))))
+/// #     }
+/// # }
+/// # transport::register("doc-registration-plain", PlainTransport).unwrap();
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// # let url = format!("doc-registration-plain://{}", listener.local_addr().unwrap());
+/// # let conn = tidegate_core::Connection::open(&url, tidegate_core::Config::new()).unwrap();
+/// # conn.try_send(bytes::Bytes::from_static(b"hi")).unwrap();
+/// # futures::executor::block_on(conn.flush(None)).unwrap();
+/// # let mut got = [0u8; 2];
+/// # listener.accept().unwrap().0.read_exact(&mut got).unwrap();
+/// # assert_eq!(&got, b"hi");
+/// ```
 pub struct Registration<'a> {
     registry: &'a mio::Registry,
     token: mio::Token,
@@ -196,6 +319,19 @@ impl<'a> Registration<'a> {
     /// # Errors
     ///
     /// The error of [`mio::Registry::register`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::transport::Registration;
+    /// use tidegate_core::transport::mio::net::TcpStream;
+    ///
+    /// /// The `register` step of a link over a TCP socket.
+    /// fn register(socket: &mut TcpStream, registration: &Registration<'_>) -> io::Result<()> {
+    ///     registration.register(socket)
+    /// }
+    /// ```
     pub fn register<S: mio::event::Source + ?Sized>(&self, source: &mut S) -> io::Result<()> {
         self.registry.register(
             source,
@@ -204,17 +340,83 @@ impl<'a> Registration<'a> {
         )
     }
 
-    /// The driver's registry, for links that manage their own registration.
+    /// Returns the driver's registry, for links that manage their own registration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::transport::Registration;
+    /// use tidegate_core::transport::mio::{Interest, Registry, Token, net::TcpStream};
+    ///
+    /// /// What a link keeps to move its registration to a replacement socket later.
+    /// struct Kept {
+    ///     registry: Registry,
+    ///     token: Token,
+    /// }
+    ///
+    /// fn keep(registration: &Registration<'_>) -> io::Result<Kept> {
+    ///     Ok(Kept { registry: registration.registry().try_clone()?, token: registration.token() })
+    /// }
+    ///
+    /// fn replace(kept: &Kept, old: &mut TcpStream, new: &mut TcpStream) -> io::Result<()> {
+    ///     kept.registry.deregister(old)?;
+    ///     kept.registry.register(new, kept.token, Interest::READABLE | Interest::WRITABLE)
+    /// }
+    /// ```
     pub fn registry(&self) -> &'a mio::Registry {
         self.registry
     }
 
-    /// The token the driver knows this link by.
+    /// Returns the token the driver knows this link by. Events of a source registered under
+    /// another token do not reach this link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tidegate_core::transport::Registration;
+    /// use tidegate_core::transport::mio::{Interest, Registry, Token, net::TcpStream};
+    ///
+    /// /// What a link keeps to move its registration to a replacement socket later.
+    /// struct Kept {
+    ///     registry: Registry,
+    ///     token: Token,
+    /// }
+    ///
+    /// fn keep(registration: &Registration<'_>) -> io::Result<Kept> {
+    ///     Ok(Kept { registry: registration.registry().try_clone()?, token: registration.token() })
+    /// }
+    ///
+    /// fn replace(kept: &Kept, old: &mut TcpStream, new: &mut TcpStream) -> io::Result<()> {
+    ///     kept.registry.deregister(old)?;
+    ///     kept.registry.register(new, kept.token, Interest::READABLE | Interest::WRITABLE)
+    /// }
+    /// ```
     pub fn token(&self) -> mio::Token {
         self.token
     }
 
-    /// A handle that makes the driver look at this link, for links not backed by an OS source.
+    /// Returns a handle that makes the driver look at this link, for links not backed by an
+    /// OS source.
+    ///
+    /// # Examples
+    ///
+    /// The `register` step of a link over a user-space pipe; see [`Link`] for the whole link.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use tidegate_core::transport::{LinkWaker, Registration};
+    ///
+    /// /// What the link and the far side of its pipe share.
+    /// struct Pipe {
+    ///     waker: Option<LinkWaker>,
+    /// }
+    ///
+    /// fn register(pipe: &Mutex<Pipe>, registration: &Registration<'_>) {
+    ///     pipe.lock().unwrap().waker = Some(registration.waker());
+    /// }
+    /// ```
     pub fn waker(&self) -> LinkWaker {
         self.waker.clone()
     }
@@ -229,9 +431,32 @@ impl fmt::Debug for Registration<'_> {
 /// Makes the driver look at one link again. Cheap to clone; does nothing once the driver is
 /// gone.
 ///
+/// A link gets one from [`Registration::waker`]. See [`Link`] for a whole link that uses it,
+/// and the source of [`mem`].
+///
 /// # Examples
 ///
-/// See the source of [`mem`].
+/// ```
+/// use std::sync::Mutex;
+/// use tidegate_core::transport::LinkWaker;
+///
+/// /// What a user-space link and the far side of its pipe share.
+/// struct Pipe {
+///     room: usize,
+///     waker: Option<LinkWaker>,
+/// }
+///
+/// /// The far side read `n` bytes: the link's writes may succeed again.
+/// fn consumed(pipe: &Mutex<Pipe>, n: usize) {
+///     let mut pipe = pipe.lock().unwrap();
+///     pipe.room += n;
+///     let waker = pipe.waker.clone();
+///     drop(pipe);
+///     if let Some(waker) = waker {
+///         waker.wake();
+///     }
+/// }
+/// ```
 #[derive(Clone)]
 pub struct LinkWaker {
     driver: std::sync::Weak<crate::driver::DriverShared>,
@@ -244,6 +469,20 @@ impl LinkWaker {
     }
 
     /// Asks the driver to retry this link's reads and writes.
+    ///
+    /// Call it after anything that may let a read or write that returned `WouldBlock`
+    /// succeed. Extra calls are harmless: the driver retries and gets `WouldBlock` again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::LinkWaker;
+    ///
+    /// /// Called by the far side of a user-space pipe after it made room.
+    /// fn room_made(waker: &LinkWaker) {
+    ///     waker.wake();
+    /// }
+    /// ```
     pub fn wake(&self) {
         if let Some(driver) = self.driver.upgrade() {
             driver.notify(self.id);
@@ -285,8 +524,21 @@ impl Endpoint {
     ///
     /// # Errors
     ///
-    /// [`ConnectError::InvalidUrl`] when there is no `scheme://`, the scheme has characters
-    /// other than ASCII letters, digits, `+`, `-` and `.`, or the address is empty.
+    /// [`ConnectError::InvalidUrl`] when there is no `scheme://`, the scheme does not start
+    /// with an ASCII letter or has characters other than ASCII letters, digits, `+`, `-` and
+    /// `.`, or the address is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::ConnectError;
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// let endpoint = Endpoint::parse("mem://queue?capacity=10").unwrap();
+    /// assert_eq!(endpoint.address(), "queue");
+    /// let err = Endpoint::parse("localhost:5672").unwrap_err();
+    /// assert!(matches!(err, ConnectError::InvalidUrl { .. }));
+    /// ```
     pub fn parse(url: &str) -> Result<Self, ConnectError> {
         let invalid = |reason: &str| ConnectError::InvalidUrl {
             url: url.to_string(),
@@ -319,27 +571,75 @@ impl Endpoint {
         })
     }
 
-    /// The URL as given.
+    /// Returns the URL as given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// let endpoint = Endpoint::parse("TCP://Example.com:5672?a=1").unwrap();
+    /// assert_eq!(endpoint.url(), "TCP://Example.com:5672?a=1");
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The scheme, in lower case.
+    /// Returns the scheme, in lower case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// assert_eq!(Endpoint::parse("TCP://127.0.0.1:5672").unwrap().scheme(), "tcp");
+    /// ```
     pub fn scheme(&self) -> &str {
         &self.scheme
     }
 
-    /// Everything between `://` and `?`.
+    /// Returns everything between `://` and `?`, as given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// let endpoint = Endpoint::parse("tcp://[::1]:5672?nodelay=1").unwrap();
+    /// assert_eq!(endpoint.address(), "[::1]:5672");
+    /// ```
     pub fn address(&self) -> &str {
         &self.address
     }
 
-    /// The value of the last query parameter named `key`.
+    /// Returns the value of the last query parameter named `key`. A parameter without `=` has
+    /// the empty value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// let endpoint = Endpoint::parse("tcp://host:1?retry=1&retry=2&verbose").unwrap();
+    /// assert_eq!(endpoint.query("retry"), Some("2"));
+    /// assert_eq!(endpoint.query("verbose"), Some(""));
+    /// assert_eq!(endpoint.query("missing"), None);
+    /// ```
     pub fn query(&self, key: &str) -> Option<&str> {
         self.query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// All query parameters, in order.
+    /// Returns all query parameters, in order, repeated keys included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Endpoint;
+    ///
+    /// let endpoint = Endpoint::parse("tcp://host:1?a=1&b=2&a=3").unwrap();
+    /// let pairs: Vec<(&str, &str)> = endpoint.query_pairs().collect();
+    /// assert_eq!(pairs, [("a", "1"), ("b", "2"), ("a", "3")]);
+    /// ```
     pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.query.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

@@ -62,11 +62,29 @@ pub struct TcpLink {
 }
 
 impl TcpLink {
-    /// Resolves `address` (`host:port`) and starts connecting to the first address.
+    /// Resolves `address` (`host:port`) and starts connecting to the first address; the
+    /// others are tried in order if it fails.
     ///
     /// # Errors
     ///
-    /// The name does not resolve, resolves to nothing, or the socket cannot be created.
+    /// The address has no port, the name does not resolve, resolves to nothing, or the socket
+    /// cannot be created.
+    ///
+    /// # Blocking
+    ///
+    /// Resolving a host name may block the calling thread; a numeric address does not. The
+    /// connection itself completes later, on the driver thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::tcp::TcpLink;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
+    /// assert!(TcpLink::connect("127.0.0.1").is_err(), "no port");
+    /// # drop(link);
+    /// ```
     pub fn connect(address: &str) -> io::Result<Self> {
         let mut addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
         if addrs.is_empty() {
@@ -86,11 +104,23 @@ impl TcpLink {
         })
     }
 
-    /// The address of the peer, once connected.
+    /// Returns the address of the peer, once connected.
     ///
     /// # Errors
     ///
     /// `NotConnected` while connecting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::tcp::TcpLink;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let link = TcpLink::connect(&addr.to_string()).unwrap();
+    /// let _server_side = listener.accept().unwrap(); // the handshake is complete
+    /// assert_eq!(link.peer_addr().unwrap(), addr);
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.stream.peer_addr()
     }
