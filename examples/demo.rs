@@ -103,7 +103,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         sent.add(&tally);
         frames_per_producer.push(tally.frames);
         if let Err(err) = outcome {
-            problems.push(format!("producer {id} stopped: {err}"));
+            problems.push(format!("producer {id} stopped: {}", chain(&err)));
         }
     }
 
@@ -384,4 +384,15 @@ fn run_sink(listener: &TcpListener, stalled: &AtomicBool) -> Result<Verified, St
     }
     // Each producer's next expected sequence number is the count of its frames.
     Ok(Verified { total, frames_per_producer: next_seq })
+}
+
+/// An error and its causes, one after the other.
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

@@ -286,8 +286,8 @@ impl Connection {
         SendOp::new(self, frame, deadline)
     }
 
-    /// Starts a flush: the returned operation resolves once every byte accepted before its
-    /// first poll has been written to the link.
+    /// Starts a flush: the returned operation resolves once every byte accepted before this
+    /// call has been written to the link. Frames still waiting for room are not included.
     ///
     /// # Errors
     ///
@@ -312,7 +312,10 @@ impl Connection {
     /// assert_eq!(conn.stats().bytes_written, 2);
     /// ```
     pub fn flush(&self, deadline: Option<Instant>) -> FlushOp<'_> {
-        FlushOp { conn: self, deadline, registered: None }
+        let mut state = self.shared().lock();
+        let (id, target) = (state.next_id(), state.flush_target());
+        drop(state);
+        FlushOp { conn: self, deadline, id, target, stage: FlushStage::Idle }
     }
 
     /// Starts closing: no new frames are taken, waiting senders get their frames back in a
@@ -598,6 +601,17 @@ impl<C: Borrow<Connection>> Drop for SendOp<C> {
     }
 }
 
+/// Where a [`FlushOp`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlushStage {
+    /// Not polled yet.
+    Idle,
+    /// Registered with the connection, to be woken when the bytes are written.
+    Waiting,
+    /// Resolved.
+    Done,
+}
+
 /// A flush in progress, returned by [`Connection::flush`].
 ///
 /// # Cancel safety
@@ -628,15 +642,19 @@ impl<C: Borrow<Connection>> Drop for SendOp<C> {
 pub struct FlushOp<'a> {
     conn: &'a Connection,
     deadline: Option<Instant>,
-    /// `(id, target)` once the first poll fixed what must be written.
-    registered: Option<(u64, u64)>,
+    id: u64,
+    /// The count of bytes written that completes the flush: all bytes accepted before it.
+    target: u64,
+    stage: FlushStage,
 }
 
 impl FlushOp<'_> {
-    /// Polls with a bare waker.
+    /// Polls with a bare waker. On `Pending`, `waker` is woken once the bytes are written or
+    /// the flush ends otherwise.
     ///
-    /// The first poll fixes what must be written: every byte accepted until then. On
-    /// `Pending`, `waker` is woken once those bytes are written or the flush ends otherwise.
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
     ///
     /// # Examples
     ///
@@ -658,20 +676,20 @@ impl FlushOp<'_> {
     /// futures::executor::block_on(op).unwrap();
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
+        assert!(self.stage != FlushStage::Done, "FlushOp polled after completion");
         let shared = self.conn.shared();
         let mut fx = Effects::default();
-        let mut state = shared.lock();
-        let (id, target) =
-            *self.registered.get_or_insert_with(|| (state.next_id(), state.flush_target()));
-        let result = state.poll_flush(id, target, self.deadline, waker, &mut fx);
-        drop(state);
+        let result = shared.lock().poll_flush(self.id, self.target, self.deadline, waker, &mut fx);
         shared.apply(fx);
         match result {
             Some(result) => {
-                self.registered = None;
+                self.stage = FlushStage::Done;
                 Poll::Ready(result)
             }
-            None => Poll::Pending,
+            None => {
+                self.stage = FlushStage::Waiting;
+                Poll::Pending
+            }
         }
     }
 }
@@ -686,8 +704,8 @@ impl Future for FlushOp<'_> {
 
 impl Drop for FlushOp<'_> {
     fn drop(&mut self) {
-        if let Some((id, target)) = self.registered {
-            self.conn.shared().lock().cancel_flush(id, target);
+        if self.stage == FlushStage::Waiting {
+            self.conn.shared().lock().cancel_flush(self.id, self.target);
         }
     }
 }

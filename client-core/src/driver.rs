@@ -386,10 +386,13 @@ impl Entry {
         if !closing {
             return Next::Wait;
         }
-        if drained && self.connected {
-            let flushed = self.link.flush().and_then(|()| self.link.shutdown());
-            if let Err(e) = flushed {
-                log::debug!("shutting down {}: {e}", self.conn.endpoint().url());
+        if drained {
+            // Nothing left to write; a link still connecting is simply dropped.
+            if self.connected {
+                let flushed = self.link.flush().and_then(|()| self.link.shutdown());
+                if let Err(e) = flushed {
+                    log::debug!("shutting down {}: {e}", self.conn.endpoint().url());
+                }
             }
             return self.finish(None);
         }

@@ -1,5 +1,8 @@
 //! Errors. Every error of a send carries the frame, so nothing the application handed over is
 //! lost: [`SendError::into_inner`] and [`TrySendError::into_inner`] give it back.
+//!
+//! `Display` describes an error itself; what caused it (the [`Disconnect`], then the I/O error)
+//! comes from [`Error::source`], so printing the chain shows each cause once.
 
 use std::error::Error;
 use std::fmt;
@@ -155,10 +158,7 @@ impl fmt::Display for Disconnect {
             DisconnectKind::ConnectTimedOut => "the connection timed out while connecting",
             DisconnectKind::Io => "the connection failed",
         };
-        match &self.error {
-            Some(e) => write!(f, "{what}: {e}"),
-            None => f.write_str(what),
-        }
+        f.write_str(what)
     }
 }
 
@@ -536,8 +536,8 @@ impl fmt::Display for ConnectError {
                 registered.join(", ")
             ),
             Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
-            Self::Io(e) => write!(f, "could not open the link: {e}"),
-            Self::Failed(cause) => write!(f, "could not connect: {cause}"),
+            Self::Io(_) => f.write_str("could not open the link"),
+            Self::Failed(_) => f.write_str("could not connect"),
             Self::TimedOut(after) => write!(f, "connect timed out after {after:?}"),
             Self::Closed => f.write_str("the connection was closed before it was established"),
         }
