@@ -32,7 +32,10 @@
 
 #![forbid(unsafe_code)]
 
-pub use tidegate_async::AsyncClient;
+pub use tidegate_async::{
+    AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, SendFuture,
+    SinkError,
+};
 pub use tidegate_blocking::{Client, ClientBuilder};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,

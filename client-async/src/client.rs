@@ -1,0 +1,667 @@
+//! [`AsyncClient`], its builder, and the future that connects it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::FusedFuture;
+use tidegate_core::{Config, ConnectError, Connection, Stats, TrySendError};
+
+use crate::ops::{CloseFuture, FlushFuture, SendFuture};
+use crate::sink::FrameSink;
+
+/// An async handle to one connection. Clone it to share the connection between tasks.
+///
+/// All clones share one bounded outgoing buffer and one FIFO line of waiting senders, with
+/// each other, with the [`FrameSink`]s made from them, and with blocking clients built on the
+/// same [`Connection`] (see [`AsyncClient::from_connection`]).
+///
+/// When the last handle to the connection is dropped without a close, the driver keeps
+/// draining the buffer for the configured close timeout, then discards what is left with a
+/// warning in the log. Call [`AsyncClient::close`] to receive the unsent frames instead.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::AsyncClient;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-client-example").unwrap();
+/// futures::executor::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     let other = client.clone();
+///     client.send("hello ").await.unwrap();
+///     other.send("world").await.unwrap();
+///     client.flush().await.unwrap();
+///     assert_eq!(other.stats().bytes_written, 11);
+/// });
+/// ```
+#[derive(Debug, Clone)]
+pub struct AsyncClient {
+    conn: Connection,
+}
+
+impl AsyncClient {
+    /// Connects to `url` with the default settings; the future resolves once the link is up.
+    ///
+    /// Built-in schemes: `tcp://host:port` and `mem://name`; more can be registered with
+    /// `tidegate_core::transport::register`.
+    ///
+    /// The connection attempt starts at this call, on the core's driver thread; the future
+    /// only waits for its outcome. The host name of a `tcp://` URL is resolved on the calling
+    /// thread during this call: in latency-sensitive async code, pass an IP address.
+    ///
+    /// # Errors
+    ///
+    /// The future resolves to an error for a malformed URL, an unregistered scheme, or a
+    /// connection that failed or timed out (10 s by default).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the connection: the attempt is abandoned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, ConnectError};
+    ///
+    /// let result = futures::executor::block_on(AsyncClient::connect("no-scheme"));
+    /// assert!(matches!(result, Err(ConnectError::InvalidUrl { .. })));
+    /// ```
+    pub fn connect(url: &str) -> Connecting {
+        Self::builder().connect(url)
+    }
+
+    /// Returns a builder for a connection with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_async::AsyncClient::builder().capacity(64 * 1024);
+    /// ```
+    pub fn builder() -> AsyncClientBuilder {
+        AsyncClientBuilder { config: Config::new() }
+    }
+
+    /// Wraps a connection opened with the core. Build a `tidegate_blocking::Client` on a clone
+    /// of the same connection to let threads and tasks share it: they all queue in one FIFO
+    /// line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-from-connection-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4096)).unwrap();
+    /// let client = AsyncClient::from_connection(conn.clone());
+    /// conn.try_send("from the core".into()).unwrap();
+    /// futures::executor::block_on(client.send("from a task")).unwrap();
+    /// assert_eq!(client.stats().frames_accepted, 2);
+    /// ```
+    pub fn from_connection(conn: Connection) -> Self {
+        Self { conn }
+    }
+
+    /// Returns the core connection, to share it with the blocking facade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-connection-accessor-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// assert_eq!(client.connection().endpoint().scheme(), "mem");
+    /// ```
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Unwraps the core connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-into-connection-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let conn = client.into_connection();
+    /// assert!(!conn.is_closed());
+    /// ```
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+
+    /// Sends `frame`: the future resolves once the frame is in the outgoing buffer, waiting for
+    /// room for as long as the configured send timeout allows (by default, as long as it
+    /// takes). The timeout counts from this call.
+    ///
+    /// The frame takes its place in the FIFO line at the future's first poll; a frame that
+    /// fits when no one waits goes straight into the buffer. [`AsyncClient::flush`] waits
+    /// until it is written.
+    ///
+    /// # Errors
+    ///
+    /// The error contains the frame: [`SendError::Timeout`](crate::SendError::Timeout) if the
+    /// send timeout passed, `TooLarge` for a frame larger than the capacity, `Empty`, `Closed`
+    /// after a close, `Disconnected` with the cause after the connection ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendFuture`]: a dropped future's frame is either never sent or, if the driver had
+    /// already moved it into the buffer, sent in order; [`SendFuture::cancel`] tells which and
+    /// returns the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, SendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder().capacity(8).connect(&listener.url()).await.unwrap();
+    ///     client.send(&b"12345678"[..]).await.unwrap();
+    ///     let err = client.send(&b"123456789"[..]).await.unwrap_err();
+    ///     assert!(matches!(err, SendError::TooLarge { capacity: 8, .. }));
+    ///     assert_eq!(err.into_inner().len(), 9);
+    /// });
+    /// ```
+    pub fn send(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        SendFuture::new(self.conn.send(frame.into(), deadline))
+    }
+
+    /// Sends `frame`, waiting at most `timeout` (counted from this call) for room.
+    ///
+    /// The deadline is fired by the core's I/O driver, so it works under any executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send`]; [`SendError::Timeout`](crate::SendError::Timeout) carries the
+    /// frame back when `timeout` passes.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder().capacity(4).connect(&listener.url()).await.unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause(); // the peer stops reading
+    ///     client.send("full").await.unwrap();
+    ///     let err = client.send_timeout("more", Duration::from_millis(50)).await.unwrap_err();
+    ///     assert!(err.is_timeout());
+    ///     assert_eq!(err.into_inner(), "more");
+    /// });
+    /// ```
+    pub fn send_timeout(&self, frame: impl Into<Bytes>, timeout: Duration) -> SendFuture<'_> {
+        SendFuture::new(self.conn.send(frame.into(), Some(Instant::now() + timeout)))
+    }
+
+    /// Puts `frame` into the buffer only if it fits now and no one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when the frame would have to wait (also when it would fit but
+    /// other senders wait ahead of it); otherwise as [`AsyncClient::send`]. The error contains
+    /// the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, TrySendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-try-send-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// client.try_send("fits").unwrap();
+    /// assert!(matches!(client.try_send(""), Err(TrySendError::Empty(_))));
+    /// ```
+    pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.conn.try_send(frame.into())
+    }
+
+    /// Waits until every frame accepted before the future's first poll has been written to
+    /// the link.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Closed`](crate::FlushError::Closed) or
+    /// [`FlushError::Disconnected`](crate::FlushError::Disconnected) if the connection ended
+    /// first; the close report accounts for the frames.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future only stops waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-flush-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     client.send("data").await.unwrap();
+    ///     client.flush().await.unwrap();
+    ///     assert_eq!(client.stats().buffered, 0);
+    /// });
+    /// ```
+    pub fn flush(&self) -> FlushFuture<'_> {
+        FlushFuture::new(self.conn.flush(None))
+    }
+
+    /// Like [`AsyncClient::flush`], giving up `timeout` after this call.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::flush`], and [`FlushError::Timeout`](crate::FlushError::Timeout).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future only stops waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-flush-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     client.flush_timeout(Duration::from_secs(5)).await.unwrap();
+    /// });
+    /// ```
+    pub fn flush_timeout(&self, timeout: Duration) -> FlushFuture<'_> {
+        FlushFuture::new(self.conn.flush(Some(Instant::now() + timeout)))
+    }
+
+    /// Closes the connection for every handle: new sends are refused, waiting senders get
+    /// their frames back in [`SendError::Closed`](crate::SendError::Closed), and what is
+    /// buffered is drained for at most the configured close timeout (10 s by default). The
+    /// future resolves with the report once the link is gone.
+    ///
+    /// The report counts what was written and hands back every frame that was not fully
+    /// written. Only the first close receives those frames.
+    ///
+    /// # Cancel safety
+    ///
+    /// The close starts at the first poll and goes on if the future is dropped; a later close
+    /// returns the report (without the unsent frames, if an earlier close received them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-close-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     client.send("last words").await.unwrap();
+    ///     let report = client.close().await;
+    ///     assert!(report.is_clean());
+    ///     assert_eq!(report.bytes_written(), 10);
+    /// });
+    /// ```
+    pub fn close(&self) -> CloseFuture<'_> {
+        self.close_timeout(self.conn.config().close_timeout_duration())
+    }
+
+    /// Like [`AsyncClient::close`], draining for at most `timeout` from the first poll.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-close-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let report = client.close_timeout(Duration::from_secs(1)).await;
+    ///     assert!(report.unsent().is_empty());
+    /// });
+    /// ```
+    pub fn close_timeout(&self, timeout: Duration) -> CloseFuture<'_> {
+        CloseFuture::new(self.conn.close(timeout))
+    }
+
+    /// Returns a snapshot of the connection's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-stats-example").unwrap();
+    /// let connecting = AsyncClient::builder().capacity(4096).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().capacity, 4096);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.conn.stats()
+    }
+
+    /// Returns whether the connection no longer takes frames (closing, closed or
+    /// disconnected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-is-closed-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     assert!(!client.is_closed());
+    ///     client.close().await;
+    ///     assert!(client.is_closed());
+    /// });
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// Returns a [`Sink`](futures_sink::Sink) of frames on this connection, for `stream.forward(sink)`
+    /// and `SinkExt`. It owns a handle to the connection.
+    ///
+    /// Closing the sink closes the connection for every handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::{SinkExt, StreamExt, stream};
+    /// use tidegate_async::{AsyncClient, Bytes};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-sink-method-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let frames = stream::iter(["a", "b", "c"]).map(|s| Ok(Bytes::from(s)));
+    ///     frames.forward(client.sink()).await.unwrap();
+    ///     assert_eq!(client.stats().bytes_written, 3);
+    ///     assert!(client.is_closed(), "forward closes the sink, and so the connection");
+    /// });
+    /// ```
+    pub fn sink(&self) -> FrameSink {
+        FrameSink::new(self.conn.clone())
+    }
+}
+
+/// Settings for a new [`AsyncClient`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_async::AsyncClient;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-builder-example").unwrap();
+/// let client = futures::executor::block_on(
+///     AsyncClient::builder()
+///         .capacity(256 * 1024)
+///         .connect_timeout(Duration::from_secs(2))
+///         .send_timeout(Duration::from_secs(1))
+///         .close_timeout(Duration::from_secs(5))
+///         .nodelay(true)
+///         .connect(&listener.url()),
+/// )
+/// .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect`"]
+pub struct AsyncClientBuilder {
+    config: Config,
+}
+
+impl AsyncClientBuilder {
+    /// Sets the capacity of the outgoing buffer in bytes (1 MiB by default). A frame larger
+    /// than this is refused; connecting refuses a capacity of zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-capacity-example").unwrap();
+    /// let connecting = AsyncClient::builder().capacity(4096).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().capacity, 4096);
+    /// ```
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.config = self.config.capacity(bytes);
+        self
+    }
+
+    /// Sets how long connecting may take (10 s by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-connect-timeout-example").unwrap();
+    /// let builder = AsyncClient::builder().connect_timeout(Duration::from_secs(2));
+    /// let client = futures::executor::block_on(builder.connect(&listener.url())).unwrap();
+    /// let config = client.connection().config();
+    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.connect_timeout(timeout);
+        self
+    }
+
+    /// Sets how long [`AsyncClient::send`] and the [`FrameSink`] wait for room before returning the
+    /// frame (no limit by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-send-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder()
+    ///         .capacity(4)
+    ///         .send_timeout(Duration::from_millis(20))
+    ///         .connect(&listener.url())
+    ///         .await
+    ///         .unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause();
+    ///     client.send("full").await.unwrap();
+    ///     let err = client.send("more").await.unwrap_err();
+    ///     assert!(err.is_timeout());
+    ///     assert_eq!(err.into_inner(), "more");
+    /// });
+    /// ```
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.send_timeout(timeout);
+        self
+    }
+
+    /// Sets how long [`AsyncClient::close`], closing a [`FrameSink`], or dropping the last
+    /// handle drains the buffer (10 s by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-close-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder()
+    ///         .close_timeout(Duration::from_millis(20))
+    ///         .connect(&listener.url())
+    ///         .await
+    ///         .unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause();
+    ///     client.send("stuck").await.unwrap();
+    ///     let report = client.close().await;
+    ///     assert!(report.timed_out());
+    ///     assert_eq!(report.unsent()[0].frame(), "stuck");
+    /// });
+    /// ```
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.close_timeout(timeout);
+        self
+    }
+
+    /// Turns `TCP_NODELAY` on or off (on by default). Links without the option, like
+    /// `mem://`, ignore it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-nodelay-example").unwrap();
+    /// let connecting = AsyncClient::builder().nodelay(false).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// let options = client.connection().config().socket_options();
+    /// assert!(options.contains(&SocketOption::NoDelay(false)));
+    /// ```
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config = self.config.nodelay(on);
+        self
+    }
+
+    /// Replaces every setting with `config`, including those set earlier on this builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, Config};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-config-example").unwrap();
+    /// let connecting = AsyncClient::builder()
+    ///     .capacity(8)
+    ///     .config(Config::new().capacity(1024))
+    ///     .connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().capacity, 1024);
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Starts connecting to `url`; the future resolves once the link is up.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::connect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-connect-example").unwrap();
+    /// let connecting = AsyncClient::builder().capacity(1024).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().capacity, 1024);
+    /// ```
+    pub fn connect(self, url: &str) -> Connecting {
+        Connecting { state: Some(Connection::open(url, self.config)) }
+    }
+}
+
+/// A connection being established, returned by [`AsyncClient::connect`] and
+/// [`AsyncClientBuilder::connect`]. Resolves to the [`AsyncClient`] once the link is up.
+///
+/// # Cancel safety
+///
+/// Dropping it drops the connection: the attempt is abandoned.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::{AsyncClient, Connecting};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-connecting-example").unwrap();
+/// let connecting: Connecting = AsyncClient::connect(&listener.url());
+/// let client = futures::executor::block_on(connecting).unwrap();
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Connecting {
+    /// The connection being established, or why it could not start; `None` once resolved.
+    state: Option<Result<Connection, ConnectError>>,
+}
+
+impl Future for Connecting {
+    type Output = Result<AsyncClient, ConnectError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let conn = match this.state.take().expect("Connecting polled after completion") {
+            Ok(conn) => conn,
+            Err(err) => return Poll::Ready(Err(err)),
+        };
+        // `Connected` keeps no state between polls, so a fresh one each time is equivalent.
+        match conn.connected().poll_with(cx.waker()) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(AsyncClient { conn })),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                this.state = Some(Ok(conn));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl FusedFuture for Connecting {
+    fn is_terminated(&self) -> bool {
+        self.state.is_none()
+    }
+}

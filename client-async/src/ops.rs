@@ -1,0 +1,256 @@
+//! The futures returned by [`AsyncClient`](crate::AsyncClient)'s operations.
+//!
+//! Each wraps one of the core's operations and polls it with the task's waker. The core
+//! registers that waker (replacing the one of an earlier poll) and its I/O driver wakes it when
+//! the operation can complete or its deadline passes. None of them ever wakes itself: a
+//! pending future costs no CPU until the driver has news for it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::FusedFuture;
+use tidegate_core::{CloseOp, CloseReport, Connection, FlushError, FlushOp, SendError, SendOp};
+
+/// A send in progress, returned by [`AsyncClient::send`](crate::AsyncClient::send) and
+/// [`AsyncClient::send_timeout`](crate::AsyncClient::send_timeout).
+///
+/// Resolves to `Ok(())` once the frame is in the outgoing buffer, or to an error carrying the
+/// frame. It is pending while the buffer is full or other senders wait ahead of it, and is
+/// woken by the I/O driver only when its frame has been accepted or its wait ended.
+///
+/// The frame takes its place in the FIFO line at the first poll.
+///
+/// # Cancel safety
+///
+/// Dropping the future before it completes is safe and leaks no capacity. What happens to the
+/// frame depends on where it is at that instant:
+///
+/// - never polled, or still **waiting in line**: the future leaves the line and the frame is
+///   dropped — it is **not sent**;
+/// - already **moved into the buffer** by the driver (this can happen just before the drop,
+///   even without another poll): the frame **is sent**, in order.
+///
+/// [`SendFuture::cancel`] gives up the same way but tells which case it was, and hands the
+/// frame back in the first one. With `select!`, poll `&mut fut` and cancel the loser.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::FutureExt;
+/// use tidegate_async::AsyncClient;
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-send-future-example").unwrap();
+/// futures::executor::block_on(async {
+///     let client = AsyncClient::builder().capacity(4).connect(&listener.url()).await.unwrap();
+///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+///     peer.pause();
+///     client.send("full").await.unwrap();
+///
+///     let mut send = client.send("next");
+///     futures::select_biased! {
+///         _ = send => unreachable!("the peer reads nothing"),
+///         _ = futures::future::ready(()).fuse() => {}
+///     }
+///     // The other branch won: take the frame back.
+///     assert_eq!(send.cancel().unwrap(), "next");
+///     assert_eq!(client.stats().waiters, 0);
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct SendFuture<'a> {
+    op: SendOp<&'a Connection>,
+    done: bool,
+}
+
+impl<'a> SendFuture<'a> {
+    pub(crate) fn new(op: SendOp<&'a Connection>) -> Self {
+        Self { op, done: false }
+    }
+
+    /// Gives up the send, and returns the frame if it was not accepted.
+    ///
+    /// - `Some(frame)`: the frame was not put into the buffer and never will be; it is the
+    ///   caller's again. The future's place in line (if it had one) is released and the next
+    ///   waiter reconsidered at once.
+    /// - `None`: the driver had already moved the frame into the buffer, so it will be sent;
+    ///   or the future had already completed (a failed send returned the frame in its error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-cancel-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let send = client.send("never polled");
+    /// assert_eq!(send.cancel().unwrap(), "never polled");
+    /// assert_eq!(client.stats().frames_accepted, 0);
+    /// ```
+    pub fn cancel(self) -> Option<Bytes> {
+        self.op.cancel()
+    }
+
+    /// Returns whether the frame is waiting in line for room (the future was polled, is
+    /// pending, and the driver has not yet told it the outcome).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-is-queued-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let mut send = client.send("fits");
+    /// assert!(!send.is_queued(), "not polled yet");
+    /// futures::executor::block_on(&mut send).unwrap();
+    /// assert!(!send.is_queued(), "accepted at once");
+    /// ```
+    pub fn is_queued(&self) -> bool {
+        self.op.is_queued()
+    }
+}
+
+impl Future for SendFuture<'_> {
+    type Output = Result<(), SendError<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "SendFuture polled after completion");
+        let result = this.op.poll_with(cx.waker());
+        this.done = result.is_ready();
+        result
+    }
+}
+
+impl FusedFuture for SendFuture<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+/// A flush in progress, returned by [`AsyncClient::flush`](crate::AsyncClient::flush) and
+/// [`AsyncClient::flush_timeout`](crate::AsyncClient::flush_timeout).
+///
+/// At its first poll it notes how many bytes the connection has accepted so far, and resolves
+/// once the link has taken that many. Frames accepted later do not hold it up.
+///
+/// # Cancel safety
+///
+/// Dropping it only stops waiting; the frames are written all the same.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::{AsyncClient, FlushFuture};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-flush-future-example").unwrap();
+/// futures::executor::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     client.send("data").await.unwrap();
+///     let flush: FlushFuture<'_> = client.flush();
+///     flush.await.unwrap();
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct FlushFuture<'a> {
+    op: FlushOp<'a>,
+    done: bool,
+}
+
+impl<'a> FlushFuture<'a> {
+    pub(crate) fn new(op: FlushOp<'a>) -> Self {
+        Self { op, done: false }
+    }
+}
+
+impl Future for FlushFuture<'_> {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "FlushFuture polled after completion");
+        let result = this.op.poll_with(cx.waker());
+        this.done = result.is_ready();
+        result
+    }
+}
+
+impl FusedFuture for FlushFuture<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+/// A close in progress, returned by [`AsyncClient::close`](crate::AsyncClient::close) and
+/// [`AsyncClient::close_timeout`](crate::AsyncClient::close_timeout). Resolves to the
+/// [`CloseReport`] once the link is gone.
+///
+/// # Cancel safety
+///
+/// The close starts at the first poll and goes on if the future is dropped; a later close
+/// returns the report (without the unsent frames, if an earlier close received them).
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::{AsyncClient, CloseFuture};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-close-future-example").unwrap();
+/// futures::executor::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     let close: CloseFuture<'_> = client.close();
+///     assert!(close.await.is_clean());
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct CloseFuture<'a> {
+    op: CloseOp<'a>,
+    done: bool,
+}
+
+impl<'a> CloseFuture<'a> {
+    pub(crate) fn new(op: CloseOp<'a>) -> Self {
+        Self { op, done: false }
+    }
+}
+
+impl Future for CloseFuture<'_> {
+    type Output = CloseReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "CloseFuture polled after completion");
+        let result = this.op.poll_with(cx.waker());
+        this.done = result.is_ready();
+        result
+    }
+}
+
+impl FusedFuture for CloseFuture<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
