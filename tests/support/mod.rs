@@ -206,13 +206,15 @@ impl TcpSink {
                             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                         ) => {}
                     Err(e) => {
-                        error.get_or_insert(format!("read: {e}"));
+                        error.get_or_insert_with(|| format!("read: {e}"));
                         break;
                     }
                 }
             }
             if Instant::now() >= deadline {
-                error.get_or_insert("the sink ran for 60 s without the stream ending".into());
+                error.get_or_insert_with(|| {
+                    "the sink ran for 60 s without the stream ending".into()
+                });
             }
             SinkReport { verifier, error }
         });
@@ -291,4 +293,148 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A small deterministic pseudo-random generator (64-bit LCG), so runs are reproducible.
+#[derive(Debug, Clone)]
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 11
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// Reads everything a `mem://` peer receives, on a thread of its own, and verifies it like a
+/// [`TcpSink`]. Pause and resume the client's writes through [`MemSink::peer`].
+#[derive(Debug)]
+pub struct MemSink {
+    peer: Arc<tidegate::transport::mem::MemPeer>,
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    thread: Option<JoinHandle<SinkReport>>,
+}
+
+impl MemSink {
+    /// Starts reading from `peer`, feeding `verifier`.
+    pub fn start(peer: tidegate::transport::mem::MemPeer, mut verifier: Verifier) -> Self {
+        let peer = Arc::new(peer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
+        let (reader, halt, count) = (peer.clone(), stop.clone(), received.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut error = None;
+            let mut buf = vec![0u8; 64 * 1024];
+            while Instant::now() < deadline && !halt.load(Ordering::SeqCst) {
+                match reader.read_timeout(&mut buf, Duration::from_millis(20)) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        count.fetch_add(n as u64, Ordering::SeqCst);
+                        if error.is_none()
+                            && let Err(e) = verifier.feed(&buf[..n])
+                        {
+                            error = Some(e);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(e) => {
+                        error.get_or_insert_with(|| format!("read: {e}"));
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                error.get_or_insert_with(|| {
+                    "the sink ran for 60 s without the stream ending".into()
+                });
+            }
+            SinkReport { verifier, error }
+        });
+        Self { peer, stop, received, thread: Some(thread) }
+    }
+
+    /// The peer, to pause, resume, close or reset it.
+    pub fn peer(&self) -> &tidegate::transport::mem::MemPeer {
+        &self.peer
+    }
+
+    /// Bytes read so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for the client to close and everything to be read, then returns
+    /// what the sink saw. Stops the sink at the deadline either way.
+    pub fn finish(mut self, timeout: Duration) -> SinkReport {
+        let thread = self.thread.take().expect("finished once");
+        if !wait_until(timeout, || thread.is_finished()) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        thread.join().expect("the sink thread panicked")
+    }
+}
+
+impl Drop for MemSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Joins `handle`, panicking if the thread has not finished within `timeout` (so a test that
+/// would hang fails instead).
+pub fn join_within<T>(handle: JoinHandle<T>, timeout: Duration, what: &str) -> T {
+    assert!(
+        wait_until(timeout, || handle.is_finished()),
+        "{what} did not finish within {timeout:?}"
+    );
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Aborts the whole test process if it is still armed after `timeout`: the last line of
+/// defence against a test that hangs in a call the test cannot put a deadline on.
+#[derive(Debug)]
+pub struct Watchdog {
+    disarmed: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    pub fn new(timeout: Duration, what: &'static str) -> Self {
+        let disarmed = Arc::new(AtomicBool::new(false));
+        let flag = disarmed.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !flag.load(Ordering::SeqCst) {
+                eprintln!("watchdog: {what} still running after {timeout:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Self { disarmed }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.disarmed.store(true, Ordering::SeqCst);
+    }
 }
