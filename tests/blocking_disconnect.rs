@@ -104,8 +104,7 @@ fn common_kind(produced: &[Produced]) -> DisconnectKind {
     for p in produced {
         assert_eq!(p.cause.kind(), kind, "producer {}: {:?}", p.id, p.cause);
     }
-    // Until the reset is classified right, an end of stream is accepted here too.
-    assert!(matches!(kind, DisconnectKind::Reset | DisconnectKind::PeerClosed), "{kind:?}");
+    assert_eq!(kind, DisconnectKind::Reset, "a reset must be reported as one");
     kind
 }
 
@@ -242,8 +241,6 @@ fn tcp_reset_of_an_idle_connection_is_reported_as_a_reset() {
 }
 
 #[test]
-#[ignore = "core bug: a write that fails with ECONNRESET is followed by a read that returns 0, \
-            and the driver then reports PeerClosed without the OS error"]
 fn tcp_reset_while_writing_is_reported_as_a_reset() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "busy reset kind");
     assert_reset(&tcp_reset_cause(true));

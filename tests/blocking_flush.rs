@@ -170,8 +170,6 @@ fn flush_fails_with_the_cause_when_the_connection_breaks() {
 }
 
 #[test]
-#[ignore = "core behaviour to settle: a flush on a connection that already ended returns Ok \
-            when nothing was pending, instead of FlushError::Disconnected"]
 fn flush_on_a_disconnected_idle_connection_fails() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "flush idle disconnect");
     let (_listener, client, peer) = mem_client("flush-idle", 4096);

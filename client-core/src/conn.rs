@@ -292,7 +292,8 @@ impl Connection {
     /// # Errors
     ///
     /// The operation resolves to [`FlushError::Timeout`] once `deadline` passes, and to
-    /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ends first.
+    /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ends first or
+    /// had already ended when the flush was first polled.
     ///
     /// # Cancel safety
     ///

@@ -171,6 +171,9 @@ struct Entry {
     armed: Option<Instant>,
     /// The earliest deadline of the connection's state, as of the last service.
     next_timer: Option<Instant>,
+    /// Set once the connection is over, with the cause if it was not an orderly close. The
+    /// loop then drops the link and records the end in the state, in that order.
+    ending: Option<Option<Disconnect>>,
 }
 
 /// What a connection needs after being serviced.
@@ -279,6 +282,7 @@ impl Loop {
             connect_deadline,
             armed: None,
             next_timer: None,
+            ending: None,
         };
         if let Err(e) = registered {
             log::debug!("could not register a link: {e}");
@@ -290,14 +294,22 @@ impl Loop {
         self.entries[id] = Some(entry);
     }
 
+    /// Drops a connection's link, then records the end in its state and wakes everyone, so
+    /// that a close resolves only once the link is gone.
     fn detach(&mut self, id: usize) {
-        if let Some(mut entry) = self.entries[id].take() {
-            if let Err(e) = entry.link.deregister(self.poll.registry()) {
-                log::debug!("could not deregister a link: {e}");
-            }
-            lock(&self.shared.inbox).free_ids.push(id);
-            log::debug!("connection {id} left the driver");
+        let Some(mut entry) = self.entries[id].take() else {
+            return;
+        };
+        if let Err(e) = entry.link.deregister(self.poll.registry()) {
+            log::debug!("could not deregister a link: {e}");
         }
+        let Entry { conn, link, mut in_flight, offset, ending, .. } = entry;
+        drop(link);
+        lock(&self.shared.inbox).free_ids.push(id);
+        let mut fx = Effects::default();
+        conn.lock().finish(ending.flatten(), &mut in_flight, offset, &mut fx);
+        fx.wake_all();
+        log::debug!("connection {id} left the driver");
     }
 
     fn arm(&self, entry: &mut Entry, at: Instant) {
@@ -322,7 +334,7 @@ impl Loop {
 
 impl Entry {
     fn service(&mut self, scratch: &mut [u8]) -> Next {
-        if self.conn.lock().phase() == Phase::Closed {
+        if self.ending.is_some() {
             return Next::Done;
         }
         let now = Instant::now();
@@ -352,10 +364,13 @@ impl Entry {
         let next = match self.write() {
             Ok(next) => next,
             Err(cause) => {
-                // A write fails with a broken pipe after the peer closed its side; the read
-                // side tells an orderly close from a reset.
+                // A write fails with a broken pipe after the peer closed its side in order;
+                // the read side tells that from a reset. (After a reset the write took the
+                // socket's error, so a read would wrongly see an orderly end.)
+                let broken_pipe =
+                    cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
                 let cause = match self.read(scratch) {
-                    Err(eof) if eof.kind() == DisconnectKind::PeerClosed => eof,
+                    Err(eof) if broken_pipe && eof.kind() == DisconnectKind::PeerClosed => eof,
                     _ => cause,
                 };
                 return self.finish(Some(cause));
@@ -478,16 +493,13 @@ impl Entry {
         }
     }
 
-    /// Ends the connection: the state records the unsent frames and wakes everyone.
+    /// Ends the connection; the loop then detaches it.
     fn finish(&mut self, cause: Option<Disconnect>) -> Next {
         match &cause {
             Some(cause) => log::debug!("{} ended: {cause}", self.conn.endpoint().url()),
             None => log::debug!("{} closed", self.conn.endpoint().url()),
         }
-        let mut fx = Effects::default();
-        self.conn.lock().finish(cause, &mut self.in_flight, self.offset, &mut fx);
-        self.offset = 0;
-        fx.wake_all();
+        self.ending.get_or_insert(cause);
         Next::Done
     }
 }

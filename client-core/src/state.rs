@@ -18,7 +18,7 @@
 //! next one is reconsidered at once. Wakers are collected while the lock is held and woken by
 //! the caller after it is released.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -109,6 +109,8 @@ pub(crate) struct State {
     outcomes: HashMap<u64, Outcome>,
     /// Flushes waiting until `bytes_written` reaches the first element of the key.
     flushers: BTreeMap<(u64, u64), Flusher>,
+    /// Ids of flushes whose bytes were all written while they waited, not yet collected.
+    flushed: HashSet<u64>,
     /// Wakers of those waiting for the phase to change (connect, close).
     watchers: Vec<Waker>,
     next_ticket: u64,
@@ -135,6 +137,7 @@ impl State {
             deadlines: BTreeSet::new(),
             outcomes: HashMap::new(),
             flushers: BTreeMap::new(),
+            flushed: HashSet::new(),
             watchers: Vec::new(),
             next_ticket: 0,
             close_deadline: None,
@@ -224,6 +227,13 @@ impl State {
             self.deadlines.insert((deadline, ticket));
             fx.timer = Some(deadline);
         }
+        if self.waiters.is_empty() {
+            log::debug!(
+                "outgoing buffer full ({} of {} bytes): senders wait",
+                self.buf.held(),
+                self.capacity
+            );
+        }
         self.waiters.insert(ticket, Waiter { frame, waker: waker.clone(), deadline, since: now });
         self.stats.sends_waited += 1;
         log::trace!("sender {ticket} waits; {} waiting", self.waiters.len());
@@ -243,6 +253,9 @@ impl State {
             self.push(waiter.frame, fx);
             self.outcomes.insert(ticket, Ok(()));
             fx.wake.push(waiter.waker);
+            if self.waiters.is_empty() {
+                log::debug!("outgoing buffer has room again: no sender waits");
+            }
         }
     }
 
@@ -342,7 +355,10 @@ impl State {
             if entry.key().0 > written {
                 break;
             }
-            fx.wake.push(entry.remove().waker);
+            let ((_, id), flusher) = entry.remove_entry();
+            // Remembered, so the flush succeeds even if the link ends before it is polled.
+            self.flushed.insert(id);
+            fx.wake.push(flusher.waker);
         }
     }
 
@@ -470,16 +486,21 @@ impl State {
         waker: &Waker,
         fx: &mut Effects,
     ) -> Option<Result<(), FlushError>> {
-        if self.stats.bytes_written >= target {
-            self.flushers.remove(&(target, id));
+        if self.flushed.remove(&id) {
             return Some(Ok(()));
         }
+        // A flush of a connection that has ended fails, even if nothing was left to write:
+        // the application learns that the link is gone.
         if self.phase == Phase::Closed {
             self.flushers.remove(&(target, id));
             return Some(Err(match &self.cause {
                 Some(cause) => FlushError::Disconnected(cause.clone()),
                 None => FlushError::Closed,
             }));
+        }
+        if self.stats.bytes_written >= target {
+            self.flushers.remove(&(target, id));
+            return Some(Ok(()));
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
             self.flushers.remove(&(target, id));
@@ -503,6 +524,7 @@ impl State {
     /// A flush gives up.
     pub(crate) fn cancel_flush(&mut self, id: u64, target: u64) {
         self.flushers.remove(&(target, id));
+        self.flushed.remove(&id);
     }
 
     /// A fresh id for a flush.
