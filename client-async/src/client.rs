@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::FusedFuture;
-use tidegate_core::{Config, ConnectError, Connection, Stats, TrySendError};
+use tidegate_core::transport::{Link, SocketOption};
+use tidegate_core::{Config, ConnectError, Connection, LinkCall, Stats, TrySendError};
 
 use crate::ops::{CloseFuture, FlushFuture, SendFuture};
 use crate::sink::FrameSink;
@@ -349,6 +350,65 @@ impl AsyncClient {
     /// ```
     pub fn close_timeout(&self, timeout: Duration) -> CloseFuture<'_> {
         CloseFuture::new(self.conn.close(timeout))
+    }
+
+    /// Applies a socket option to the live link, for example to toggle `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to the link's error (`Unsupported` for an option it does not have), or to
+    /// `NotConnected` if the connection has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// The option is applied even if the future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, SocketOption};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let url = format!("tcp://{}", listener.local_addr().unwrap());
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&url).await.unwrap();
+    ///     client.set_option(SocketOption::NoDelay(false)).await.unwrap();
+    /// });
+    /// ```
+    pub fn set_option(&self, option: SocketOption) -> impl Future<Output = std::io::Result<()>> {
+        self.conn.set_option(option)
+    }
+
+    /// Runs `f` with the connection's link on the I/O driver's thread and resolves to its
+    /// result: the way to reach the link of a live connection. `f` must not block.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to a [`LinkError`](tidegate_core::LinkError) if the connection has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// `f` runs even if the future is dropped; its result is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-call-link-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let text = client.call_link(|link| format!("{link:?}")).await.unwrap();
+    ///     assert!(text.contains("MemLink"));
+    /// });
+    /// ```
+    pub fn call_link<R, F>(&self, f: F) -> LinkCall<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Link) -> R + Send + 'static,
+    {
+        self.conn.call_link(f)
     }
 
     /// Returns a snapshot of the connection's counters.

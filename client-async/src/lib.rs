@@ -96,7 +96,8 @@ mod sink;
 pub use client::{AsyncClient, AsyncClientBuilder, Connecting};
 pub use ops::{CloseFuture, FlushFuture, SendFuture};
 pub use sink::{FrameSink, SinkError};
+pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    SendError, Stats, TrySendError, UnsentFrame,
+    LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
 };

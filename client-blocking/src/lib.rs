@@ -43,9 +43,10 @@ use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    SendError, Stats, TrySendError, UnsentFrame,
+    LinkError, SendError, Stats, TrySendError, UnsentFrame,
 };
 
 /// Unparks the thread it was made on.
@@ -372,6 +373,62 @@ impl Client {
     pub fn close_timeout(&self, timeout: Duration) -> CloseReport {
         let mut op = self.conn.close(timeout);
         wait(None, |waker| op.poll_with(waker))
+    }
+
+    /// Applies a socket option to the live link, for example to toggle `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// The link's error (`Unsupported` for an option it does not have), or `NotConnected` if
+    /// the connection has ended.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the I/O driver has applied the option (its next turn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, SocketOption};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = Client::connect(&format!("tcp://{}", listener.local_addr().unwrap())).unwrap();
+    /// client.set_option(SocketOption::NoDelay(false)).unwrap();
+    /// ```
+    pub fn set_option(&self, option: SocketOption) -> io::Result<()> {
+        self.call_link(move |link| link.set_option(&option))?
+    }
+
+    /// Runs `f` with the connection's link on the I/O driver's thread and returns its result:
+    /// the way to reach the link of a live connection (for example to read a socket option
+    /// back). `f` must not block.
+    ///
+    /// # Errors
+    ///
+    /// [`LinkError`] if the connection has ended.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `f` has run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-call-link-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let text = client.call_link(|link| format!("{link:?}")).unwrap();
+    /// assert!(text.contains("MemLink"));
+    /// ```
+    pub fn call_link<R, F>(&self, f: F) -> Result<R, LinkError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Link) -> R + Send + 'static,
+    {
+        let mut call = self.conn.call_link(f);
+        wait(None, |waker| call.poll_with(waker))
     }
 
     /// A snapshot of the connection's counters.

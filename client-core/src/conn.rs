@@ -17,10 +17,10 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::driver::{Driver, DriverShared};
-use crate::error::{ConnectError, DisconnectKind, FlushError, SendError, TrySendError};
+use crate::error::{ConnectError, DisconnectKind, FlushError, LinkError, SendError, TrySendError};
 use crate::report::{CloseReport, Stats};
 use crate::state::{Admit, Effects, Phase, State};
-use crate::transport::{self, Endpoint};
+use crate::transport::{self, Endpoint, Link, SocketOption};
 
 /// The part of a connection shared by its handles, its operations and its driver.
 #[derive(Debug)]
@@ -343,6 +343,97 @@ impl Connection {
     /// ```
     pub fn close(&self, timeout: Duration) -> CloseOp<'_> {
         CloseOp { conn: self, timeout, started: false }
+    }
+
+    /// Runs `f` with the connection's link on the driver thread, between two rounds of I/O,
+    /// and resolves to what it returns. This is how options are changed on a live link.
+    ///
+    /// `f` must not block: the driver serves every connection it hosts from that thread.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to [`LinkError`] if the connection has ended, or ends before `f` runs.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned operation does not stop `f`: it runs anyway, and its result is
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-call-link").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let debug = futures::executor::block_on(conn.call_link(|link| format!("{link:?}"))).unwrap();
+    /// assert!(debug.contains("MemLink"));
+    /// ```
+    pub fn call_link<R, F>(&self, f: F) -> LinkCall<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Link) -> R + Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(CallSlot { result: None, waker: None }));
+        let filler = slot.clone();
+        let task: crate::state::LinkTask = Box::new(move |link| {
+            let result = link.map(f);
+            let mut slot = filler.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.result = Some(result);
+            let waker = slot.waker.take();
+            drop(slot);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        });
+        let shared = self.shared();
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        let gone = state.link_error();
+        if gone.is_none() {
+            state.push_link_call(task, &mut fx);
+            drop(state);
+            shared.apply(fx);
+        } else {
+            drop(state);
+            if let Some(gone) = gone {
+                task(Err(gone));
+            }
+        }
+        LinkCall { slot, done: false }
+    }
+
+    /// Applies a socket option to the live link.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to the link's error (`Unsupported` for options it does not have), or to
+    /// `NotConnected` if the connection has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Connection::call_link`]: the option is applied even if the operation is
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let url = format!("tcp://{}", listener.local_addr().unwrap());
+    /// let conn = Connection::open(&url, Config::new()).unwrap();
+    /// let applied = futures::executor::block_on(async {
+    ///     conn.connected().await.unwrap();
+    ///     conn.set_option(SocketOption::NoDelay(false)).await
+    /// });
+    /// applied.unwrap();
+    /// ```
+    pub fn set_option(&self, option: SocketOption) -> impl Future<Output = std::io::Result<()>> {
+        let call = self.call_link(move |link| link.set_option(&option));
+        async move { call.await? }
     }
 
     /// Returns a snapshot of the connection's counters.
@@ -881,6 +972,66 @@ impl Connected<'_> {
 
 impl Future for Connected<'_> {
     type Output = Result<(), ConnectError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+/// Where the result of a [`LinkCall`] lands.
+#[derive(Debug)]
+struct CallSlot<R> {
+    result: Option<Result<R, LinkError>>,
+    waker: Option<Waker>,
+}
+
+/// A closure waiting to run on the driver thread, returned by [`Connection::call_link`].
+///
+/// # Cancel safety
+///
+/// Dropping it does not stop the closure; its result is dropped.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// See [`Connection::call_link`].
+#[must_use = "the result of a link call arrives only when polled"]
+#[derive(Debug)]
+pub struct LinkCall<R> {
+    slot: Arc<Mutex<CallSlot<R>>>,
+    done: bool,
+}
+
+impl<R> LinkCall<R> {
+    /// Polls with a bare waker.
+    ///
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<R, LinkError>> {
+        assert!(!self.done, "LinkCall polled after completion");
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.result.take() {
+            Some(result) => {
+                slot.waker = None;
+                self.done = true;
+                Poll::Ready(result)
+            }
+            None => {
+                if slot.waker.as_ref().is_none_or(|w| !w.will_wake(waker)) {
+                    slot.waker = Some(waker.clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R> Future for LinkCall<R> {
+    type Output = Result<R, LinkError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().poll_with(cx.waker())

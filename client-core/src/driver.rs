@@ -307,8 +307,16 @@ impl Loop {
         drop(link);
         lock(&self.shared.inbox).free_ids.push(id);
         let mut fx = Effects::default();
-        conn.lock().finish(ending.flatten(), &mut in_flight, offset, &mut fx);
+        let mut state = conn.lock();
+        let calls = state.finish(ending.flatten(), &mut in_flight, offset, &mut fx);
+        let gone = state.link_error();
+        drop(state);
         fx.wake_all();
+        if let Some(gone) = gone {
+            for call in calls {
+                call(Err(gone.clone()));
+            }
+        }
         log::debug!("connection {id} left the driver");
     }
 
@@ -336,6 +344,10 @@ impl Entry {
     fn service(&mut self, scratch: &mut [u8]) -> Next {
         if self.ending.is_some() {
             return Next::Done;
+        }
+        let calls = self.conn.lock().take_link_calls();
+        for call in calls {
+            call(Ok(&mut *self.link));
         }
         let now = Instant::now();
         if !self.connected {

@@ -595,6 +595,51 @@ impl Error for FlushError {
     }
 }
 
+/// The link of a connection is gone, so a call on it could not run.
+///
+/// Returned by [`Connection::call_link`](crate::Connection::call_link).
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::LinkError;
+///
+/// assert_eq!(LinkError::Closed.to_string(), "the connection is closed");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The connection was closed by the application.
+    Closed,
+    /// The connection ended; the cause says why.
+    Disconnected(Disconnect),
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("the connection is closed"),
+            Self::Disconnected(_) => f.write_str("the connection has ended"),
+        }
+    }
+}
+
+impl Error for LinkError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected(cause) => Some(cause),
+            Self::Closed => None,
+        }
+    }
+}
+
+impl From<LinkError> for io::Error {
+    /// A `NotConnected` error wrapping the link error.
+    fn from(err: LinkError) -> Self {
+        Self::new(io::ErrorKind::NotConnected, err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,8 @@ pub mod transport;
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY};
-pub use conn::{CloseOp, Connected, Connection, FlushOp, SendOp};
-pub use error::{ConnectError, Disconnect, DisconnectKind, FlushError, SendError, TrySendError};
+pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, SendOp};
+pub use error::{
+    ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError, TrySendError,
+};
 pub use report::{CloseReport, Stats};

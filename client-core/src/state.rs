@@ -25,8 +25,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::buffer::{OutBuffer, UnsentFrame};
-use crate::error::{Disconnect, FlushError, SendError};
+use crate::error::{Disconnect, FlushError, LinkError, SendError};
 use crate::report::{CloseReport, Stats};
+use crate::transport::Link;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,19 @@ pub(crate) enum Phase {
     Closing,
     /// The link is gone. `cause` says why, if the application did not close it.
     Closed,
+}
+
+/// A closure to run on the driver thread with the link, or with the reason there is none.
+pub(crate) type LinkTask = Box<dyn FnOnce(Result<&mut dyn Link, LinkError>) + Send>;
+
+/// Queued link calls; closures have no `Debug`, so this shows their number.
+#[derive(Default)]
+struct LinkCalls(Vec<LinkTask>);
+
+impl std::fmt::Debug for LinkCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} link calls", self.0.len())
+    }
 }
 
 /// How a queued send ended.
@@ -113,6 +127,8 @@ pub(crate) struct State {
     flushed: HashSet<u64>,
     /// Wakers of those waiting for the phase to change (connect, close).
     watchers: Vec<Waker>,
+    /// Closures to run on the link, for the driver to take.
+    link_calls: LinkCalls,
     next_ticket: u64,
     /// Deadline of the drain while closing.
     close_deadline: Option<Instant>,
@@ -139,6 +155,7 @@ impl State {
             flushers: BTreeMap::new(),
             flushed: HashSet::new(),
             watchers: Vec::new(),
+            link_calls: LinkCalls::default(),
             next_ticket: 0,
             close_deadline: None,
             unsent: None,
@@ -403,15 +420,17 @@ impl State {
     /// The link is gone: records the unsent frames and the cause, and wakes everyone.
     ///
     /// `in_flight` and `offset` are the driver's chunks not yet fully written.
+    ///
+    /// Returns the link calls still queued, for the caller to fail once the lock is released.
     pub(crate) fn finish(
         &mut self,
         cause: Option<Disconnect>,
         in_flight: &mut VecDeque<Bytes>,
         offset: usize,
         fx: &mut Effects,
-    ) {
+    ) -> Vec<LinkTask> {
         if self.phase == Phase::Closed {
-            return;
+            return Vec::new();
         }
         let now = Instant::now();
         self.close_timed_out = self.phase == Phase::Closing
@@ -439,6 +458,27 @@ impl State {
         self.unsent = Some(unsent);
         fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
         fx.wake.append(&mut self.watchers);
+        std::mem::take(&mut self.link_calls.0)
+    }
+
+    /// Why the link is not available, once the connection has ended.
+    pub(crate) fn link_error(&self) -> Option<LinkError> {
+        (self.phase == Phase::Closed).then(|| match &self.cause {
+            Some(cause) => LinkError::Disconnected(cause.clone()),
+            None => LinkError::Closed,
+        })
+    }
+
+    /// Queues a closure for the driver to run on the link. The caller has checked that the
+    /// connection has not ended.
+    pub(crate) fn push_link_call(&mut self, task: LinkTask, fx: &mut Effects) {
+        self.link_calls.0.push(task);
+        fx.notify_driver = true;
+    }
+
+    /// The closures queued for the link, for the driver.
+    pub(crate) fn take_link_calls(&mut self) -> Vec<LinkTask> {
+        std::mem::take(&mut self.link_calls.0)
     }
 
     /// The report for a `close` call, once closed. The first call gets the unsent frames.
