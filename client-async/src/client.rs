@@ -624,6 +624,26 @@ impl AsyncClientBuilder {
         self
     }
 
+    /// Bounds the number of senders that may wait for room at once (no bound by default).
+    /// Past it, a send that would have to wait fails at once with
+    /// `SendError::TooManyWaiters`, carrying its frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-max-waiters-example").unwrap();
+    /// let connecting = AsyncClient::builder().max_waiters(100).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.connection().config().max_waiters_count(), Some(100));
+    /// ```
+    pub fn max_waiters(mut self, waiters: usize) -> Self {
+        self.config = self.config.max_waiters(waiters);
+        self
+    }
+
     /// Replaces every setting with `config`, including those set earlier on this builder.
     ///
     /// # Examples

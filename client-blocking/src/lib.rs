@@ -66,16 +66,42 @@ thread_local! {
     static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
 }
 
+/// The calling thread is an I/O driver thread: parking it could wait for itself.
+struct OnDriverThread;
+
 /// Polls until ready, parking the thread in between.
 ///
 /// The core wakes the waker when the operation may complete, and fires deadlines itself; the
 /// timed park is only a second line of defence, so no wake-up can be lost for good. Unparks
 /// may be spurious: polling again is always correct.
-fn wait<T>(deadline: Option<Instant>, mut poll: impl FnMut(&Waker) -> Poll<T>) -> T {
+fn wait<T>(deadline: Option<Instant>, poll: impl FnMut(&Waker) -> Poll<T>) -> T {
+    match wait_inner(deadline, false, poll) {
+        Ok(value) => value,
+        Err(OnDriverThread) => unreachable!("only a guarded wait refuses to park"),
+    }
+}
+
+/// Like [`wait`], but refuses to park an I/O driver thread: the driver may be the one that
+/// would have to wake it.
+fn wait_guarded<T>(
+    deadline: Option<Instant>,
+    poll: impl FnMut(&Waker) -> Poll<T>,
+) -> Result<T, OnDriverThread> {
+    wait_inner(deadline, true, poll)
+}
+
+fn wait_inner<T>(
+    deadline: Option<Instant>,
+    guarded: bool,
+    mut poll: impl FnMut(&Waker) -> Poll<T>,
+) -> Result<T, OnDriverThread> {
     WAKER.with(|waker| {
         loop {
             if let Poll::Ready(value) = poll(waker) {
-                return value;
+                return Ok(value);
+            }
+            if guarded && tidegate_core::is_driver_thread() {
+                return Err(OnDriverThread);
             }
             match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
                 Some(left) if !left.is_zero() => thread::park_timeout(left),
@@ -186,7 +212,9 @@ impl Client {
     /// The error contains the frame: [`SendError::Timeout`] if the send timeout passed,
     /// [`SendError::TooLarge`] for a frame larger than the capacity, [`SendError::Empty`],
     /// [`SendError::Closed`] after a close, [`SendError::Disconnected`] with the cause after
-    /// the connection ended.
+    /// the connection ended, and [`SendError::WouldDeadlock`] when it would have to wait on an
+    /// I/O driver thread (inside a transport plugin or a [`Client::call_link`] closure), which
+    /// would then wait for itself.
     ///
     /// # Blocking
     ///
@@ -243,7 +271,11 @@ impl Client {
 
     fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
         let mut op = self.conn.send(frame, deadline);
-        wait(deadline, |waker| op.poll_with(waker))
+        match wait_guarded(deadline, |waker| op.poll_with(waker)) {
+            Ok(result) => result,
+            // Leave the line; if the frame was let in meanwhile, it is sent after all.
+            Err(OnDriverThread) => op.cancel().map_or(Ok(()), |f| Err(SendError::WouldDeadlock(f))),
+        }
     }
 
     /// Puts `frame` into the buffer only if it fits now and no one is waiting.
@@ -272,7 +304,8 @@ impl Client {
     /// # Errors
     ///
     /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ended first;
-    /// the close report accounts for the frames.
+    /// the close report accounts for the frames. [`FlushError::WouldDeadlock`] when it would
+    /// have to wait on an I/O driver thread.
     ///
     /// # Blocking
     ///
@@ -321,7 +354,8 @@ impl Client {
 
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
         let mut op = self.conn.flush(deadline);
-        wait(deadline, |waker| op.poll_with(waker))
+        wait_guarded(deadline, |waker| op.poll_with(waker))
+            .unwrap_or(Err(FlushError::WouldDeadlock))
     }
 
     /// Closes the connection for every handle: new sends are refused, waiting senders get
@@ -380,7 +414,7 @@ impl Client {
     /// # Errors
     ///
     /// The link's error (`Unsupported` for an option it does not have), or `NotConnected` if
-    /// the connection has ended.
+    /// the connection has ended or the call was made on an I/O driver thread.
     ///
     /// # Blocking
     ///
@@ -405,7 +439,8 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`LinkError`] if the connection has ended.
+    /// [`LinkError`] if the connection has ended, and [`LinkError::WouldDeadlock`] when called
+    /// on an I/O driver thread (`f` still runs later, and its result is dropped).
     ///
     /// # Blocking
     ///
@@ -428,7 +463,7 @@ impl Client {
         F: FnOnce(&mut dyn Link) -> R + Send + 'static,
     {
         let mut call = self.conn.call_link(f);
-        wait(None, |waker| call.poll_with(waker))
+        wait_guarded(None, |waker| call.poll_with(waker)).unwrap_or(Err(LinkError::WouldDeadlock))
     }
 
     /// A snapshot of the connection's counters.
@@ -646,6 +681,25 @@ impl ClientBuilder {
     /// ```
     pub fn nodelay(mut self, on: bool) -> Self {
         self.config = self.config.nodelay(on);
+        self
+    }
+
+    /// Bounds the number of senders that may wait for room at once (no bound by default).
+    /// Past it, a send that would have to wait fails at once with
+    /// `SendError::TooManyWaiters`, carrying its frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-max-waiters").unwrap();
+    /// let client = Client::builder().max_waiters(100).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.connection().config().max_waiters_count(), Some(100));
+    /// ```
+    pub fn max_waiters(mut self, waiters: usize) -> Self {
+        self.config = self.config.max_waiters(waiters);
         self
     }
 

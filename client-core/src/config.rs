@@ -38,6 +38,7 @@ pub struct Config {
     send_timeout: Option<Duration>,
     close_timeout: Duration,
     options: Vec<SocketOption>,
+    max_waiters: Option<usize>,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             send_timeout: None,
             close_timeout: Duration::from_secs(10),
             options: vec![SocketOption::NoDelay(true)],
+            max_waiters: None,
         }
     }
 }
@@ -275,6 +277,35 @@ impl Config {
     /// ```
     pub fn socket_options(&self) -> &[SocketOption] {
         &self.options
+    }
+
+    /// Bounds the number of senders that may wait for room at once. Past it, a send that
+    /// would have to wait fails at once with
+    /// [`SendError::TooManyWaiters`](crate::SendError::TooManyWaiters), carrying its frame.
+    /// No bound by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().max_waiters(1000);
+    /// assert_eq!(config.max_waiters_count(), Some(1000));
+    /// ```
+    pub fn max_waiters(mut self, waiters: usize) -> Self {
+        self.max_waiters = Some(waiters);
+        self
+    }
+
+    /// The bound on waiting senders, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::Config::new().max_waiters_count(), None);
+    /// ```
+    pub fn max_waiters_count(&self) -> Option<usize> {
+        self.max_waiters
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {

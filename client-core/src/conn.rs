@@ -159,7 +159,11 @@ impl Connection {
         }
         let driver = Driver::spawn().map_err(ConnectError::Io)?;
         let shared = Arc::new(ConnShared {
-            state: Mutex::new(State::new(config.capacity_bytes())),
+            state: Mutex::new({
+                let mut state = State::new(config.capacity_bytes());
+                state.set_max_waiters(config.max_waiters_count());
+                state
+            }),
             driver: Arc::downgrade(driver.shared()),
             id: driver.shared().reserve_id(),
             config,

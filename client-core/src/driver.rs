@@ -17,6 +17,7 @@
 //! comes back for more on its own. A wake-up is a `mio::Waker` call, and only when the driver
 //! is asleep: requests that arrive while it runs are picked up before it sleeps again.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, IoSlice};
@@ -42,6 +43,26 @@ const WRITE_ROUNDS: usize = 32;
 const READ_ROUNDS: usize = 4;
 /// Size of the scratch buffer inbound bytes are read into.
 const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Whether this thread is an I/O driver thread.
+    static ON_DRIVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Returns whether the calling thread is an I/O driver thread (for example inside a transport
+/// plugin, or a closure passed to [`Connection::call_link`](crate::Connection::call_link)).
+///
+/// Waiting there for the driver would wait forever, or stall every connection the driver
+/// hosts: the blocking facade checks this and returns an error instead of parking.
+///
+/// # Examples
+///
+/// ```
+/// assert!(!tidegate_core::is_driver_thread());
+/// ```
+pub fn is_driver_thread() -> bool {
+    ON_DRIVER.with(Cell::get)
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -200,6 +221,7 @@ impl Loop {
     }
 
     fn run(mut self) {
+        ON_DRIVER.with(|on| on.set(true));
         log::debug!("I/O driver started");
         let mut events = Events::with_capacity(256);
         let mut ready: Vec<usize> = Vec::new();

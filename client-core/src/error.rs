@@ -203,6 +203,12 @@ pub enum SendError<F> {
         /// Why the connection ended.
         cause: Disconnect,
     },
+    /// The send would have to wait, and it was called on an I/O driver thread, which would
+    /// then wait for itself (see [`is_driver_thread`](crate::is_driver_thread)).
+    WouldDeadlock(F),
+    /// The send would have to wait, and the configured bound on waiting senders
+    /// ([`Config::max_waiters`](crate::Config::max_waiters)) is reached.
+    TooManyWaiters(F),
 }
 
 impl<F> SendError<F> {
@@ -223,7 +229,9 @@ impl<F> SendError<F> {
             | Self::TooLarge { frame, .. }
             | Self::Empty(frame)
             | Self::Closed(frame)
-            | Self::Disconnected { frame, .. } => frame,
+            | Self::Disconnected { frame, .. }
+            | Self::WouldDeadlock(frame)
+            | Self::TooManyWaiters(frame) => frame,
         }
     }
 
@@ -244,7 +252,9 @@ impl<F> SendError<F> {
             | Self::TooLarge { frame, .. }
             | Self::Empty(frame)
             | Self::Closed(frame)
-            | Self::Disconnected { frame, .. } => frame,
+            | Self::Disconnected { frame, .. }
+            | Self::WouldDeadlock(frame)
+            | Self::TooManyWaiters(frame) => frame,
         }
     }
 
@@ -300,6 +310,8 @@ impl<F> SendError<F> {
             Self::Disconnected { frame, cause } => {
                 SendError::Disconnected { frame: f(frame), cause }
             }
+            Self::WouldDeadlock(frame) => SendError::WouldDeadlock(f(frame)),
+            Self::TooManyWaiters(frame) => SendError::TooManyWaiters(f(frame)),
         }
     }
 }
@@ -316,6 +328,8 @@ impl<F> fmt::Debug for SendError<F> {
             Self::Disconnected { cause, .. } => {
                 f.debug_struct("Disconnected").field("cause", cause).finish_non_exhaustive()
             }
+            Self::WouldDeadlock(_) => f.write_str("WouldDeadlock(..)"),
+            Self::TooManyWaiters(_) => f.write_str("TooManyWaiters(..)"),
         }
     }
 }
@@ -330,6 +344,10 @@ impl<F> fmt::Display for SendError<F> {
             Self::Empty(_) => f.write_str("frame is empty"),
             Self::Closed(_) => f.write_str("sending on a closed connection"),
             Self::Disconnected { .. } => f.write_str("sending on a disconnected connection"),
+            Self::WouldDeadlock(_) => {
+                f.write_str("a send on an I/O driver thread would wait for that thread itself")
+            }
+            Self::TooManyWaiters(_) => f.write_str("too many senders are waiting already"),
         }
     }
 }
@@ -443,6 +461,9 @@ impl<F> From<SendError<F>> for TrySendError<F> {
             SendError::Empty(frame) => Self::Empty(frame),
             SendError::Closed(frame) => Self::Closed(frame),
             SendError::Disconnected { frame, cause } => Self::Disconnected { frame, cause },
+            // A `try_send` never waits, so it cannot meet these; the closest reason is that
+            // the frame does not fit now.
+            SendError::WouldDeadlock(frame) | SendError::TooManyWaiters(frame) => Self::Full(frame),
         }
     }
 }
@@ -574,6 +595,9 @@ pub enum FlushError {
     /// The connection ended before everything was written; the close report accounts for the
     /// frames.
     Disconnected(Disconnect),
+    /// The flush would have to wait, and it was called on an I/O driver thread, which would
+    /// then wait for itself (see [`is_driver_thread`](crate::is_driver_thread)).
+    WouldDeadlock,
 }
 
 impl fmt::Display for FlushError {
@@ -582,6 +606,9 @@ impl fmt::Display for FlushError {
             Self::Timeout => f.write_str("flush timed out"),
             Self::Closed => f.write_str("connection closed before the flush completed"),
             Self::Disconnected(_) => f.write_str("connection ended before the flush completed"),
+            Self::WouldDeadlock => {
+                f.write_str("a flush on an I/O driver thread would wait for that thread itself")
+            }
         }
     }
 }
@@ -613,6 +640,9 @@ pub enum LinkError {
     Closed,
     /// The connection ended; the cause says why.
     Disconnected(Disconnect),
+    /// The call was made from an I/O driver thread and would wait for that thread itself (see
+    /// [`is_driver_thread`](crate::is_driver_thread)).
+    WouldDeadlock,
 }
 
 impl fmt::Display for LinkError {
@@ -620,6 +650,9 @@ impl fmt::Display for LinkError {
         match self {
             Self::Closed => f.write_str("the connection is closed"),
             Self::Disconnected(_) => f.write_str("the connection has ended"),
+            Self::WouldDeadlock => {
+                f.write_str("a link call on an I/O driver thread would wait for that thread itself")
+            }
         }
     }
 }
@@ -628,7 +661,7 @@ impl Error for LinkError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Disconnected(cause) => Some(cause),
-            Self::Closed => None,
+            Self::Closed | Self::WouldDeadlock => None,
         }
     }
 }

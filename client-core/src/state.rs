@@ -139,6 +139,8 @@ pub(crate) struct State {
     opened: bool,
     /// Whether every handle was dropped without a close.
     abandoned: bool,
+    /// The most senders that may wait at once, if bounded.
+    max_waiters: Option<usize>,
     stats: Stats,
 }
 
@@ -162,8 +164,14 @@ impl State {
             close_timed_out: false,
             opened: false,
             abandoned: false,
+            max_waiters: None,
             stats: Stats { capacity, ..Stats::default() },
         }
+    }
+
+    /// Bounds the number of waiting senders.
+    pub(crate) fn set_max_waiters(&mut self, max: Option<usize>) {
+        self.max_waiters = max;
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -234,6 +242,9 @@ impl State {
         let Some(waker) = waker else {
             return Err(SendError::Timeout(frame));
         };
+        if self.max_waiters.is_some_and(|max| self.waiters.len() >= max) {
+            return Err(SendError::TooManyWaiters(frame));
+        }
         let now = now();
         if deadline.is_some_and(|d| d <= now) {
             return Err(SendError::Timeout(frame));
