@@ -39,6 +39,6 @@ pub use tidegate_async::{
 pub use tidegate_blocking::{Client, ClientBuilder};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,
-    DisconnectKind, FlushError, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
-    transport,
+    DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError,
+    UnsentFrame, transport,
 };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
-use tidegate_core::{Config, ConnectError, Connection, LinkCall, Stats, TrySendError};
+use tidegate_core::{Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError};
 
 use crate::ops::{CloseFuture, FlushFuture, SendFuture};
 use crate::sink::FrameSink;
@@ -641,6 +641,26 @@ impl AsyncClientBuilder {
     /// ```
     pub fn max_waiters(mut self, waiters: usize) -> Self {
         self.config = self.config.max_waiters(waiters);
+        self
+    }
+
+    /// Hosts the connection on a thread of `group` (by default it gets a driver thread of its
+    /// own). Use a group to serve many connections with a few threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, IoGroup};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let group = IoGroup::new(1).unwrap();
+    /// let listener = MemListener::bind("async-builder-io-group-example").unwrap();
+    /// let connecting = AsyncClient::builder().io_group(&group).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(group.connections(), 1);
+    /// ```
+    pub fn io_group(mut self, group: &IoGroup) -> Self {
+        self.config = self.config.io_group(group);
         self
     }
 

@@ -99,5 +99,5 @@ pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
+    IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
 };

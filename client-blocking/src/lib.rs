@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    LinkError, SendError, Stats, TrySendError, UnsentFrame,
+    IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame,
 };
 
 /// Unparks the thread it was made on.
@@ -700,6 +700,26 @@ impl ClientBuilder {
     /// ```
     pub fn max_waiters(mut self, waiters: usize) -> Self {
         self.config = self.config.max_waiters(waiters);
+        self
+    }
+
+    /// Hosts the connection on a thread of `group` (by default it gets a driver thread of its
+    /// own). Use a group to serve many connections with a few threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, IoGroup};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let group = IoGroup::new(1).unwrap();
+    /// let listener = MemListener::bind("doc-clientbuilder-io-group").unwrap();
+    /// let a = Client::builder().io_group(&group).connect(&listener.url()).unwrap();
+    /// let b = Client::builder().io_group(&group).connect(&listener.url()).unwrap();
+    /// assert_eq!(group.connections(), 2);
+    /// ```
+    pub fn io_group(mut self, group: &IoGroup) -> Self {
+        self.config = self.config.io_group(group);
         self
     }
 

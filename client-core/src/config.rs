@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::driver::IoGroup;
 use crate::error::ConnectError;
 use crate::transport::SocketOption;
 
@@ -39,6 +40,7 @@ pub struct Config {
     close_timeout: Duration,
     options: Vec<SocketOption>,
     max_waiters: Option<usize>,
+    io_group: Option<IoGroup>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             options: vec![SocketOption::NoDelay(true)],
             max_waiters: None,
+            io_group: None,
         }
     }
 }
@@ -306,6 +309,35 @@ impl Config {
     /// ```
     pub fn max_waiters_count(&self) -> Option<usize> {
         self.max_waiters
+    }
+
+    /// Hosts the connection on a thread of `group` instead of a driver thread of its own.
+    /// See [`IoGroup`] for the assignment policy and why a thread per connection is the
+    /// default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, IoGroup};
+    ///
+    /// let group = IoGroup::new(2).unwrap();
+    /// let config = Config::new().io_group(&group);
+    /// assert!(config.io_group_ref().is_some());
+    /// ```
+    pub fn io_group(mut self, group: &IoGroup) -> Self {
+        self.io_group = Some(group.clone());
+        self
+    }
+
+    /// The I/O group the connection is hosted on, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate_core::Config::new().io_group_ref().is_none());
+    /// ```
+    pub fn io_group_ref(&self) -> Option<&IoGroup> {
+        self.io_group.as_ref()
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {

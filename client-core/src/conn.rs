@@ -157,7 +157,10 @@ impl Connection {
                 Err(e) => return Err(ConnectError::Io(e)),
             }
         }
-        let driver = Driver::spawn().map_err(ConnectError::Io)?;
+        let driver = match config.io_group_ref() {
+            Some(group) => group.pick().clone(),
+            None => Driver::spawn().map_err(ConnectError::Io)?,
+        };
         let shared = Arc::new(ConnShared {
             state: Mutex::new({
                 let mut state = State::new(config.capacity_bytes());

@@ -20,7 +20,9 @@
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
 use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -96,6 +98,8 @@ struct Inbox {
 pub(crate) struct DriverShared {
     inbox: Mutex<Inbox>,
     waker: mio::Waker,
+    /// Connections hosted or about to be, for an [`IoGroup`] to balance on.
+    hosted: AtomicUsize,
 }
 
 impl DriverShared {
@@ -127,6 +131,7 @@ impl DriverShared {
 
     /// Takes an id for a new connection.
     pub(crate) fn reserve_id(&self) -> usize {
+        self.hosted.fetch_add(1, Ordering::Relaxed);
         let mut inbox = lock(&self.inbox);
         inbox.free_ids.pop().unwrap_or_else(|| {
             inbox.next_id += 1;
@@ -164,6 +169,7 @@ impl Driver {
                 sleep: Sleep::Awake,
             }),
             waker,
+            hosted: AtomicUsize::new(0),
         });
         let thread_shared = shared.clone();
         thread::Builder::new()
@@ -174,6 +180,105 @@ impl Driver {
 
     pub(crate) fn shared(&self) -> &Arc<DriverShared> {
         &self.shared
+    }
+}
+
+/// A fixed set of I/O driver threads that host any number of connections (Qpid's
+/// "multi-io").
+///
+/// A connection opened with [`Config::io_group`](crate::Config::io_group) is assigned, for its
+/// whole life, to the thread of the group that hosts the fewest connections at that moment
+/// (the first such thread on a tie). Each thread serves its connections in turn, with a bounded
+/// amount of work per connection per turn, so a busy connection cannot starve the others.
+///
+/// Without a group, every connection gets a driver thread of its own. That is the default
+/// because it isolates connections completely — a slow transport plugin or TLS handshake on
+/// one never delays another — and costs one sleeping thread per connection, which is cheap
+/// for the few connections most producers open. Use a group when there are many.
+///
+/// The threads live as long as the group or a connection on it.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Config, Connection, IoGroup};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let group = IoGroup::new(2).unwrap();
+/// let listener = MemListener::bind("doc-io-group").unwrap();
+/// let conns: Vec<Connection> = (0..10)
+///     .map(|_| Connection::open(&listener.url(), Config::new().io_group(&group)).unwrap())
+///     .collect();
+/// assert_eq!(group.threads(), 2);
+/// assert_eq!(group.connections(), 10);
+/// # drop(conns);
+/// ```
+#[derive(Clone)]
+pub struct IoGroup {
+    drivers: Arc<[Driver]>,
+}
+
+impl IoGroup {
+    /// Starts `threads` driver threads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for zero threads; the error of the OS if a thread or a poll instance
+    /// cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate_core::IoGroup::new(0).is_err());
+    /// ```
+    pub fn new(threads: usize) -> io::Result<Self> {
+        if threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an I/O group needs at least one thread",
+            ));
+        }
+        let drivers = (0..threads).map(|_| Driver::spawn()).collect::<io::Result<Vec<_>>>()?;
+        Ok(Self { drivers: drivers.into() })
+    }
+
+    /// The number of driver threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::IoGroup::new(3).unwrap().threads(), 3);
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.drivers.len()
+    }
+
+    /// The number of connections the group hosts now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::IoGroup::new(1).unwrap().connections(), 0);
+    /// ```
+    pub fn connections(&self) -> usize {
+        self.drivers.iter().map(|d| d.shared.hosted.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The driver that hosts the fewest connections.
+    pub(crate) fn pick(&self) -> &Driver {
+        self.drivers
+            .iter()
+            .min_by_key(|d| d.shared.hosted.load(Ordering::Relaxed))
+            .expect("a group has at least one driver")
+    }
+}
+
+impl fmt::Debug for IoGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoGroup")
+            .field("threads", &self.threads())
+            .field("connections", &self.connections())
+            .finish()
     }
 }
 
@@ -328,6 +433,7 @@ impl Loop {
         let Entry { conn, link, mut in_flight, offset, ending, .. } = entry;
         drop(link);
         lock(&self.shared.inbox).free_ids.push(id);
+        self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
         let mut fx = Effects::default();
         let mut state = conn.lock();
         let calls = state.finish(ending.flatten(), &mut in_flight, offset, &mut fx);

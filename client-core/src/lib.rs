@@ -61,7 +61,7 @@ pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY};
 pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, SendOp};
-pub use driver::is_driver_thread;
+pub use driver::{IoGroup, is_driver_thread};
 pub use error::{
     ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError, TrySendError,
 };
