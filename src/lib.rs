@@ -34,11 +34,11 @@
 
 pub use tidegate_async::{
     AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, SendFuture,
-    SinkError,
+    SinkError, WatermarkStream,
 };
-pub use tidegate_blocking::{Client, ClientBuilder};
+pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,
     DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError,
-    UnsentFrame, transport,
+    UnsentFrame, Watermark, WatermarkEvents, transport,
 };

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
-use tidegate_core::{Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError};
+use tidegate_core::{
+    Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError, Watermark,
+    WatermarkEvents,
+};
 
 use crate::ops::{CloseFuture, FlushFuture, SendFuture};
 use crate::sink::FrameSink;
@@ -411,6 +414,38 @@ impl AsyncClient {
         self.conn.call_link(f)
     }
 
+    /// Subscribes to the crossings of the buffer's watermarks (set with
+    /// [`AsyncClientBuilder::watermarks`]), as a [`Stream`](futures_core::Stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tidegate_async::{AsyncClient, Watermark};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-watermarks-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder()
+    ///         .capacity(100)
+    ///         .watermarks(80, 20)
+    ///         .connect(&listener.url())
+    ///         .await
+    ///         .unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause();
+    ///     let mut events = client.watermarks();
+    ///     client.send(vec![0u8; 90]).await.unwrap();
+    ///     assert_eq!(events.next().await, Some(Watermark::High));
+    ///     peer.resume();
+    ///     assert_eq!(events.next().await, Some(Watermark::Low));
+    /// });
+    /// ```
+    pub fn watermarks(&self) -> WatermarkStream {
+        WatermarkStream { events: self.conn.watermarks() }
+    }
+
     /// Returns a snapshot of the connection's counters.
     ///
     /// # Examples
@@ -624,6 +659,20 @@ impl AsyncClientBuilder {
         self
     }
 
+    /// Sets the buffer's watermarks (none by default): [`AsyncClient::watermarks`] reports
+    /// when the buffered bytes reach `high` and when they drain back to `low`. Needs
+    /// `low < high <= capacity`, else connecting fails with `ConnectError::InvalidConfig`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_async::AsyncClient::builder().capacity(1 << 20).watermarks(800_000, 200_000);
+    /// ```
+    pub fn watermarks(mut self, high: usize, low: usize) -> Self {
+        self.config = self.config.watermarks(high, low);
+        self
+    }
+
     /// Bounds the number of senders that may wait for room at once (no bound by default).
     /// Past it, a send that would have to wait fails at once with
     /// `SendError::TooManyWaiters`, carrying its frame.
@@ -763,5 +812,28 @@ impl Future for Connecting {
 impl FusedFuture for Connecting {
     fn is_terminated(&self) -> bool {
         self.state.is_none()
+    }
+}
+
+/// A [`Stream`](futures_core::Stream) of a connection's watermark crossings, returned by
+/// [`AsyncClient::watermarks`].
+///
+/// Yields `High` and `Low` alternately, once per crossing, in order, and ends once the
+/// connection has ended and every crossing was read. Dropping it unsubscribes.
+///
+/// # Examples
+///
+/// See [`AsyncClient::watermarks`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct WatermarkStream {
+    events: WatermarkEvents,
+}
+
+impl futures_core::Stream for WatermarkStream {
+    type Item = Watermark;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Watermark>> {
+        self.get_mut().events.poll_next_with(cx.waker())
     }
 }

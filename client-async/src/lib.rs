@@ -93,11 +93,11 @@ mod client;
 mod ops;
 mod sink;
 
-pub use client::{AsyncClient, AsyncClientBuilder, Connecting};
+pub use client::{AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
 pub use ops::{CloseFuture, FlushFuture, SendFuture};
 pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
+    IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame, Watermark,
 };

@@ -41,6 +41,7 @@ pub struct Config {
     options: Vec<SocketOption>,
     max_waiters: Option<usize>,
     io_group: Option<IoGroup>,
+    watermarks: Option<(usize, usize)>,
 }
 
 impl Default for Config {
@@ -53,6 +54,7 @@ impl Default for Config {
             options: vec![SocketOption::NoDelay(true)],
             max_waiters: None,
             io_group: None,
+            watermarks: None,
         }
     }
 }
@@ -340,9 +342,45 @@ impl Config {
         self.io_group.as_ref()
     }
 
+    /// Sets the buffer's watermarks: subscribers to
+    /// [`Connection::watermarks`](crate::Connection::watermarks) learn when the buffered bytes
+    /// reach `high` and when they drain back to `low`. Needs `low < high <= capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().capacity(1 << 20).watermarks(768 * 1024, 256 * 1024);
+    /// assert_eq!(config.watermark_levels(), Some((768 * 1024, 256 * 1024)));
+    /// ```
+    pub fn watermarks(mut self, high: usize, low: usize) -> Self {
+        self.watermarks = Some((high, low));
+        self
+    }
+
+    /// The watermarks, `(high, low)`, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::Config::new().watermark_levels(), None);
+    /// ```
+    pub fn watermark_levels(&self) -> Option<(usize, usize)> {
+        self.watermarks
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {
         if self.capacity == 0 {
             return Err(ConnectError::InvalidConfig("the capacity must be at least 1 byte".into()));
+        }
+        if let Some((high, low)) = self.watermarks
+            && !(low < high && high <= self.capacity)
+        {
+            return Err(ConnectError::InvalidConfig(format!(
+                "watermarks need low < high <= capacity; got low {low}, high {high}, capacity {}",
+                self.capacity
+            )));
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ use crate::error::{ConnectError, DisconnectKind, FlushError, LinkError, SendErro
 use crate::report::{CloseReport, Stats};
 use crate::state::{Admit, Effects, Phase, State};
 use crate::transport::{self, Endpoint, Link, SocketOption};
+use crate::watermark::WatermarkEvents;
 
 /// The part of a connection shared by its handles, its operations and its driver.
 #[derive(Debug)]
@@ -165,6 +166,7 @@ impl Connection {
             state: Mutex::new({
                 let mut state = State::new(config.capacity_bytes());
                 state.set_max_waiters(config.max_waiters_count());
+                state.set_watermarks(config.watermark_levels());
                 state
             }),
             driver: Arc::downgrade(driver.shared()),
@@ -441,6 +443,31 @@ impl Connection {
     pub fn set_option(&self, option: SocketOption) -> impl Future<Output = std::io::Result<()>> {
         let call = self.call_link(move |link| link.set_option(&option));
         async move { call.await? }
+    }
+
+    /// Subscribes to the crossings of the buffer's watermarks (set with
+    /// [`Config::watermarks`]). Without watermarks, the subscription only ends with the
+    /// connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, Watermark};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-watermarks").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(100).watermarks(80, 20))
+    ///     .unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// let mut events = conn.watermarks();
+    /// conn.try_send(Bytes::from(vec![0; 80])).unwrap();
+    /// assert_eq!(events.try_next(), Some(Watermark::High));
+    /// ```
+    pub fn watermarks(&self) -> WatermarkEvents {
+        WatermarkEvents::new(self.handle.shared.clone())
     }
 
     /// Returns a snapshot of the connection's counters.

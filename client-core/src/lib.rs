@@ -56,6 +56,7 @@ mod error;
 mod report;
 mod state;
 pub mod transport;
+mod watermark;
 
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
@@ -66,3 +67,4 @@ pub use error::{
     ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError, TrySendError,
 };
 pub use report::{CloseReport, Stats};
+pub use watermark::{Watermark, WatermarkEvents};

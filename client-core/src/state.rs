@@ -28,6 +28,7 @@ use crate::buffer::{OutBuffer, UnsentFrame};
 use crate::error::{Disconnect, FlushError, LinkError, SendError};
 use crate::report::{CloseReport, Stats};
 use crate::transport::Link;
+use crate::watermark::Marks;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +142,7 @@ pub(crate) struct State {
     abandoned: bool,
     /// The most senders that may wait at once, if bounded.
     max_waiters: Option<usize>,
+    marks: Marks,
     stats: Stats,
 }
 
@@ -165,8 +167,23 @@ impl State {
             opened: false,
             abandoned: false,
             max_waiters: None,
+            marks: Marks::default(),
             stats: Stats { capacity, ..Stats::default() },
         }
+    }
+
+    /// Sets the watermarks, `(high, low)`.
+    pub(crate) fn set_watermarks(&mut self, levels: Option<(usize, usize)>) {
+        self.marks = Marks::new(levels);
+    }
+
+    pub(crate) fn marks(&mut self) -> &mut Marks {
+        &mut self.marks
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.phase == Phase::Closed
     }
 
     /// Bounds the number of waiting senders.
@@ -215,6 +232,7 @@ impl State {
         self.stats.bytes_accepted += len as u64;
         self.stats.high_water = self.stats.high_water.max(self.buf.held());
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
+        self.marks.grew(self.buf.held(), fx);
     }
 
     /// A send: straight into the buffer if no one waits and it fits, else into the queue (or,
@@ -377,6 +395,7 @@ impl State {
     pub(crate) fn written(&mut self, n: usize, fx: &mut Effects) {
         self.stats.frames_written += self.buf.consume(n);
         self.stats.bytes_written += n as u64;
+        self.marks.shrank(self.buf.held(), fx);
         self.grant(fx);
         let written = self.stats.bytes_written;
         while let Some(entry) = self.flushers.first_entry() {
@@ -469,6 +488,7 @@ impl State {
         self.unsent = Some(unsent);
         fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
         fx.wake.append(&mut self.watchers);
+        self.marks.end(fx);
         std::mem::take(&mut self.link_calls.0)
     }
 

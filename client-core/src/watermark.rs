@@ -1,0 +1,207 @@
+//! Watermarks: events when the outgoing buffer fills past a high mark and when it drains back
+//! to a low mark, so an application can pause its own upstream before senders block.
+//!
+//! The crossings are detected under the connection's lock, where the buffered byte count
+//! changes, so each subscriber sees them once each and in order, alternating `High` and `Low`.
+//! A subscriber that does not keep up keeps at most [`QUEUE`] events: past that the oldest
+//! `High`/`Low` pair is dropped, which keeps the alternation and the latest state right.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+
+use crate::conn::ConnShared;
+use crate::state::Effects;
+
+/// Events a subscriber keeps before it drops the oldest pair.
+const QUEUE: usize = 64;
+
+/// A crossing of one of the buffer's watermarks.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::Watermark;
+///
+/// assert_ne!(Watermark::High, Watermark::Low);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Watermark {
+    /// The buffer filled up to the high mark or past it: pause upstream.
+    High,
+    /// The buffer drained down to the low mark or below it: resume upstream.
+    Low,
+}
+
+/// One subscriber's queue.
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<Watermark>,
+    waker: Option<Waker>,
+    /// The connection has ended: no more events will come.
+    ended: bool,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The watermark state of a connection, kept in its state behind its lock.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// `(high, low)`, with `low < high`, if configured.
+    levels: Option<(usize, usize)>,
+    /// Whether the buffer is above the high mark (crossed it and not yet drained to low).
+    above: bool,
+    subscribers: Vec<Arc<Mutex<Queue>>>,
+}
+
+impl Marks {
+    pub(crate) fn new(levels: Option<(usize, usize)>) -> Self {
+        Self { levels, ..Self::default() }
+    }
+
+    /// Notes the buffered byte count after it grew.
+    pub(crate) fn grew(&mut self, held: usize, fx: &mut Effects) {
+        if let Some((high, _)) = self.levels
+            && !self.above
+            && held >= high
+        {
+            self.above = true;
+            self.publish(Watermark::High, fx);
+        }
+    }
+
+    /// Notes the buffered byte count after it shrank.
+    pub(crate) fn shrank(&mut self, held: usize, fx: &mut Effects) {
+        if let Some((_, low)) = self.levels
+            && self.above
+            && held <= low
+        {
+            self.above = false;
+            self.publish(Watermark::Low, fx);
+        }
+    }
+
+    fn publish(&mut self, event: Watermark, fx: &mut Effects) {
+        log::debug!("outgoing buffer crossed its {event:?} watermark");
+        for subscriber in &self.subscribers {
+            let mut queue = lock(subscriber);
+            if queue.events.len() >= QUEUE {
+                queue.events.drain(..2);
+            }
+            queue.events.push_back(event);
+            fx.wake.extend(queue.waker.take());
+        }
+    }
+
+    /// A new subscriber; it starts with a `High` event if the buffer is above the mark now.
+    fn subscribe(&mut self) -> Arc<Mutex<Queue>> {
+        let mut queue = Queue::default();
+        if self.above {
+            queue.events.push_back(Watermark::High);
+        }
+        let queue = Arc::new(Mutex::new(queue));
+        self.subscribers.push(queue.clone());
+        queue
+    }
+
+    fn unsubscribe(&mut self, queue: &Arc<Mutex<Queue>>) {
+        self.subscribers.retain(|q| !Arc::ptr_eq(q, queue));
+    }
+
+    /// The connection ended: every subscriber's stream ends once its events are read.
+    pub(crate) fn end(&mut self, fx: &mut Effects) {
+        for subscriber in self.subscribers.drain(..) {
+            let mut queue = lock(&subscriber);
+            queue.ended = true;
+            fx.wake.extend(queue.waker.take());
+        }
+    }
+}
+
+/// A subscription to a connection's watermark crossings, returned by
+/// [`Connection::watermarks`](crate::Connection::watermarks).
+///
+/// Yields `High` and `Low` alternately, once per crossing, in order, and ends (`None`) after
+/// the connection ends. Dropping it unsubscribes.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::{Poll, Waker};
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-watermark-events").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();
+/// let mut events = conn.watermarks();
+/// assert_eq!(events.poll_next_with(Waker::noop()), Poll::Pending);
+/// ```
+pub struct WatermarkEvents {
+    conn: Arc<ConnShared>,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl fmt::Debug for WatermarkEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatermarkEvents").field("queue", &self.queue).finish_non_exhaustive()
+    }
+}
+
+impl WatermarkEvents {
+    pub(crate) fn new(conn: Arc<ConnShared>) -> Self {
+        let mut state = conn.lock();
+        let queue = state.marks().subscribe();
+        if state.has_ended() {
+            lock(&queue).ended = true;
+        }
+        drop(state);
+        Self { conn, queue }
+    }
+
+    /// The next crossing: `Ready(Some(..))` if one happened, `Ready(None)` once the
+    /// connection has ended and every crossing was read, else `Pending` (and `waker` is woken
+    /// at the next crossing or at the end).
+    ///
+    /// # Examples
+    ///
+    /// See [`WatermarkEvents`].
+    pub fn poll_next_with(&mut self, waker: &Waker) -> Poll<Option<Watermark>> {
+        let mut queue = lock(&self.queue);
+        if let Some(event) = queue.events.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if queue.ended {
+            return Poll::Ready(None);
+        }
+        if queue.waker.as_ref().is_none_or(|w| !w.will_wake(waker)) {
+            queue.waker = Some(waker.clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next crossing if one is waiting, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-watermark-try-next").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();
+    /// assert_eq!(conn.watermarks().try_next(), None);
+    /// ```
+    pub fn try_next(&mut self) -> Option<Watermark> {
+        lock(&self.queue).events.pop_front()
+    }
+}
+
+impl Drop for WatermarkEvents {
+    fn drop(&mut self) {
+        self.conn.lock().marks().unsubscribe(&self.queue);
+    }
+}
