@@ -1,2 +1,1882 @@
-//! The peer benchmark (being written).
-fn main() {}
+//! The peer benchmark: tidegate against the queues a user would otherwise write, side by side in
+//! one run, over loopback TCP.
+//!
+//! Run it with `cargo bench --bench peers`. Options go after `--`: `--quick` for a short smoke
+//! run (1/16 of the bytes, one run), `--runs N` for the number of runs whose medians are printed
+//! (5 by default), `--filter TEXT` (repeatable) to run only what contains `TEXT`, and
+//! `--throughput-only` to skip the other measurements. BENCHMARKS.md records a run.
+//!
+//! # What is measured
+//!
+//! Every throughput case sends a fixed number of equal frames to a *sink*: a thread of this
+//! process that reads the loopback socket into a 256 KiB buffer as fast as it can and counts the
+//! bytes. The clock starts once every connection, thread and runtime is set up, and stops when
+//! the sink has received the last byte; the case fails unless the sink counted exactly the bytes
+//! sent. Frames are `Bytes` views of one static buffer, so making a frame costs nothing and
+//! every implementation moves the same bytes. Cases run one after the other, and the runs are
+//! interleaved, so slow drifts of the machine hit every case alike.
+//!
+//! - `loopback ceiling`: one thread writing 256 KiB chunks straight to the socket.
+//! - `BufWriter`: one thread writing each frame into a 64 KiB `std::io::BufWriter` over the
+//!   socket, with no bound and no other thread: the single-thread ceiling.
+//! - `tidegate Client`: [`tidegate::Client::send`] per frame, default 1 MiB buffer; producers
+//!   are threads sharing one client.
+//! - `tidegate Client behind a 64 KiB BufWriter`: each producer thread wraps its clone of the
+//!   client (`impl io::Write`) in a `BufWriter`, so small frames reach the core 64 KiB at a time.
+//! - `tidegate AsyncClient`: `AsyncClient::send(frame).await`, 1,000 tasks on tokio (multi-thread
+//!   runtime) and on async-std.
+//! - `Mutex+Condvar`: a `Mutex<VecDeque<Bytes>>` bounded to 1 MiB of frames, drained by a writer
+//!   thread with `write_vectored`; space is returned once written, as tidegate does.
+//! - `flume`, `crossbeam-channel`, `std sync_channel`: a bounded channel of `Bytes` (1 MiB worth
+//!   of frames) feeding a writer thread with a 64 KiB `BufWriter`.
+//! - `tokio mpsc`: a bounded `tokio::sync::mpsc` channel (1 MiB worth of frames) feeding a
+//!   writer task with a 64 KiB `tokio::io::BufWriter`; producers are tasks.
+//!
+//! Besides throughput it measures:
+//!
+//! - peak RSS growth: a child process (this program, run again) sends 1 GiB of freshly
+//!   allocated frames through a 1 MiB bound to a sink reading 512 MiB/s, and reports its
+//!   `VmHWM` at the end minus its `VmHWM` before sending;
+//! - CPU while blocked: a child process blocks a sender on a stalled sink, then reports the CPU
+//!   its other threads used over 2 s (the sum of `/proc/self/task/*/schedstat` run times, in
+//!   nanoseconds);
+//! - wake latency of a blocked sender, two ways: from the moment room was freed for it to the
+//!   return of its send, and from a stalled sink resuming its reads to that return (which adds
+//!   the kernel's TCP buffers); p50 and p99 over 300 stalls, beside a bare `thread::park` /
+//!   `unpark` pair, the floor this machine sets;
+//! - memory per parked async sender: a child process parks 100,000 tokio tasks in
+//!   `AsyncClient::send` on a full buffer and reports the RSS growth per task; another parks
+//!   as many bare tasks holding the same frame; the difference is the sender's own cost.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, IoSlice, Read, Write};
+use std::marker::PhantomData;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tidegate::{AsyncClient, Client, DEFAULT_CAPACITY};
+
+/// Frame sizes of the throughput cases.
+const FRAME_SIZES: [usize; 3] = [64, 1024, 64 * 1024];
+/// The sink's read buffer.
+const SINK_BUF: usize = 256 * 1024;
+/// The chunk the loopback ceiling writes.
+const CEILING_CHUNK: usize = 256 * 1024;
+/// The bound of every bounded queue, in bytes (tidegate's default capacity).
+const CAPACITY: usize = DEFAULT_CAPACITY;
+/// The `BufWriter` size of the peers that use one.
+const BUFWRITER: usize = 64 * 1024;
+/// Async tasks in the async rows.
+const TASKS: usize = 1000;
+/// Most slices the `Mutex+Condvar` writer hands to one `write_vectored` (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+/// How long any single wait of the benchmark may take before it gives up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The bytes every frame is cut from.
+static PAYLOAD: [u8; 64 * 1024] = [0xA5; 64 * 1024];
+
+fn frame_of(len: usize) -> Bytes {
+    Bytes::from_static(&PAYLOAD[..len])
+}
+
+fn other(err: impl std::fmt::Display) -> io::Error {
+    io::Error::other(err.to_string())
+}
+
+/// Nanoseconds since the first call, for timestamps shared through atomics.
+fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+#[derive(Debug, Clone)]
+struct Opts {
+    quick: bool,
+    runs: usize,
+    /// Run only what matches one of these (all when empty).
+    filters: Vec<String>,
+    /// Skip the RSS, CPU, wake-latency and parked-sender measurements.
+    throughput_only: bool,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = Self { quick: false, runs: 0, filters: Vec::new(), throughput_only: false };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--runs" => {
+                    let n = args.next().ok_or("--runs needs a number")?;
+                    opts.runs = n.parse().map_err(|_| format!("bad --runs {n:?}"))?;
+                }
+                "--filter" => opts.filters.push(args.next().ok_or("--filter needs text")?.clone()),
+                "--throughput-only" => opts.throughput_only = true,
+                // Cargo passes `--bench` to bench targets.
+                "--bench" => {}
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if opts.runs == 0 {
+            opts.runs = if opts.quick { 1 } else { 5 };
+        }
+        Ok(opts)
+    }
+
+    /// Bytes each throughput case sends.
+    fn total_bytes(&self, frame: usize) -> u64 {
+        let mib: u64 = match frame {
+            64 => 256,
+            1024 => 1024,
+            _ => 2048,
+        };
+        let mib = if self.quick { mib / 16 } else { mib };
+        mib << 20
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinks
+
+/// Accepts one connection, giving up after `PATIENCE`.
+fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a sink saw.
+#[derive(Debug)]
+struct SinkReport {
+    bytes: u64,
+    /// When the expected byte count was reached.
+    done_at: Instant,
+}
+
+/// A sink thread reading one connection as fast as it can, until the peer closes.
+fn spawn_sink(
+    expected: u64,
+    rate: Option<u64>,
+) -> io::Result<(SocketAddr, thread::JoinHandle<io::Result<SinkReport>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let handle = thread::Builder::new().name("sink".into()).spawn(move || {
+        let mut stream = accept(&listener)?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        let mut buf = vec![0u8; SINK_BUF];
+        let mut bytes = 0u64;
+        let mut done_at = None;
+        let start = Instant::now();
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            bytes += n as u64;
+            if done_at.is_none() && bytes >= expected {
+                done_at = Some(Instant::now());
+            }
+            if let Some(rate) = rate {
+                // A slow reader: no faster than `rate` bytes per second on average.
+                let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+                if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                    thread::sleep(ahead);
+                }
+            }
+        }
+        Ok(SinkReport { bytes, done_at: done_at.unwrap_or_else(Instant::now) })
+    })?;
+    Ok((addr, handle))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implementations compared
+
+/// Finishes a pipe once every producer is done: flushes, closes, joins the writer.
+type Finish = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
+/// When room was first freed after the probe was reset to 0 (`now_ns` clock).
+type Probe = Arc<AtomicU64>;
+
+/// One send of the wake-latency measurement (`now_ns` clock).
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    start: u64,
+    end: u64,
+    granted: Option<u64>,
+}
+
+/// Unparks a thread: the blocking facade's way of waiting, rebuilt to time the admission.
+struct Unparker(thread::Thread);
+
+impl std::task::Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn mark_freed(probe: &Option<Probe>) {
+    if let Some(probe) = probe {
+        let _ = probe.compare_exchange(0, now_ns(), Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// A way to get frames from producer threads to the socket.
+trait Peer {
+    const NAME: &'static str;
+    type Tx: Clone + Send + 'static;
+
+    /// Connects to `addr` and returns the producers' handle and how to finish.
+    ///
+    /// With a `probe`, the consumer side stores in it (with [`mark_freed`]) when it frees room
+    /// for a blocked producer, for the wake-latency measurement.
+    fn open(
+        addr: SocketAddr,
+        frame: usize,
+        capacity: usize,
+        probe: Option<Probe>,
+    ) -> io::Result<(Self::Tx, Finish)>;
+
+    /// Sends one frame for the wake-latency measurement: stores in `in_send` when the send
+    /// began, and returns when it began, when it returned, and, if the implementation can tell,
+    /// when room was granted to it (else the probe tells).
+    fn send_observed(tx: &Self::Tx, frame: Bytes, in_send: &AtomicU64) -> io::Result<Observed> {
+        let start = now_ns();
+        in_send.store(start, Ordering::SeqCst);
+        Self::send(tx, frame)?;
+        Ok(Observed { start, end: now_ns(), granted: None })
+    }
+
+    /// A counter that changes once the consumer side has freed room (for the wake-latency
+    /// sink, to stop reading and leave the CPU to the woken sender).
+    fn progress(_tx: &Self::Tx, probe: &Probe) -> Box<dyn Fn() -> u64 + Send> {
+        let probe = probe.clone();
+        Box::new(move || probe.load(Ordering::SeqCst))
+    }
+
+    /// Sends one frame, blocking while the queue is full.
+    fn send(tx: &Self::Tx, frame: Bytes) -> io::Result<()>;
+}
+
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    // As tidegate does by default.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// tidegate's blocking client.
+struct Tidegate;
+
+impl Peer for Tidegate {
+    const NAME: &'static str = "tidegate";
+    type Tx = Client;
+
+    fn open(
+        addr: SocketAddr,
+        _frame: usize,
+        capacity: usize,
+        _probe: Option<Probe>,
+    ) -> io::Result<(Client, Finish)> {
+        let client = Client::builder().capacity(capacity).connect(&format!("tcp://{addr}"));
+        let client = client.map_err(other)?;
+        let closer = client.clone();
+        let finish: Finish = Box::new(move || {
+            closer.flush().map_err(other)?;
+            let report = closer.close();
+            if report.is_clean() {
+                Ok(())
+            } else {
+                Err(other(format!("unclean close: {report:?}")))
+            }
+        });
+        Ok((client, finish))
+    }
+
+    fn send(tx: &Client, frame: Bytes) -> io::Result<()> {
+        tx.send(frame).map_err(other)
+    }
+
+    /// Does what `Client::send` does (poll the core's send, park until woken, poll again), so
+    /// that the admission can be timed: the core counts the time from the admission of a
+    /// waiting frame to its grant, and the admission happens in the first poll.
+    fn send_observed(tx: &Client, frame: Bytes, in_send: &AtomicU64) -> io::Result<Observed> {
+        let conn = tx.connection();
+        let waker = std::task::Waker::from(Arc::new(Unparker(thread::current())));
+        let waited_before = conn.stats().wait_time;
+        let mut op = conn.send(frame, None);
+        let start = now_ns();
+        in_send.store(start, Ordering::SeqCst);
+        let mut poll = op.poll_with(&waker);
+        let admitted = now_ns();
+        while poll.is_pending() {
+            thread::park();
+            poll = op.poll_with(&waker);
+        }
+        let end = now_ns();
+        if let std::task::Poll::Ready(Err(e)) = poll {
+            return Err(other(e));
+        }
+        let waited = conn.stats().wait_time - waited_before;
+        // The admission happened between `start` and `admitted`: take the middle.
+        let since = start + (admitted - start) / 2;
+        let granted = since + u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        Ok(Observed { start, end, granted: Some(granted) })
+    }
+
+    fn progress(tx: &Client, _probe: &Probe) -> Box<dyn Fn() -> u64 + Send> {
+        let client = tx.clone();
+        Box::new(move || client.stats().bytes_written)
+    }
+}
+
+/// A `Mutex<VecDeque<Bytes>>` bounded by bytes, drained by a writer thread.
+struct MutexQueue;
+
+#[derive(Debug, Default)]
+struct QueueState {
+    frames: VecDeque<Bytes>,
+    /// Bytes queued or being written.
+    held: usize,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    capacity: usize,
+    probe: Option<Probe>,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, frame: Bytes) {
+        let mut state = self.lock();
+        while state.held + frame.len() > self.capacity {
+            state = self.not_full.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let was_empty = state.frames.is_empty();
+        state.held += frame.len();
+        state.frames.push_back(frame);
+        drop(state);
+        if was_empty {
+            self.not_empty.notify_one();
+        }
+    }
+
+    fn run_writer(&self, mut stream: TcpStream) -> io::Result<()> {
+        let mut batch = VecDeque::new();
+        loop {
+            {
+                let mut state = self.lock();
+                while state.frames.is_empty() && !state.closed {
+                    state = self
+                        .not_empty
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if state.frames.is_empty() {
+                    return Ok(());
+                }
+                std::mem::swap(&mut state.frames, &mut batch);
+            }
+            let written = write_frames(&mut stream, &batch)?;
+            batch.clear();
+            self.lock().held -= written;
+            mark_freed(&self.probe);
+            self.not_full.notify_all();
+        }
+    }
+}
+
+/// Writes every frame with `write_vectored`, at most `IOV_MAX` slices a call.
+fn write_frames(stream: &mut TcpStream, frames: &VecDeque<Bytes>) -> io::Result<usize> {
+    let mut total = 0;
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(IOV_MAX);
+    let mut frames = frames.iter();
+    loop {
+        slices.clear();
+        slices.extend(frames.by_ref().take(IOV_MAX).map(|f| IoSlice::new(f)));
+        if slices.is_empty() {
+            return Ok(total);
+        }
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = match stream.write_vectored(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += n;
+            IoSlice::advance_slices(&mut rest, n);
+        }
+    }
+}
+
+impl Peer for MutexQueue {
+    const NAME: &'static str = "Mutex+Condvar";
+    type Tx = Arc<Queue>;
+
+    fn open(
+        addr: SocketAddr,
+        _frame: usize,
+        capacity: usize,
+        probe: Option<Probe>,
+    ) -> io::Result<(Arc<Queue>, Finish)> {
+        let stream = connect(addr)?;
+        let queue = Arc::new(Queue { capacity, probe, ..Queue::default() });
+        let writer = {
+            let queue = queue.clone();
+            thread::Builder::new().name("writer".into()).spawn(move || queue.run_writer(stream))?
+        };
+        let closer = queue.clone();
+        let finish: Finish = Box::new(move || {
+            closer.lock().closed = true;
+            closer.not_empty.notify_one();
+            writer.join().map_err(|_| other("the writer panicked"))?
+        });
+        Ok((queue, finish))
+    }
+
+    fn send(tx: &Arc<Queue>, frame: Bytes) -> io::Result<()> {
+        tx.push(frame);
+        Ok(())
+    }
+}
+
+/// A bounded channel of `Bytes`.
+trait Chan: 'static {
+    const NAME: &'static str;
+    type Tx: Clone + Send + 'static;
+    type Rx: Send + 'static;
+    fn bounded(frames: usize) -> (Self::Tx, Self::Rx);
+    fn send(tx: &Self::Tx, frame: Bytes) -> bool;
+    fn recv(rx: &Self::Rx) -> Option<Bytes>;
+}
+
+struct Flume;
+impl Chan for Flume {
+    const NAME: &'static str = "flume";
+    type Tx = flume::Sender<Bytes>;
+    type Rx = flume::Receiver<Bytes>;
+    fn bounded(frames: usize) -> (Self::Tx, Self::Rx) {
+        flume::bounded(frames)
+    }
+    fn send(tx: &Self::Tx, frame: Bytes) -> bool {
+        tx.send(frame).is_ok()
+    }
+    fn recv(rx: &Self::Rx) -> Option<Bytes> {
+        rx.recv().ok()
+    }
+}
+
+struct Crossbeam;
+impl Chan for Crossbeam {
+    const NAME: &'static str = "crossbeam-channel";
+    type Tx = crossbeam_channel::Sender<Bytes>;
+    type Rx = crossbeam_channel::Receiver<Bytes>;
+    fn bounded(frames: usize) -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(frames)
+    }
+    fn send(tx: &Self::Tx, frame: Bytes) -> bool {
+        tx.send(frame).is_ok()
+    }
+    fn recv(rx: &Self::Rx) -> Option<Bytes> {
+        rx.recv().ok()
+    }
+}
+
+struct SyncChannel;
+impl Chan for SyncChannel {
+    const NAME: &'static str = "std sync_channel";
+    type Tx = mpsc::SyncSender<Bytes>;
+    type Rx = mpsc::Receiver<Bytes>;
+    fn bounded(frames: usize) -> (Self::Tx, Self::Rx) {
+        mpsc::sync_channel(frames)
+    }
+    fn send(tx: &Self::Tx, frame: Bytes) -> bool {
+        tx.send(frame).is_ok()
+    }
+    fn recv(rx: &Self::Rx) -> Option<Bytes> {
+        rx.recv().ok()
+    }
+}
+
+/// For contrast in the memory measurement only: what an unbounded queue does.
+struct Unbounded;
+impl Chan for Unbounded {
+    const NAME: &'static str = "std mpsc (unbounded)";
+    type Tx = mpsc::Sender<Bytes>;
+    type Rx = mpsc::Receiver<Bytes>;
+    fn bounded(_frames: usize) -> (Self::Tx, Self::Rx) {
+        mpsc::channel()
+    }
+    fn send(tx: &Self::Tx, frame: Bytes) -> bool {
+        tx.send(frame).is_ok()
+    }
+    fn recv(rx: &Self::Rx) -> Option<Bytes> {
+        rx.recv().ok()
+    }
+}
+
+/// A channel feeding a writer thread with a `BufWriter`.
+struct ChannelPeer<C>(PhantomData<C>);
+
+impl<C: Chan> Peer for ChannelPeer<C> {
+    const NAME: &'static str = C::NAME;
+    type Tx = C::Tx;
+
+    fn open(
+        addr: SocketAddr,
+        frame: usize,
+        capacity: usize,
+        probe: Option<Probe>,
+    ) -> io::Result<(C::Tx, Finish)> {
+        let stream = connect(addr)?;
+        let (tx, rx) = C::bounded((capacity / frame).max(1));
+        let writer = thread::Builder::new().name("writer".into()).spawn(move || {
+            let mut out = BufWriter::with_capacity(BUFWRITER, stream);
+            while let Some(frame) = C::recv(&rx) {
+                // Taking a frame out of a full channel is what frees a slot.
+                mark_freed(&probe);
+                out.write_all(&frame)?;
+            }
+            out.flush()
+        })?;
+        let finish: Finish =
+            Box::new(move || writer.join().map_err(|_| other("the writer panicked"))?);
+        Ok((tx, finish))
+    }
+
+    fn send(tx: &C::Tx, frame: Bytes) -> io::Result<()> {
+        if C::send(tx, frame) { Ok(()) } else { Err(other("the writer is gone")) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput cases
+
+/// One timed run of a case.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    msgs: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+/// Runs `body` against a fresh sink expecting `bytes`; `body` returns when its clock started.
+fn timed(
+    msgs: u64,
+    bytes: u64,
+    body: impl FnOnce(SocketAddr) -> io::Result<Instant>,
+) -> io::Result<Sample> {
+    let (addr, sink) = spawn_sink(bytes, None)?;
+    let started = body(addr)?;
+    let report = sink.join().map_err(|_| other("the sink panicked"))??;
+    if report.bytes != bytes {
+        return Err(other(format!("the sink got {} bytes, expected {bytes}", report.bytes)));
+    }
+    let secs = report.done_at.saturating_duration_since(started).as_secs_f64();
+    Ok(Sample { msgs, bytes, secs })
+}
+
+fn loopback_ceiling(total: u64) -> io::Result<Sample> {
+    let chunks = total / CEILING_CHUNK as u64;
+    timed(chunks, chunks * CEILING_CHUNK as u64, |addr| {
+        let mut stream = connect(addr)?;
+        let chunk = vec![0xA5u8; CEILING_CHUNK];
+        let started = Instant::now();
+        for _ in 0..chunks {
+            stream.write_all(&chunk)?;
+        }
+        Ok(started)
+    })
+}
+
+fn bufwriter(frame: usize, msgs: u64) -> io::Result<Sample> {
+    timed(msgs, msgs * frame as u64, |addr| {
+        let mut out = BufWriter::with_capacity(BUFWRITER, connect(addr)?);
+        let frame = frame_of(frame);
+        let started = Instant::now();
+        for _ in 0..msgs {
+            out.write_all(&frame)?;
+        }
+        out.flush()?;
+        Ok(started)
+    })
+}
+
+/// `producers` threads, each writing its frames into a 64 KiB `BufWriter` over its own clone of
+/// one `Client` (`impl io::Write`): small frames reach the core in 64 KiB pieces.
+fn tidegate_bufwriter(frame: usize, producers: usize, per: u64) -> io::Result<Sample> {
+    let msgs = per * producers as u64;
+    timed(msgs, msgs * frame as u64, |addr| {
+        let client = Client::connect(&format!("tcp://{addr}")).map_err(other)?;
+        let start = Arc::new(Barrier::new(producers + 1));
+        let workers: Vec<_> = (0..producers)
+            .map(|_| {
+                let client = client.clone();
+                let start = start.clone();
+                thread::spawn(move || -> io::Result<()> {
+                    let frame = frame_of(frame);
+                    let mut out = BufWriter::with_capacity(BUFWRITER, client);
+                    start.wait();
+                    for _ in 0..per {
+                        out.write_all(&frame)?;
+                    }
+                    out.flush()
+                })
+            })
+            .collect();
+        start.wait();
+        let started = Instant::now();
+        for worker in workers {
+            worker.join().map_err(|_| other("a producer panicked"))??;
+        }
+        client.flush().map_err(other)?;
+        let report = client.close();
+        if !report.is_clean() {
+            return Err(other(format!("unclean close: {report:?}")));
+        }
+        Ok(started)
+    })
+}
+
+/// `producers` threads each sending `per` frames through `P`.
+fn threads<P: Peer>(frame: usize, producers: usize, per: u64) -> io::Result<Sample> {
+    let msgs = per * producers as u64;
+    timed(msgs, msgs * frame as u64, |addr| {
+        let (tx, finish) = P::open(addr, frame, CAPACITY, None)?;
+        let start = Arc::new(Barrier::new(producers + 1));
+        let workers: Vec<_> = (0..producers)
+            .map(|_| {
+                let tx = tx.clone();
+                let start = start.clone();
+                thread::spawn(move || -> io::Result<()> {
+                    let frame = frame_of(frame);
+                    start.wait();
+                    for _ in 0..per {
+                        P::send(&tx, frame.clone())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(tx);
+        start.wait();
+        let started = Instant::now();
+        for worker in workers {
+            worker.join().map_err(|_| other("a producer panicked"))??;
+        }
+        finish()?;
+        Ok(started)
+    })
+}
+
+fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// `producers` tokio tasks feeding a bounded `tokio::sync::mpsc` and a writer task.
+fn tokio_mpsc(frame: usize, producers: usize, per: u64) -> io::Result<Sample> {
+    use tokio::io::AsyncWriteExt;
+    let msgs = per * producers as u64;
+    let rt = tokio_runtime()?;
+    timed(msgs, msgs * frame as u64, |addr| {
+        rt.block_on(async {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>((CAPACITY / frame).max(1));
+            let writer = tokio::spawn(async move {
+                let mut out = tokio::io::BufWriter::with_capacity(BUFWRITER, stream);
+                while let Some(frame) = rx.recv().await {
+                    out.write_all(&frame).await?;
+                }
+                out.flush().await?;
+                out.into_inner().shutdown().await
+            });
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..producers)
+                .map(|_| {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let frame = frame_of(frame);
+                        for _ in 0..per {
+                            tx.send(frame.clone()).await.map_err(other)?;
+                        }
+                        Ok::<_, io::Error>(())
+                    })
+                })
+                .collect();
+            drop(tx);
+            for task in tasks {
+                task.await.map_err(other)??;
+            }
+            writer.await.map_err(other)??;
+            Ok(started)
+        })
+    })
+}
+
+/// `tasks` tokio tasks sending through one `AsyncClient`.
+fn tidegate_tokio(frame: usize, tasks: usize, per: u64) -> io::Result<Sample> {
+    let msgs = per * tasks as u64;
+    let rt = tokio_runtime()?;
+    timed(msgs, msgs * frame as u64, |addr| {
+        rt.block_on(async {
+            let client = AsyncClient::connect(&format!("tcp://{addr}")).await.map_err(other)?;
+            let started = Instant::now();
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let frame = frame_of(frame);
+                        for _ in 0..per {
+                            client.send(frame.clone()).await.map_err(other)?;
+                        }
+                        Ok::<_, io::Error>(())
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.map_err(other)??;
+            }
+            client.flush().await.map_err(other)?;
+            let report = client.close().await;
+            if !report.is_clean() {
+                return Err(other(format!("unclean close: {report:?}")));
+            }
+            Ok(started)
+        })
+    })
+}
+
+/// `tasks` async-std tasks sending through one `AsyncClient`.
+fn tidegate_async_std(frame: usize, tasks: usize, per: u64) -> io::Result<Sample> {
+    let msgs = per * tasks as u64;
+    timed(msgs, msgs * frame as u64, |addr| {
+        async_std::task::block_on(async {
+            let client = AsyncClient::connect(&format!("tcp://{addr}")).await.map_err(other)?;
+            let started = Instant::now();
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let client = client.clone();
+                    async_std::task::spawn(async move {
+                        let frame = frame_of(frame);
+                        for _ in 0..per {
+                            client.send(frame.clone()).await.map_err(other)?;
+                        }
+                        Ok::<_, io::Error>(())
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await?;
+            }
+            client.flush().await.map_err(other)?;
+            let report = client.close().await;
+            if !report.is_clean() {
+                return Err(other(format!("unclean close: {report:?}")));
+            }
+            Ok(started)
+        })
+    })
+}
+
+/// The implementations of the throughput table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Imp {
+    Ceiling,
+    BufWriter,
+    Tidegate,
+    TidegateBufWriter,
+    TidegateTokio,
+    TidegateAsyncStd,
+    MutexQueue,
+    Flume,
+    Crossbeam,
+    SyncChannel,
+    TokioMpsc,
+}
+
+impl Imp {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ceiling => "loopback ceiling (256 KiB writes)",
+            Self::BufWriter => "BufWriter, 1 thread, unbounded",
+            Self::Tidegate => "tidegate Client",
+            Self::TidegateBufWriter => "tidegate Client behind a 64 KiB BufWriter",
+            Self::TidegateTokio => "tidegate AsyncClient on tokio",
+            Self::TidegateAsyncStd => "tidegate AsyncClient on async-std",
+            Self::MutexQueue => MutexQueue::NAME,
+            Self::Flume => Flume::NAME,
+            Self::Crossbeam => Crossbeam::NAME,
+            Self::SyncChannel => SyncChannel::NAME,
+            Self::TokioMpsc => "tokio mpsc + writer task",
+        }
+    }
+
+    fn is_tidegate(self) -> bool {
+        matches!(
+            self,
+            Self::Tidegate | Self::TidegateBufWriter | Self::TidegateTokio | Self::TidegateAsyncStd
+        )
+    }
+
+    fn is_channel(self) -> bool {
+        matches!(self, Self::Flume | Self::Crossbeam | Self::SyncChannel | Self::TokioMpsc)
+    }
+
+    fn is_peer(self) -> bool {
+        !self.is_tidegate() && self != Self::Ceiling
+    }
+}
+
+/// One row of the throughput table.
+#[derive(Debug, Clone)]
+struct Case {
+    imp: Imp,
+    frame: usize,
+    producers: usize,
+    samples: Vec<Sample>,
+}
+
+impl Case {
+    fn name(&self) -> String {
+        let tasks = self.imp.is_tidegate() && self.producers == TASKS || self.imp == Imp::TokioMpsc;
+        let unit = match (tasks, self.producers) {
+            (true, 1) => "task",
+            (true, _) => "tasks",
+            (false, 1) => "thread",
+            (false, _) => "threads",
+        };
+        format!("{} / {} B / {} {unit}", self.imp.name(), self.frame, self.producers)
+    }
+
+    fn run(&self, opts: &Opts) -> io::Result<Sample> {
+        let total = opts.total_bytes(self.frame);
+        let per = (total / self.frame as u64 / self.producers as u64).max(1);
+        let (frame, producers) = (self.frame, self.producers);
+        match self.imp {
+            Imp::Ceiling => loopback_ceiling(total),
+            Imp::BufWriter => bufwriter(frame, per),
+            Imp::Tidegate => threads::<Tidegate>(frame, producers, per),
+            Imp::TidegateBufWriter => tidegate_bufwriter(frame, producers, per),
+            Imp::TidegateTokio => tidegate_tokio(frame, producers, per),
+            Imp::TidegateAsyncStd => tidegate_async_std(frame, producers, per),
+            Imp::MutexQueue => threads::<MutexQueue>(frame, producers, per),
+            Imp::Flume => threads::<ChannelPeer<Flume>>(frame, producers, per),
+            Imp::Crossbeam => threads::<ChannelPeer<Crossbeam>>(frame, producers, per),
+            Imp::SyncChannel => threads::<ChannelPeer<SyncChannel>>(frame, producers, per),
+            Imp::TokioMpsc => tokio_mpsc(frame, producers, per),
+        }
+    }
+
+    /// The median by throughput.
+    fn median(&self) -> Option<Sample> {
+        let mut rates: Vec<Sample> = self.samples.clone();
+        rates.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+        rates.get(rates.len() / 2).copied()
+    }
+
+    fn spread(&self) -> f64 {
+        let rates: Vec<f64> = self.samples.iter().map(|s| s.bytes as f64 / s.secs).collect();
+        let max = rates.iter().copied().fold(f64::MIN, f64::max);
+        let min = rates.iter().copied().fold(f64::MAX, f64::min);
+        self.median().map_or(0.0, |m| (max - min) / (m.bytes as f64 / m.secs))
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases =
+        vec![Case { imp: Imp::Ceiling, frame: CEILING_CHUNK, producers: 1, samples: vec![] }];
+    for frame in FRAME_SIZES {
+        let mut add = |imp, producers| cases.push(Case { imp, frame, producers, samples: vec![] });
+        add(Imp::BufWriter, 1);
+        for producers in [1, 4] {
+            add(Imp::Tidegate, producers);
+            if frame < BUFWRITER {
+                add(Imp::TidegateBufWriter, producers);
+            }
+            add(Imp::MutexQueue, producers);
+            add(Imp::Flume, producers);
+            add(Imp::Crossbeam, producers);
+            add(Imp::SyncChannel, producers);
+            add(Imp::TokioMpsc, producers);
+        }
+        add(Imp::TidegateTokio, TASKS);
+        add(Imp::TidegateAsyncStd, TASKS);
+        add(Imp::TokioMpsc, TASKS);
+    }
+    cases
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extra measurements
+
+/// The first three fields of `/proc/loadavg`: other work on the machine skews every number.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn proc_status_kib(field: &str) -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| other(format!("no {field} in /proc/self/status")))
+}
+
+/// CPU time of every thread of this process but the calling one, from
+/// `/proc/self/task/*/schedstat` (nanoseconds).
+fn process_cpu_ns() -> io::Result<u64> {
+    let me = std::fs::read_link("/proc/thread-self")?;
+    let me = me.file_name().map(ToOwned::to_owned);
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?;
+        if Some(task.file_name()) == me {
+            continue;
+        }
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+        total += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Runs this program again with `args`, and returns the `key=value` pairs it printed.
+fn child(args: &[String]) -> io::Result<Vec<(String, String)>> {
+    let out = Command::new(std::env::current_exe()?).arg("--child").args(args).output()?;
+    if !out.status.success() {
+        return Err(other(format!(
+            "child {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect())
+}
+
+fn value(pairs: &[(String, String)], key: &str) -> io::Result<f64> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| other(format!("the child printed no {key}")))
+}
+
+/// The child's side of the peak RSS measurement: sends `total` bytes of freshly allocated
+/// frames and prints the growth of `VmHWM`.
+fn child_rss<P: Peer>(addr: SocketAddr, frame: usize, total: u64) -> io::Result<()> {
+    let (tx, finish) = P::open(addr, frame, CAPACITY, None)?;
+    let mut pattern = 0u8;
+    // Warm up the allocator with a few frames so its first arenas are in the baseline.
+    drop((0..16).map(|_| vec![0u8; frame]).collect::<Vec<_>>());
+    let baseline = proc_status_kib("VmHWM")?;
+    for _ in 0..total / frame as u64 {
+        pattern = pattern.wrapping_add(1);
+        P::send(&tx, Bytes::from(vec![pattern; frame]))?;
+    }
+    let peak = proc_status_kib("VmHWM")?;
+    drop(tx);
+    finish()?;
+    println!("growth_kib={}", peak.saturating_sub(baseline));
+    Ok(())
+}
+
+/// The child's side of the CPU measurement: blocks a sender on a stalled sink and prints the
+/// CPU the whole process used over `secs` seconds.
+fn child_cpu<P: Peer>(addr: SocketAddr, secs: f64) -> io::Result<()> {
+    let (tx, finish) = P::open(addr, 64 * 1024, CAPACITY, None)?;
+    let in_send = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (tx, in_send, sent, stop) = (tx.clone(), in_send.clone(), sent.clone(), stop.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                in_send.store(now_ns(), Ordering::SeqCst);
+                if P::send(&tx, frame_of(64 * 1024)).is_err() {
+                    break;
+                }
+                in_send.store(0, Ordering::SeqCst);
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    drop(tx);
+    // Blocked: inside one send for 200 ms.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let since = in_send.load(Ordering::SeqCst);
+        if since != 0 && now_ns().saturating_sub(since) > 200_000_000 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(other("the sender never blocked"));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sent_before = sent.load(Ordering::SeqCst);
+    let cpu_before = process_cpu_ns()?;
+    let wall = Instant::now();
+    thread::sleep(Duration::from_secs_f64(secs));
+    let cpu = process_cpu_ns()? - cpu_before;
+    let wall = wall.elapsed().as_secs_f64();
+    let progressed = sent.load(Ordering::SeqCst) - sent_before;
+    println!("cpu_ns_per_s={}", cpu as f64 / wall);
+    println!("cpu_total_ns={cpu_before}");
+    println!("sends_during={progressed}");
+    // Unblock: the parent's sink starts reading once we exit; we do not wait for it.
+    stop.store(true, Ordering::SeqCst);
+    drop(finish);
+    drop(sender);
+    std::process::exit(0);
+}
+
+fn run_child(args: &[String]) -> io::Result<()> {
+    let arg = |i: usize| args.get(i).cloned().ok_or_else(|| other("child: missing argument"));
+    let num = |i: usize| -> io::Result<u64> { arg(i)?.parse().map_err(other) };
+    let kind = arg(0)?;
+    let peer = arg(1)?;
+    match kind.as_str() {
+        "rss" => {
+            let addr: SocketAddr = arg(2)?.parse().map_err(other)?;
+            let (frame, total) = (usize::try_from(num(3)?).map_err(other)?, num(4)?);
+            match peer.as_str() {
+                "tidegate" => child_rss::<Tidegate>(addr, frame, total),
+                "mutex" => child_rss::<MutexQueue>(addr, frame, total),
+                "unbounded" => child_rss::<ChannelPeer<Unbounded>>(addr, frame, total),
+                _ => Err(other("child: unknown peer")),
+            }
+        }
+        "cpu" => {
+            let addr: SocketAddr = arg(2)?.parse().map_err(other)?;
+            let secs: f64 = arg(3)?.parse().map_err(other)?;
+            match peer.as_str() {
+                "tidegate" => child_cpu::<Tidegate>(addr, secs),
+                "mutex" => child_cpu::<MutexQueue>(addr, secs),
+                _ => Err(other("child: unknown peer")),
+            }
+        }
+        "parked" => {
+            let tasks = usize::try_from(num(2)?).map_err(other)?;
+            let frame = usize::try_from(num(3)?).map_err(other)?;
+            child_parked(&peer, tasks, frame)
+        }
+        _ => Err(other("child: unknown kind")),
+    }
+}
+
+/// Peak RSS growth of a child sending `total` bytes of `frame`-byte frames through `peer` to a
+/// sink that reads `rate` bytes per second.
+fn rss_growth(peer: &str, frame: usize, total: u64, rate: u64) -> io::Result<(f64, f64)> {
+    let (addr, sink) = spawn_sink(total, Some(rate))?;
+    let started = Instant::now();
+    let pairs = child(&[
+        "rss".into(),
+        peer.into(),
+        addr.to_string(),
+        frame.to_string(),
+        total.to_string(),
+    ])?;
+    let report = sink.join().map_err(|_| other("the sink panicked"))??;
+    if report.bytes != total {
+        return Err(other(format!("rss sink got {} of {total} bytes", report.bytes)));
+    }
+    Ok((value(&pairs, "growth_kib")? * 1024.0, started.elapsed().as_secs_f64()))
+}
+
+/// CPU used per second by a child whose sender is blocked on a stalled sink.
+/// Also returns the CPU the child's other threads had used before the wait, which shows that
+/// the reading works.
+fn blocked_cpu(peer: &str, secs: f64) -> io::Result<(f64, f64, f64)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let release = Arc::new(AtomicBool::new(false));
+    let sink = {
+        let release = release.clone();
+        thread::spawn(move || -> io::Result<()> {
+            let mut stream = accept(&listener)?;
+            let deadline = Instant::now() + PATIENCE;
+            while !release.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut buf = vec![0u8; SINK_BUF];
+            // Drain what the child left, until it is gone.
+            while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            Ok(())
+        })
+    };
+    let pairs = child(&["cpu".into(), peer.into(), addr.to_string(), secs.to_string()]);
+    release.store(true, Ordering::SeqCst);
+    sink.join().map_err(|_| other("the sink panicked"))??;
+    let pairs = pairs?;
+    Ok((
+        value(&pairs, "cpu_ns_per_s")?,
+        value(&pairs, "sends_during")?,
+        value(&pairs, "cpu_total_ns")?,
+    ))
+}
+
+/// Wake latency of a blocked sender, in nanoseconds, two ways: from the moment room was freed
+/// for it to the return of its send, and from the moment the stalled sink resumed reading to
+/// the return of its send (which adds the kernel's TCP window and buffer dynamics).
+///
+/// A sink stalls until the sender has been inside one send for 3 ms, then reads until the
+/// consumer side has freed room, then waits (sleeping, to leave the CPU to the woken sender)
+/// for that send to return, and stalls again. The moment room was freed comes from tidegate's
+/// own count of the time senders waited (taken when the driver grants the room, before it
+/// wakes the sender), and, for the peers, from the writer side marking the first time it frees
+/// room after the stall ended. A sample whose room was freed before the sink resumed (the
+/// sender was not really stuck) is discarded.
+fn wake_latency<P: Peer>(samples: usize, frame: usize) -> io::Result<(Vec<u64>, Vec<u64>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let probe: Probe = Arc::new(AtomicU64::new(0));
+    // The connection completes in the listener's backlog; the sink accepts it below.
+    let (tx, finish) = P::open(addr, frame, CAPACITY, Some(probe.clone()))?;
+    let progress = P::progress(&tx, &probe);
+    // When the current send began (0: not in a send).
+    let in_send = Arc::new(AtomicU64::new(0));
+    // When the sink last resumed reading, and how many times it has.
+    let released = Arc::new(AtomicU64::new(0));
+    let cycles = Arc::new(AtomicU64::new(0));
+    // The last cycle the sender has seen end.
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sink = {
+        let (in_send, released, cycles, acked, done, probe) = (
+            in_send.clone(),
+            released.clone(),
+            cycles.clone(),
+            acked.clone(),
+            done.clone(),
+            probe.clone(),
+        );
+        thread::spawn(move || -> io::Result<()> {
+            let mut stream = accept(&listener)?;
+            stream.set_read_timeout(Some(PATIENCE))?;
+            let mut buf = vec![0u8; SINK_BUF];
+            let deadline = Instant::now() + PATIENCE;
+            while !done.load(Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    return Err(other("wake latency: out of time"));
+                }
+                let since = in_send.load(Ordering::SeqCst);
+                if since == 0 || now_ns().saturating_sub(since) < 3_000_000 {
+                    thread::sleep(Duration::from_micros(200));
+                    continue;
+                }
+                // The sender has been blocked for 3 ms and nothing moves: resume reading.
+                let cycle = cycles.load(Ordering::SeqCst) + 1;
+                probe.store(0, Ordering::SeqCst);
+                let start = progress();
+                released.store(now_ns(), Ordering::SeqCst);
+                cycles.store(cycle, Ordering::SeqCst);
+                // Read until room was freed, then leave the CPU to the woken sender; read again
+                // if it is still stuck after 20 ms (it was not the send the sink saw).
+                let mut freed_at = None;
+                while acked.load(Ordering::SeqCst) < cycle && !done.load(Ordering::SeqCst) {
+                    if Instant::now() > deadline {
+                        return Err(other("wake latency: the sender never returned"));
+                    }
+                    if freed_at.is_none() && progress() != start {
+                        freed_at = Some(Instant::now());
+                    }
+                    match freed_at {
+                        Some(at) if at.elapsed() < Duration::from_millis(20) => {
+                            thread::sleep(Duration::from_micros(50));
+                        }
+                        _ => {
+                            if stream.read(&mut buf)? == 0 {
+                                return Err(other("wake latency: the sender closed"));
+                            }
+                        }
+                    }
+                }
+            }
+            while stream.read(&mut buf)? > 0 {}
+            Ok(())
+        })
+    };
+    let frame = frame_of(frame);
+    let mut from_free = Vec::with_capacity(samples);
+    let mut from_sink = Vec::with_capacity(samples);
+    let deadline = Instant::now() + PATIENCE;
+    while from_free.len() < samples && Instant::now() < deadline {
+        let Observed { start, end, granted } = P::send_observed(&tx, frame.clone(), &in_send)?;
+        in_send.store(0, Ordering::SeqCst);
+        let cycle = cycles.load(Ordering::SeqCst);
+        let at = released.load(Ordering::SeqCst);
+        if cycle > acked.load(Ordering::SeqCst) && at > start {
+            let freed = granted.unwrap_or_else(|| probe.load(Ordering::SeqCst));
+            if freed >= at {
+                from_free.push(end.saturating_sub(freed));
+                from_sink.push(end - at);
+            }
+        }
+        // Whatever this send was, the sink may stall again.
+        acked.store(cycle, Ordering::SeqCst);
+    }
+    done.store(true, Ordering::SeqCst);
+    drop(tx);
+    finish()?;
+    sink.join().map_err(|_| other("the sink panicked"))??;
+    if from_free.len() < samples {
+        return Err(other("wake latency: out of time"));
+    }
+    Ok((from_free, from_sink))
+}
+
+/// The name of the wake-latency reference row.
+const FLOOR: &str = "floor: a bare thread::park / unpark";
+
+/// The machine's own wake latency: a thread parks, another unparks it 3 ms later. Reported as
+/// (latencies, nothing).
+fn unpark_floor(samples: usize, _frame: usize) -> io::Result<(Vec<u64>, Vec<u64>)> {
+    let mut latencies = Vec::with_capacity(samples);
+    let woken = Arc::new(AtomicU64::new(0));
+    for _ in 0..samples {
+        let waker = {
+            let (woken, me) = (woken.clone(), thread::current());
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(3));
+                woken.store(now_ns(), Ordering::SeqCst);
+                me.unpark();
+            })
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while woken.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            thread::park_timeout(PATIENCE);
+        }
+        let end = now_ns();
+        latencies.push(end.saturating_sub(woken.swap(0, Ordering::SeqCst)));
+        waker.join().map_err(|_| other("the waker panicked"))?;
+    }
+    Ok((latencies, Vec::new()))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return u64::MAX;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The child's side of the parked-sender measurement: the RSS growth, per task, of `tasks`
+/// tokio tasks each holding a `frame`-byte frame and parked either in `AsyncClient::send` on a
+/// full buffer (`senders`) or on a future that never completes (`bare`).
+fn child_parked(mode: &str, tasks: usize, frame: usize) -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let rt = tokio_runtime()?;
+    rt.block_on(async {
+        let client = AsyncClient::connect(&format!("tcp://{addr}")).await.map_err(other)?;
+        let stream = accept(&listener)?;
+        // Fill the socket and then the buffer to the last byte: the sink never reads, so once
+        // the kernel's buffers are full nothing moves and every later send must wait.
+        let fill_deadline = Instant::now() + PATIENCE;
+        loop {
+            if Instant::now() > fill_deadline {
+                return Err(other("parked senders: could not fill the buffer"));
+            }
+            let mut len = 64 * 1024;
+            while len > 0 {
+                if client.try_send(frame_of(len)).is_err() {
+                    len /= 2;
+                }
+            }
+            let before = client.stats().bytes_written;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let stats = client.stats();
+            if stats.buffered == stats.capacity && stats.bytes_written == before {
+                break;
+            }
+        }
+        let mut handles = Vec::with_capacity(tasks);
+        let parked = Arc::new(AtomicU64::new(0));
+        let before = proc_status_kib("VmRSS")?;
+        for i in 0..tasks {
+            let frame = Bytes::from(vec![(i % 251) as u8; frame]);
+            let client = client.clone();
+            let parked = parked.clone();
+            handles.push(if mode == "senders" {
+                tokio::spawn(async move {
+                    drop(parked);
+                    client.send(frame).await.map_err(|e| e.into_inner())
+                })
+            } else {
+                tokio::spawn(async move {
+                    drop(client);
+                    parked.fetch_add(1, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                    Err(frame)
+                })
+            });
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let waiting = if mode == "senders" {
+                client.stats().waiters
+            } else {
+                usize::try_from(parked.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
+            };
+            if waiting >= tasks {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(other(format!("parked senders: {waiting} of {tasks} parked")));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = proc_status_kib("VmRSS")?;
+        println!("per_task={}", (after.saturating_sub(before) * 1024) as f64 / tasks as f64);
+        let report = client.close_timeout(Duration::from_millis(100)).await;
+        drop(report);
+        for handle in handles {
+            handle.abort();
+        }
+        drop(stream);
+        Ok(())
+    })
+}
+
+/// RSS per parked async sender beside its frame, and the same for a bare parked task, in bytes.
+fn parked_async_senders(tasks: usize, frame: usize) -> io::Result<(f64, f64)> {
+    let per_task = |mode: &str| -> io::Result<f64> {
+        let pairs = child(&["parked".into(), mode.into(), tasks.to_string(), frame.to_string()])?;
+        Ok(value(&pairs, "per_task")? - frame as f64)
+    };
+    Ok((per_task("senders")?, per_task("bare")?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn rate(sample: Sample) -> (f64, f64) {
+    (sample.msgs as f64 / sample.secs, sample.bytes as f64 / sample.secs / 1e6)
+}
+
+fn fmt_count(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2} M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "–".into(), |r| format!("{r:.2}×"))
+}
+
+/// The best throughput among rows matching `pick`, with its name.
+fn best(cases: &[Case], pick: impl Fn(&Case) -> bool) -> Option<(f64, String)> {
+    cases
+        .iter()
+        .filter(|c| pick(c))
+        .filter_map(|c| c.median().map(|m| (rate(m).1, c.name())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+fn mbps(cases: &[Case], imp: Imp, frame: usize, producers: usize) -> Option<f64> {
+    cases
+        .iter()
+        .find(|c| c.imp == imp && c.frame == frame && c.producers == producers)
+        .and_then(Case::median)
+        .map(|m| rate(m).1)
+}
+
+fn throughput_table(cases: &[Case]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| frame | producers | implementation | msgs/s | MB/s | spread | × BufWriter 1 thread \
+         | × best channel, same producers | × best peer, same producers |\n",
+    );
+    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    for case in cases {
+        let Some(m) = case.median() else { continue };
+        let (msgs, mb) = rate(m);
+        let same = |c: &Case| c.frame == case.frame && c.producers == case.producers;
+        let ceiling = mbps(cases, Imp::BufWriter, case.frame, 1).map(|b| mb / b);
+        let channel = best(cases, |c| same(c) && c.imp.is_channel()).map(|(b, _)| mb / b);
+        let peer = best(cases, |c| same(c) && c.imp.is_peer()).map(|(b, _)| mb / b);
+        let frame = if case.imp == Imp::Ceiling { "256 KiB".into() } else { fmt_size(case.frame) };
+        let producers = match case.imp {
+            Imp::Ceiling | Imp::BufWriter => "1".to_string(),
+            Imp::TokioMpsc | Imp::TidegateTokio | Imp::TidegateAsyncStd => {
+                format!("{} task{}", case.producers, if case.producers == 1 { "" } else { "s" })
+            }
+            _ => format!("{} thread{}", case.producers, if case.producers == 1 { "" } else { "s" }),
+        };
+        let name = if case.imp.is_tidegate() {
+            format!("**{}**", case.imp.name())
+        } else {
+            case.imp.name().to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {frame} | {producers} | {name} | {} | {mb:.0} | ±{:.0}% | {} | {} | {} |",
+            fmt_count(msgs),
+            case.spread() * 50.0,
+            if case.imp == Imp::Ceiling { "–".into() } else { fmt_ratio(ceiling) },
+            fmt_ratio(channel),
+            fmt_ratio(peer),
+        );
+    }
+    out
+}
+
+fn fmt_size(bytes: usize) -> String {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn verdict(holds: bool) -> &'static str {
+    if holds { "holds" } else { "**misses**" }
+}
+
+/// A line of the targets table for "tidegate row ≥ factor × reference".
+fn ratio_target(
+    out: &mut String,
+    what: &str,
+    ours: Option<f64>,
+    reference: Option<(f64, String)>,
+    factor: f64,
+) {
+    match (ours, reference) {
+        (Some(ours), Some((theirs, name))) => {
+            let ratio = ours / theirs;
+            let _ = writeln!(
+                out,
+                "| {what} | ≥ {factor:.1}× | {ratio:.2}× ({ours:.0} vs {theirs:.0} MB/s, {name}) | {} |",
+                verdict(ratio >= factor)
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "| {what} | ≥ {factor:.1}× | not measured | – |");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+#[derive(Debug, Default)]
+struct Extras {
+    /// (implementation, frame, growth bytes per run)
+    rss: Vec<(String, usize, Vec<f64>)>,
+    /// (implementation, ns per second per run, sends during the wait)
+    cpu: Vec<(String, Vec<f64>, f64)>,
+    /// (implementation, per run: [p50, p99] from the freeing of room, [p50, p99] from the
+    /// sink resuming), in ns
+    wake: Vec<(String, Vec<[f64; 4]>)>,
+    /// (per sender, per bare task) per run
+    parked: Vec<(f64, f64)>,
+    parked_error: Option<String>,
+}
+
+/// Runs the measurements beside throughput; a failed one is logged and recorded in `failures`,
+/// and the others still run.
+fn run_extras(
+    opts: &Opts,
+    extras: &mut Extras,
+    failures: &mut Vec<String>,
+    log: &mut impl FnMut(String),
+) {
+    let mut failed = |what: String, e: io::Error, log: &mut dyn FnMut(String)| {
+        log(format!("{what}: FAILED: {e}"));
+        failures.push(format!("{what}: {e}"));
+    };
+    // Peak RSS: 1 GiB through a 1 MiB buffer to a sink reading 512 MiB/s.
+    let total: u64 = if opts.quick { 128 << 20 } else { 1 << 30 };
+    let rate = 512u64 << 20;
+    let mut rss_cases = vec![("tidegate", 1024), ("tidegate", 64 * 1024), ("mutex", 1024)];
+    if !opts.quick {
+        rss_cases.push(("unbounded", 1024));
+    }
+    for (peer, frame) in rss_cases {
+        let name = match peer {
+            "tidegate" => "tidegate Client",
+            "mutex" => MutexQueue::NAME,
+            _ => Unbounded::NAME,
+        };
+        if !opts.wanted(&format!("rss {name}")) {
+            continue;
+        }
+        let (growth, secs) = match rss_growth(peer, frame, total, rate) {
+            Ok(r) => r,
+            Err(e) => {
+                failed(format!("rss {name} {frame} B"), e, log);
+                continue;
+            }
+        };
+        log(format!("rss {name} {frame} B: {:.2} MiB in {secs:.1} s", growth / 1048576.0));
+        match extras.rss.iter_mut().find(|(n, f, _)| n == name && *f == frame) {
+            Some((_, _, v)) => v.push(growth),
+            None => extras.rss.push((name.into(), frame, vec![growth])),
+        }
+    }
+    // CPU while blocked.
+    let secs = if opts.quick { 0.5 } else { 2.0 };
+    for (peer, name) in [("tidegate", "tidegate Client"), ("mutex", MutexQueue::NAME)] {
+        if !opts.wanted(&format!("cpu {name}")) {
+            continue;
+        }
+        let (cpu, sends, before) = match blocked_cpu(peer, secs) {
+            Ok(r) => r,
+            Err(e) => {
+                failed(format!("cpu {name}"), e, log);
+                continue;
+            }
+        };
+        log(format!(
+            "cpu {name}: {:.1} µs/s, {sends} sends while blocked ({:.1} ms used before)",
+            cpu / 1e3,
+            before / 1e6
+        ));
+        match extras.cpu.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, v, s)) => {
+                v.push(cpu);
+                *s += sends;
+            }
+            None => extras.cpu.push((name.into(), vec![cpu], sends)),
+        }
+    }
+    // Wake latency, 1 KiB frames.
+    let samples = if opts.quick { 40 } else { 300 };
+    type Measure = fn(usize, usize) -> io::Result<(Vec<u64>, Vec<u64>)>;
+    let runs: [(&str, Measure); 6] = [
+        (FLOOR, unpark_floor),
+        ("tidegate Client", wake_latency::<Tidegate>),
+        (MutexQueue::NAME, wake_latency::<MutexQueue>),
+        (Flume::NAME, wake_latency::<ChannelPeer<Flume>>),
+        (Crossbeam::NAME, wake_latency::<ChannelPeer<Crossbeam>>),
+        (SyncChannel::NAME, wake_latency::<ChannelPeer<SyncChannel>>),
+    ];
+    for (name, run) in runs {
+        if !opts.wanted(&format!("wake {name}")) {
+            continue;
+        }
+        let (mut free, mut sink) = match run(samples, 1024) {
+            Ok(r) => r,
+            Err(e) => {
+                failed(format!("wake {name}"), e, log);
+                continue;
+            }
+        };
+        free.sort_unstable();
+        sink.sort_unstable();
+        let p = |v: &[u64], q| percentile(v, q) as f64;
+        let row = [p(&free, 50.0), p(&free, 99.0), p(&sink, 50.0), p(&sink, 99.0)];
+        log(format!(
+            "wake {name}: freed→return p50 {:.1} µs p99 {:.1} µs; sink→return p50 {:.1} µs p99 {:.1} µs",
+            row[0] / 1e3,
+            row[1] / 1e3,
+            if sink.is_empty() { f64::NAN } else { row[2] / 1e3 },
+            if sink.is_empty() { f64::NAN } else { row[3] / 1e3 },
+        ));
+        match extras.wake.iter_mut().find(|(n, _)| n == name) {
+            Some((_, runs)) => runs.push(row),
+            None => extras.wake.push((name.into(), vec![row])),
+        }
+    }
+    // Parked async senders.
+    if opts.wanted("parked") {
+        let tasks = if opts.quick { 10_000 } else { 100_000 };
+        match parked_async_senders(tasks, 64) {
+            Ok((sender, bare)) => {
+                log(format!("parked: {sender:.0} B per sender, {bare:.0} B per bare task"));
+                extras.parked.push((sender, bare));
+            }
+            Err(e) => {
+                extras.parked_error = Some(e.to_string());
+                failed("parked".into(), e, log);
+            }
+        }
+    }
+}
+
+fn extras_tables(extras: &mut Extras) -> String {
+    let mut out = String::new();
+    if !extras.rss.is_empty() {
+        out.push_str("\n| peak RSS growth, 1 GiB through a 1 MiB bound to a slow sink | frame | growth (median) |\n|---|---:|---:|\n");
+        for (name, frame, v) in &mut extras.rss {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {:.2} MiB |",
+                fmt_size(*frame),
+                median(v) / 1048576.0
+            );
+        }
+    }
+    if !extras.cpu.is_empty() {
+        out.push_str("\n| CPU while a sender is blocked (stalled sink) | CPU per second (median) | sends that completed meanwhile |\n|---|---:|---:|\n");
+        for (name, v, sends) in &mut extras.cpu {
+            let _ = writeln!(out, "| {name} | {:.1} µs/s | {sends} |", median(v) / 1e3);
+        }
+    }
+    if !extras.wake.is_empty() {
+        out.push_str(
+            "\n| wake latency of a blocked sender, 1 KiB frames | room freed → send returns, \
+             p50 | p99 | sink resumes → send returns, p50 | p99 |\n|---|---:|---:|---:|---:|\n",
+        );
+        for (name, runs) in &extras.wake {
+            let _ = write!(out, "| {name} |");
+            for i in 0..4 {
+                let mut v: Vec<f64> = runs.iter().map(|r| r[i]).collect();
+                match median(&mut v) {
+                    m if m >= u64::MAX as f64 => out.push_str(" – |"),
+                    m => {
+                        let _ = write!(out, " {:.1} µs |", m / 1e3);
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn targets_table(cases: &[Case], extras: &mut Extras) -> String {
+    let mut out = String::new();
+    out.push_str("\n| target | required | measured (medians) | verdict |\n|---|---:|---|---|\n");
+    let ours = |imp, frame, producers| mbps(cases, imp, frame, producers);
+    let channel = |frame, producers| {
+        best(cases, |c| c.frame == frame && c.producers == producers && c.imp.is_channel())
+    };
+    let peer = |frame, producers| {
+        best(cases, |c| c.frame == frame && c.producers == producers && c.imp.is_peer())
+    };
+    let bufwriter =
+        mbps(cases, Imp::BufWriter, 64, 1).map(|b| (b, Imp::BufWriter.name().to_string()));
+    ratio_target(
+        &mut out,
+        "64 B, 1 producer vs the single-thread BufWriter",
+        ours(Imp::Tidegate, 64, 1),
+        bufwriter,
+        0.8,
+    );
+    ratio_target(
+        &mut out,
+        "64 B, 1 producer vs the fastest channel peer",
+        ours(Imp::Tidegate, 64, 1),
+        channel(64, 1),
+        3.0,
+    );
+    for frame in [1024, 64 * 1024] {
+        for producers in [1, 4] {
+            ratio_target(
+                &mut out,
+                &format!("{}, {producers} producer(s) vs the fastest peer", fmt_size(frame)),
+                ours(Imp::Tidegate, frame, producers),
+                peer(frame, producers),
+                1.0,
+            );
+        }
+    }
+    ratio_target(
+        &mut out,
+        "64 B, 4 producers vs the fastest channel peer",
+        ours(Imp::Tidegate, 64, 4),
+        channel(64, 4),
+        1.5,
+    );
+    let mpsc =
+        mbps(cases, Imp::TokioMpsc, 64, TASKS).map(|b| (b, Imp::TokioMpsc.name().to_string()));
+    ratio_target(
+        &mut out,
+        "async 64 B, 1,000 tasks on tokio vs tokio mpsc",
+        ours(Imp::TidegateTokio, 64, TASKS),
+        mpsc.clone(),
+        1.5,
+    );
+    ratio_target(
+        &mut out,
+        "async 64 B, 1,000 tasks on async-std vs tokio mpsc",
+        ours(Imp::TidegateAsyncStd, 64, TASKS),
+        mpsc,
+        1.5,
+    );
+    for (name, frame, v) in &mut extras.rss {
+        if name.starts_with("tidegate") {
+            let growth = median(v);
+            let limit = (CAPACITY + (2 << 20)) as f64;
+            let _ = writeln!(
+                out,
+                "| peak RSS growth, {} frames | ≤ capacity + 2 MiB = {:.0} MiB | {:.2} MiB | {} |",
+                fmt_size(*frame),
+                limit / 1048576.0,
+                growth / 1048576.0,
+                verdict(growth <= limit)
+            );
+        }
+    }
+    if let Some((_, v, _)) = extras.cpu.iter_mut().find(|(n, _, _)| n.starts_with("tidegate")) {
+        let cpu = median(v);
+        let _ = writeln!(
+            out,
+            "| CPU while blocked | ≤ 1 ms/s | {:.1} µs/s | {} |",
+            cpu / 1e3,
+            verdict(cpu <= 1e6)
+        );
+    }
+    let mut wake: Vec<(String, f64)> = extras
+        .wake
+        .iter()
+        .map(|(n, runs)| (n.clone(), median(&mut runs.iter().map(|r| r[1]).collect::<Vec<_>>())))
+        .collect();
+    wake.retain(|(n, _)| n != FLOOR);
+    if let Some(i) = wake.iter().position(|(n, _)| n.starts_with("tidegate")) {
+        let (_, ours) = wake.remove(i);
+        if let Some((name, theirs)) = wake.into_iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            let _ = writeln!(
+                out,
+                "| wake latency p99 (room freed → send returns) vs the best peer | \
+                 ≤ {:.1} µs ({name}) | {:.1} µs | {} |",
+                theirs / 1e3,
+                ours / 1e3,
+                verdict(ours <= theirs)
+            );
+        }
+    }
+    if extras.parked.is_empty() {
+        let why = extras.parked_error.clone().unwrap_or_else(|| "not run".into());
+        let _ = writeln!(
+            out,
+            "| bytes per parked async sender beside its frame | ≤ 256 B | not measured: {why} | – |"
+        );
+    } else {
+        let mut senders: Vec<f64> = extras.parked.iter().map(|p| p.0).collect();
+        let mut bare: Vec<f64> = extras.parked.iter().map(|p| p.1).collect();
+        let (sender, bare) = (median(&mut senders), median(&mut bare));
+        let _ = writeln!(
+            out,
+            "| bytes per parked async sender beside its frame | ≤ 256 B | {sender:.0} B with its tokio task; {:.0} B beyond a bare parked task ({bare:.0} B) | {} |",
+            sender - bare,
+            verdict(sender - bare <= 256.0)
+        );
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        if let Err(e) = run_child(&args[1..]) {
+            eprintln!("child failed: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = match Opts::parse(&args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!(
+                "{e}\nusage: peers [--quick] [--runs N] [--filter TEXT]... [--throughput-only]"
+            );
+            std::process::exit(2);
+        }
+    };
+    let started = Instant::now();
+    let load_before = loadavg();
+    let mut log = |line: String| eprintln!("[{:6.1}s] {line}", started.elapsed().as_secs_f64());
+    let mut cases: Vec<Case> = cases().into_iter().filter(|c| opts.wanted(&c.name())).collect();
+    let mut extras = Extras::default();
+    let mut failures = Vec::new();
+    for run in 1..=opts.runs {
+        log(format!("run {run} of {}", opts.runs));
+        for case in &mut cases {
+            match case.run(&opts) {
+                Ok(sample) => {
+                    let (msgs, mb) = rate(sample);
+                    log(format!("{}: {} msgs/s, {mb:.0} MB/s", case.name(), fmt_count(msgs)));
+                    case.samples.push(sample);
+                }
+                Err(e) => {
+                    log(format!("{}: FAILED: {e}", case.name()));
+                    failures.push(format!("{}: {e}", case.name()));
+                }
+            }
+        }
+        if !opts.throughput_only {
+            run_extras(&opts, &mut extras, &mut failures, &mut log);
+        }
+    }
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "\nMedians of {} run(s){}; MB = 10^6 bytes; spread = half the range of the runs around the median.\n",
+        opts.runs,
+        if opts.quick { " (--quick: 1/16 of the bytes)" } else { "" }
+    );
+    let _ = writeln!(
+        report,
+        "Load average (1, 5, 15 min) before: {load_before}; after: {}.\n",
+        loadavg()
+    );
+    report.push_str(&throughput_table(&cases));
+    if !opts.throughput_only {
+        report.push_str(&extras_tables(&mut extras));
+    }
+    report.push_str(&targets_table(&cases, &mut extras));
+    println!("{report}");
+    log(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
+    if !failures.is_empty() {
+        eprintln!("failures:\n  {}", failures.join("\n  "));
+        std::process::exit(1);
+    }
+}
