@@ -2,27 +2,58 @@
 //!
 //! A [`Transport`] opens an [`Endpoint`] (a parsed URL) and returns a [`Link`]: a non-blocking
 //! byte pipe that the I/O driver reads, writes with vectored writes, flushes, shuts down and
-//! configures with [`SocketOption`]s. The built-in transports — `tcp://host:port` and the
-//! in-process `mem://name` — implement the same public traits a user plugin does, and are
-//! registered the same way, with [`register`].
+//! configures with [`SocketOption`]s. The built-in transports implement the same public traits
+//! a user plugin does, and are registered the same way, with [`register`]:
+//!
+//! | scheme | transport | link |
+//! |---|---|---|
+//! | `tcp://host:port?options` | [`tcp::Tcp`] | a non-blocking `mio` TCP stream |
+//! | `tls://host:port?options` | [`tls::Tls`] | TLS (`native-tls`) over the TCP link |
+//! | `unix:///path` | [`unix::Unix`] | a Unix domain stream socket (Unix only) |
+//! | `mem://name` | [`mem::Mem`] | an in-process pipe for tests |
+//!
+//! # Choosing a transport
+//!
+//! [`Connection::open`](crate::Connection::open) parses the URL, then takes the transport set
+//! with [`Config::transport`](crate::Config::transport) if there is one, or else the one
+//! registered for the URL's scheme. The registered `tls` transport trusts the system roots
+//! only; a connection that needs its own roots, a client certificate or a handshake timeout
+//! sets a [`tls::Tls`] built for it on its `Config`.
+//!
+//! # Socket options
+//!
+//! Options come from two places, applied in this order, so that the second wins: the URL's
+//! query (`tcp://h:1?nodelay=0&sndbuf=65536`, see [`tcp`] for the keys), then the
+//! [`Config`]'s [`socket_option`](crate::Config::socket_option)s. A live link's
+//! options can be changed and read back on the driver thread with
+//! [`Connection::call_link`](crate::Connection::call_link), [`Link::set_option`] and
+//! [`Link::socket_option`].
 //!
 //! # Examples
 //!
 //! ```
 //! let schemes = tidegate_core::transport::schemes();
-//! assert!(schemes.contains(&"tcp".to_string()));
-//! assert!(schemes.contains(&"mem".to_string()));
+//! for builtin in ["mem", "tcp", "tls"] {
+//!     assert!(schemes.contains(&builtin.to_string()));
+//! }
+//! # #[cfg(unix)]
+//! assert!(schemes.contains(&"unix".to_string()));
 //! ```
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::error::ConnectError;
 
 pub mod mem;
 pub mod tcp;
+pub mod tls;
+#[cfg(unix)]
+pub mod unix;
 
 pub use mio;
 
@@ -30,35 +61,74 @@ pub use mio;
 ///
 /// # Implementing
 ///
-/// `open` runs on the thread that connects, so it must not block for long: start the
-/// connection and return; the driver then calls [`Link::poll_connect`] until the link is up.
-/// Name resolution is the one blocking step the built-in TCP transport takes there.
+/// `open` runs on the thread that calls [`Connection::open`](crate::Connection::open), so it
+/// must not block for long: start the connection and return the link; the driver then calls
+/// [`Link::poll_connect`] on its own thread until the link is up, and bounds the whole attempt
+/// with the connect timeout. Name resolution is the one blocking step the built-in TCP
+/// transport takes there.
 ///
-/// A plugin that wraps TCP, registered under its own scheme:
+/// Read the endpoint's query for per-URL settings, and refuse keys you do not know with an
+/// [`io::ErrorKind::InvalidInput`] error naming them: a misspelt option should fail loudly.
+/// A transport that wraps TCP gets the TCP keys parsed and applied by
+/// [`tcp::query_options`] and [`tcp::TcpLink::connect`], and reads its own.
+///
+/// An error from `open` ends [`Connection::open`](crate::Connection::open) with
+/// [`ConnectError::Io`]; an error from [`Link::poll_connect`] ends the attempt later with a
+/// [`DisconnectKind::ConnectFailed`](crate::DisconnectKind::ConnectFailed) cause.
+///
+/// # Dropping
+///
+/// A registered transport is shared by every connection of its scheme and stays in the
+/// registry until another one is registered under the same scheme; one set with
+/// [`Config::transport`](crate::Config::transport) lives as long as a `Config` holding it.
+/// Links it opened keep working after it is replaced or dropped: a link must own what it needs.
+///
+/// # Examples
+///
+/// A plugin that wraps TCP, registered under its own scheme, with a query key of its own; it
+/// carries frames like `tcp://` does.
 ///
 /// ```
-/// use std::io;
-/// use tidegate_core::transport::{self, Endpoint, Link, Transport};
+/// use std::io::{self, Read};
+/// use std::time::Duration;
+/// use tidegate_core::transport::{self, Endpoint, Link, Transport, tcp};
+/// use tidegate_core::{Bytes, Config, Connection};
 ///
-/// /// `traced://host:port`: TCP, with a log line per connection.
+/// /// `traced://host:port?tag=name`: TCP, with a log line per connection.
 /// #[derive(Debug)]
 /// struct Traced;
 ///
 /// impl Transport for Traced {
 ///     fn open(&self, endpoint: &Endpoint) -> io::Result<Box<dyn Link>> {
-///         log::info!("opening {}", endpoint.address());
-///         transport::tcp::Tcp.open(endpoint)
+///         let tag = endpoint.query("tag").unwrap_or("untagged");
+///         log::info!("{tag}: opening {}", endpoint.address());
+///         // The TCP keys (nodelay, sndbuf, ...) are parsed and checked; `tag` is ours.
+///         let options = tcp::query_options(endpoint, &["tag"])?;
+///         let mut link = tcp::TcpLink::connect(endpoint.address())?;
+///         for option in &options {
+///             link.set_option(option)?;
+///         }
+///         Ok(Box::new(link))
 ///     }
 /// }
 ///
 /// transport::register("traced", Traced).unwrap();
 /// assert!(transport::schemes().contains(&"traced".to_string()));
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let url = format!("traced://{}?tag=doc&sndbuf=65536", listener.local_addr().unwrap());
+/// let conn = Connection::open(&url, Config::new()).unwrap();
+/// conn.try_send(Bytes::from_static(b"through the plugin")).unwrap();
+/// futures::executor::block_on(conn.flush(None)).unwrap();
+/// let (mut peer, _) = listener.accept().unwrap();
+/// peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+/// let mut got = [0u8; 18];
+/// peer.read_exact(&mut got).unwrap();
+/// assert_eq!(&got, b"through the plugin");
+///
+/// let typo = format!("traced://{}?sndbuff=1", listener.local_addr().unwrap());
+/// assert!(Connection::open(&typo, Config::new()).is_err(), "unknown keys are refused");
 /// ```
-///
-/// # Dropping
-///
-/// A transport is shared by every connection of its scheme and lives in the registry until it
-/// is replaced; links it opened keep working after it is replaced.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Starts opening a link to `endpoint`.
     ///
@@ -81,7 +151,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// A link over an OS socket registers that socket in [`Link::register`] with
 /// [`Registration::register`]; a link over something else (a channel, a user-space pipe) keeps
 /// [`Registration::waker`] and calls it whenever a read or write that returned `WouldBlock`
-/// may now succeed. See [`tcp`] and [`mem`] for one of each.
+/// may now succeed. See [`tcp`] and [`mem`] for one of each. A link with a deadline of its
+/// own (a handshake timeout) asks to be looked at then with [`LinkWaker::wake_at`].
+///
+/// A link that wraps another (as [`tls`] wraps [`tcp`]) delegates `register`, `deregister`,
+/// [`Link::set_option`] and [`Link::socket_option`] to it. Options a link does not have are
+/// refused with [`io::ErrorKind::Unsupported`], the default of both option methods.
 ///
 /// # Dropping
 ///
@@ -196,6 +271,10 @@ pub trait Link: Send + fmt::Debug + 'static {
 
     /// Writes from `bufs`, in order, and returns how many bytes the link accepted.
     ///
+    /// After a `WouldBlock`, the driver's next write starts with the same bytes (it may offer
+    /// more after them), so a link that must retry a half-done operation with the same data,
+    /// as TLS must, can count on it.
+    ///
     /// # Errors
     ///
     /// `WouldBlock` when the link has no room; any other error ends the connection.
@@ -226,27 +305,257 @@ pub trait Link: Send + fmt::Debug + 'static {
     fn set_option(&mut self, option: &SocketOption) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, format!("{option:?} is not supported")))
     }
+
+    /// Reads a socket option back from the link (for TCP, with `getsockopt`), so tests and
+    /// applications can check what the operating system actually applied.
+    ///
+    /// The value is the system's, which may differ from what was set: Linux, for one, doubles
+    /// the buffer sizes it is given.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::Unsupported`] for options the link does not have (the default); the
+    /// error of the underlying call otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::tcp::TcpLink;
+    /// use tidegate_core::transport::{Link, SocketOption, SocketOptionKind};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
+    /// link.set_option(&SocketOption::NoDelay(false)).unwrap();
+    /// assert_eq!(
+    ///     link.socket_option(SocketOptionKind::NoDelay).unwrap(),
+    ///     SocketOption::NoDelay(false)
+    /// );
+    /// ```
+    fn socket_option(&self, kind: SocketOptionKind) -> io::Result<SocketOption> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, format!("{kind:?} is not supported")))
+    }
 }
 
 /// A socket option a link may apply.
 ///
+/// Set them for a connection with [`Config::socket_option`](crate::Config::socket_option) or
+/// in the URL's query (see [`tcp`]), change them on a live link with
+/// [`Link::set_option`] through [`Connection::call_link`](crate::Connection::call_link), and
+/// read them back with [`Link::socket_option`]. Links that do not have an option refuse it
+/// with [`io::ErrorKind::Unsupported`], which [`Connection::open`](crate::Connection::open)
+/// logs and skips.
+///
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::SocketOption;
+/// use std::time::Duration;
+/// use tidegate_core::transport::{Keepalive, SocketOption, SocketOptionKind};
 ///
-/// let options = [SocketOption::NoDelay(true), SocketOption::SendBufferSize(256 * 1024)];
-/// assert_eq!(options.len(), 2);
+/// let options = [
+///     SocketOption::NoDelay(true),
+///     SocketOption::SendBufferSize(256 * 1024),
+///     SocketOption::Keepalive(Some(Keepalive::new().idle(Duration::from_secs(30)))),
+///     SocketOption::UserTimeout(Duration::from_secs(5)),
+///     SocketOption::Linger(None),
+/// ];
+/// assert_eq!(options[2].kind(), SocketOptionKind::Keepalive);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SocketOption {
-    /// `TCP_NODELAY`: send small segments at once instead of coalescing them.
+    /// `TCP_NODELAY`: send small segments at once instead of coalescing them. TCP links turn
+    /// it on when they are created: the outgoing buffer already batches frames.
     NoDelay(bool),
     /// `SO_SNDBUF`, in bytes.
     SendBufferSize(usize),
     /// `SO_RCVBUF`, in bytes.
     RecvBufferSize(usize),
+    /// `SO_KEEPALIVE` with its timings, or `None` to turn keep-alive probes off. Timings left
+    /// unset keep the system's defaults; read back, all three are filled in where the system
+    /// reports them.
+    Keepalive(Option<Keepalive>),
+    /// `TCP_USER_TIMEOUT` (Linux and Android): how long written data may stay unacknowledged
+    /// before the kernel ends the connection with `ETIMEDOUT`. This is what notices a peer
+    /// that stopped reading for good: it also covers the probes sent into a full receive
+    /// window. Zero restores the system's default.
+    UserTimeout(Duration),
+    /// `SO_LINGER`: `None` lets close return at once and the kernel finish sending in the
+    /// background (the default); `Some(Duration::ZERO)` makes close reset the connection.
+    Linger(Option<Duration>),
+}
+
+impl SocketOption {
+    /// Returns which option this is, without its value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::{SocketOption, SocketOptionKind};
+    ///
+    /// assert_eq!(SocketOption::NoDelay(false).kind(), SocketOptionKind::NoDelay);
+    /// ```
+    pub fn kind(&self) -> SocketOptionKind {
+        match self {
+            Self::NoDelay(_) => SocketOptionKind::NoDelay,
+            Self::SendBufferSize(_) => SocketOptionKind::SendBufferSize,
+            Self::RecvBufferSize(_) => SocketOptionKind::RecvBufferSize,
+            Self::Keepalive(_) => SocketOptionKind::Keepalive,
+            Self::UserTimeout(_) => SocketOptionKind::UserTimeout,
+            Self::Linger(_) => SocketOptionKind::Linger,
+        }
+    }
+}
+
+/// Which [`SocketOption`] to read back with [`Link::socket_option`].
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::transport::{SocketOption, SocketOptionKind};
+///
+/// assert_eq!(SocketOption::Linger(None).kind(), SocketOptionKind::Linger);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SocketOptionKind {
+    /// [`SocketOption::NoDelay`].
+    NoDelay,
+    /// [`SocketOption::SendBufferSize`].
+    SendBufferSize,
+    /// [`SocketOption::RecvBufferSize`].
+    RecvBufferSize,
+    /// [`SocketOption::Keepalive`].
+    Keepalive,
+    /// [`SocketOption::UserTimeout`].
+    UserTimeout,
+    /// [`SocketOption::Linger`].
+    Linger,
+}
+
+/// The timings of TCP keep-alive probes, for [`SocketOption::Keepalive`]. A timing left unset
+/// keeps the system's default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_core::transport::Keepalive;
+///
+/// let keepalive = Keepalive::new()
+///     .idle(Duration::from_secs(30))
+///     .interval(Duration::from_secs(5))
+///     .retries(3);
+/// assert_eq!(keepalive.idle_time(), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Keepalive {
+    idle: Option<Duration>,
+    interval: Option<Duration>,
+    retries: Option<u32>,
+}
+
+impl Keepalive {
+    /// Keep-alive with the system's timings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// assert_eq!(Keepalive::new().idle_time(), None);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long the connection stays idle before the first probe (`TCP_KEEPIDLE`).
+    /// Rounded down to whole seconds by the system.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// let keepalive = Keepalive::new().idle(Duration::from_secs(60));
+    /// assert_eq!(keepalive.idle_time(), Some(Duration::from_secs(60)));
+    /// ```
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// Sets the time between probes (`TCP_KEEPINTVL`; not on every system).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// let keepalive = Keepalive::new().interval(Duration::from_secs(10));
+    /// assert_eq!(keepalive.interval_time(), Some(Duration::from_secs(10)));
+    /// ```
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Sets how many unanswered probes end the connection (`TCP_KEEPCNT`; not on every
+    /// system).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// assert_eq!(Keepalive::new().retries(4).retry_count(), Some(4));
+    /// ```
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Returns the idle time before the first probe, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// let keepalive = Keepalive::new().idle(Duration::from_secs(9));
+    /// assert_eq!(keepalive.idle_time(), Some(Duration::from_secs(9)));
+    /// ```
+    pub fn idle_time(&self) -> Option<Duration> {
+        self.idle
+    }
+
+    /// Returns the time between probes, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// assert_eq!(Keepalive::new().interval_time(), None);
+    /// ```
+    pub fn interval_time(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// Returns the number of probes, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::transport::Keepalive;
+    ///
+    /// assert_eq!(Keepalive::new().retry_count(), None);
+    /// ```
+    pub fn retry_count(&self) -> Option<u32> {
+        self.retries
+    }
 }
 
 /// What a link needs to register with the driver, handed to [`Link::register`].
@@ -488,6 +797,30 @@ impl LinkWaker {
             driver.notify(self.id);
         }
     }
+
+    /// Asks the driver to look at this link again at `at`: it then calls
+    /// [`Link::poll_connect`] while the link is connecting, and retries reads and writes once
+    /// it is up. A link uses it for a deadline of its own, such as a handshake timeout, that
+    /// no socket event would otherwise make the driver check.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate_core::transport::LinkWaker;
+    ///
+    /// /// Called when a link starts a handshake that must end within `limit`.
+    /// fn handshake_started(waker: &LinkWaker, limit: Duration) -> Instant {
+    ///     let deadline = Instant::now() + limit;
+    ///     waker.wake_at(deadline);
+    ///     deadline
+    /// }
+    /// ```
+    pub fn wake_at(&self, at: Instant) {
+        if let Some(driver) = self.driver.upgrade() {
+            driver.add_timer(at, self.id);
+        }
+    }
 }
 
 impl fmt::Debug for LinkWaker {
@@ -651,6 +984,9 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     let mut builtins: Registry = HashMap::new();
     builtins.insert("tcp".into(), Arc::new(tcp::Tcp));
     builtins.insert("mem".into(), Arc::new(mem::Mem));
+    builtins.insert("tls".into(), Arc::new(tls::Tls::default()));
+    #[cfg(unix)]
+    builtins.insert("unix".into(), Arc::new(unix::Unix));
     RwLock::new(builtins)
 });
 
@@ -704,15 +1040,47 @@ pub fn schemes() -> Vec<String> {
     schemes
 }
 
-/// Parses `url`, finds its transport and opens a link.
-pub(crate) fn open(url: &str) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
+/// Parses `url`, finds its transport — the one set on `config`, or else the one registered
+/// for the URL's scheme — and opens a link.
+pub(crate) fn open(url: &str, config: &Config) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
     let endpoint = Endpoint::parse(url)?;
-    let transport = lookup(endpoint.scheme()).ok_or_else(|| ConnectError::UnknownScheme {
-        scheme: endpoint.scheme().to_string(),
-        registered: schemes(),
-    })?;
+    let transport = match config.transport_override() {
+        Some(transport) => transport.clone(),
+        None => lookup(endpoint.scheme()).ok_or_else(|| ConnectError::UnknownScheme {
+            scheme: endpoint.scheme().to_string(),
+            registered: schemes(),
+        })?,
+    };
     let link = transport.open(&endpoint).map_err(ConnectError::Io)?;
     Ok((endpoint, link))
+}
+
+/// Parses a duration from a URL query: a whole number followed by `ms`, `s`, `m` or `h`, or
+/// a bare number of seconds.
+pub(crate) fn parse_duration(value: &str) -> Option<Duration> {
+    let (digits, unit) =
+        value.find(|c: char| !c.is_ascii_digit()).map_or((value, ""), |at| value.split_at(at));
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// The error for a query parameter whose value does not parse.
+pub(crate) fn bad_query_value(
+    endpoint: &Endpoint,
+    key: &str,
+    value: &str,
+    expected: &str,
+) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid value {value:?} for {key:?} in {}: expected {expected}", endpoint.url()),
+    )
 }
 
 #[cfg(test)]
@@ -731,10 +1099,31 @@ mod tests {
 
     #[test]
     fn unknown_scheme_lists_the_registered_ones() {
-        let Err(ConnectError::UnknownScheme { scheme, registered }) = open("nope://x") else {
+        let Err(ConnectError::UnknownScheme { scheme, registered }) =
+            open("nope://x", &Config::new())
+        else {
             panic!("expected an unknown scheme");
         };
         assert_eq!(scheme, "nope");
         assert!(registered.contains(&"tcp".to_string()));
+    }
+
+    #[test]
+    fn an_override_replaces_the_scheme_but_the_url_is_still_checked() {
+        let config = Config::new().transport(mem::Mem);
+        assert!(matches!(open("nope://x", &config), Err(ConnectError::Io(_))), "mem: no listener");
+        assert!(matches!(open("no-scheme", &config), Err(ConnectError::InvalidUrl { .. })));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "s", "1.5s", "-1", "10 s", "5d", "ms"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 }
