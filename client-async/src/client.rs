@@ -241,6 +241,65 @@ impl AsyncClient {
         self.conn.try_send(frame.into())
     }
 
+    /// Sends an urgent (control) frame, such as a heartbeat or a close frame: it may use the
+    /// reserve kept for urgent frames ([`AsyncClientBuilder::urgent_reserve`]), waits only
+    /// behind other urgent frames, and goes on the wire at the next frame boundary, ahead of
+    /// data frames not yet started. Uses the configured send timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-urgent-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::builder()
+    ///         .capacity(100)
+    ///         .urgent_reserve(10)
+    ///         .connect(&listener.url())
+    ///         .await
+    ///         .unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause();
+    ///     client.send(vec![0u8; 90]).await.unwrap(); // data fills what it may
+    ///     client.send_urgent("ping").await.unwrap(); // the reserve still has room
+    /// });
+    /// ```
+    pub fn send_urgent(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        SendFuture::new(self.conn.send_urgent(frame.into(), deadline))
+    }
+
+    /// Like [`AsyncClient::try_send`], for an urgent frame (see [`AsyncClient::send_urgent`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::try_send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-try-send-urgent-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// client.try_send_urgent("ping").unwrap();
+    /// ```
+    pub fn try_send_urgent(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.conn.try_send_urgent(frame.into())
+    }
+
     /// Waits until every frame accepted before the future's first poll has been written to
     /// the link.
     ///
@@ -670,6 +729,19 @@ impl AsyncClientBuilder {
     /// ```
     pub fn watermarks(mut self, high: usize, low: usize) -> Self {
         self.config = self.config.watermarks(high, low);
+        self
+    }
+
+    /// Keeps `bytes` of the capacity for urgent frames ([`AsyncClient::send_urgent`]); data
+    /// may fill the buffer only up to the rest. None by default; needs `bytes < capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_async::AsyncClient::builder().capacity(1 << 20).urgent_reserve(4096);
+    /// ```
+    pub fn urgent_reserve(mut self, bytes: usize) -> Self {
+        self.config = self.config.urgent_reserve(bytes);
         self
     }
 

@@ -43,6 +43,8 @@ use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use tidegate_core::SendOp;
+
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
@@ -270,7 +272,21 @@ impl Client {
     }
 
     fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
-        let mut op = self.conn.send(frame, deadline);
+        // The common case without a send operation: room now, nobody waiting. Otherwise the
+        // full path decides again, under the lock, so nothing changes in order or errors.
+        let frame = match self.conn.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(err) => err.into_inner(),
+        };
+        self.finish_send(self.conn.send(frame, deadline), deadline)
+    }
+
+    /// Waits for a send to complete, unless that would park an I/O driver thread.
+    fn finish_send(
+        &self,
+        mut op: SendOp<&Connection>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<Bytes>> {
         match wait_guarded(deadline, |waker| op.poll_with(waker)) {
             Ok(result) => result,
             // Leave the line; if the frame was let in meanwhile, it is sent after all.
@@ -297,6 +313,62 @@ impl Client {
     /// ```
     pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
         self.conn.try_send(frame.into())
+    }
+
+    /// Sends an urgent (control) frame, such as a heartbeat or a close frame: it may use the
+    /// reserve kept for urgent frames ([`ClientBuilder::urgent_reserve`]), waits only behind
+    /// other urgent frames, and goes on the wire at the next frame boundary, ahead of data
+    /// frames not yet started. Uses the configured send timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread while the urgent frames ahead of it and the whole capacity
+    /// leave no room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-send-urgent-example").unwrap();
+    /// let client =
+    ///     Client::builder().capacity(100).urgent_reserve(10).connect(&listener.url()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// client.send(vec![0u8; 90]).unwrap(); // data fills what it may
+    /// assert!(client.try_send("more").unwrap_err().is_full());
+    /// client.send_urgent("ping").unwrap(); // the reserve still has room
+    /// ```
+    pub fn send_urgent(&self, frame: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        let op = self.conn.send_urgent(frame.into(), deadline);
+        self.finish_send(op, deadline)
+    }
+
+    /// Like [`Client::try_send`], for an urgent frame (see [`Client::send_urgent`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::try_send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-try-send-urgent-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.try_send_urgent("ping").unwrap();
+    /// ```
+    pub fn try_send_urgent(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.conn.try_send_urgent(frame.into())
     }
 
     /// Waits until every frame accepted before this call has been written to the link.
@@ -811,6 +883,19 @@ impl ClientBuilder {
     /// ```
     pub fn watermarks(mut self, high: usize, low: usize) -> Self {
         self.config = self.config.watermarks(high, low);
+        self
+    }
+
+    /// Keeps `bytes` of the capacity for urgent frames ([`Client::send_urgent`]); data may
+    /// fill the buffer only up to the rest. None by default; needs `bytes < capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_blocking::Client::builder().capacity(1 << 20).urgent_reserve(4096);
+    /// ```
+    pub fn urgent_reserve(mut self, bytes: usize) -> Self {
+        self.config = self.config.urgent_reserve(bytes);
         self
     }
 

@@ -14,6 +14,11 @@
 //! [`OutBuffer::consume`]. Space is returned only then, so the bytes in flight still count
 //! against the capacity.
 //!
+//! Urgent frames wait in a lane of their own. At the next frame boundary on the wire the
+//! driver [splices](OutBuffer::splice_urgent) them into its chunks in flight, ahead of every
+//! data frame not yet started (and behind urgent frames spliced before them), and their
+//! lengths into the frame list at the same place, so the list keeps the order of the wire.
+//!
 //! This module knows nothing about waiting: deciding *who* may push is the job of
 //! [`crate::state`].
 
@@ -146,6 +151,14 @@ pub(crate) struct OutBuffer {
     queued: usize,
     /// The segment size for the tail, at most [`SEGMENT`], at most the capacity.
     segment: usize,
+    /// Urgent frames not yet spliced, oldest first, one chunk each. Not in `frames` yet.
+    urgent: VecDeque<Bytes>,
+    /// Bytes in `urgent`. Counted in `held`, not in `queued`.
+    urgent_queued: usize,
+    /// How many frames at the front of `frames` are spliced urgent frames.
+    ///
+    /// Invariant: `urgent_in_frames <= frames.len()`.
+    urgent_in_frames: usize,
 }
 
 impl OutBuffer {
@@ -158,7 +171,66 @@ impl OutBuffer {
             held: 0,
             queued: 0,
             segment: capacity.clamp(1, SEGMENT),
+            urgent: VecDeque::new(),
+            urgent_queued: 0,
+            urgent_in_frames: 0,
         }
+    }
+
+    /// Appends an urgent frame to the urgent lane. The caller has checked that it fits.
+    pub(crate) fn push_urgent(&mut self, frame: Bytes) {
+        debug_assert!(!frame.is_empty(), "empty frames are refused before they reach the buffer");
+        self.held += frame.len();
+        self.urgent_queued += frame.len();
+        self.urgent.push_back(frame);
+    }
+
+    /// Bytes of urgent frames waiting to be spliced.
+    pub(crate) fn urgent_queued(&self) -> usize {
+        self.urgent_queued
+    }
+
+    /// Whether the next byte on the wire starts a frame, or belongs to a spliced urgent frame
+    /// (behind which more urgent frames may go).
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.head_written == 0 || self.urgent_in_frames > 0
+    }
+
+    /// Bytes left of the frame being written.
+    pub(crate) fn head_remaining(&self) -> usize {
+        self.frames.front().map_or(0, |len| len - self.head_written)
+    }
+
+    /// Moves the urgent frames into `in_flight` (whose first chunk has `offset` bytes written)
+    /// at the next frame boundary: behind the urgent frames already spliced, ahead of every data
+    /// frame. The caller has checked [`at_boundary`](Self::at_boundary).
+    pub(crate) fn splice_urgent(&mut self, in_flight: &mut VecDeque<Bytes>, offset: usize) {
+        debug_assert!(self.at_boundary(), "urgent frames go in at a frame boundary only");
+        let spliced: usize = self.frames.iter().take(self.urgent_in_frames).sum();
+        // Where the data starts in `in_flight`: past the written bytes and the spliced urgent
+        // frames. That is a frame boundary, so it may fall inside a coalesced chunk only
+        // between two frames.
+        let mut at =
+            offset + spliced - if self.urgent_in_frames > 0 { self.head_written } else { 0 };
+        let mut index = 0;
+        while index < in_flight.len() && at >= in_flight[index].len() {
+            at -= in_flight[index].len();
+            index += 1;
+        }
+        if at > 0 {
+            debug_assert!(index < in_flight.len(), "the boundary lies past the chunks in flight");
+            let chunk = in_flight[index].clone();
+            in_flight[index] = chunk.slice(..at);
+            in_flight.insert(index + 1, chunk.slice(at..));
+            index += 1;
+        }
+        let count = self.urgent.len();
+        for (i, frame) in self.urgent.drain(..).enumerate() {
+            self.frames.insert(self.urgent_in_frames + i, frame.len());
+            in_flight.insert(index + i, frame);
+        }
+        self.urgent_in_frames += count;
+        self.urgent_queued = 0;
     }
 
     /// Bytes not yet accepted by the link.
@@ -208,7 +280,10 @@ impl OutBuffer {
 
     /// Records that the link accepted `n` more bytes, and returns how many frames that completed.
     pub(crate) fn consume(&mut self, mut n: usize) -> u64 {
-        debug_assert!(n <= self.held - self.queued, "only bytes in flight can be written");
+        debug_assert!(
+            n <= self.held - self.queued - self.urgent_queued,
+            "only bytes in flight can be written"
+        );
         self.held -= n;
         let mut completed = 0;
         while n > 0 {
@@ -217,6 +292,7 @@ impl OutBuffer {
                 n -= head;
                 self.frames.pop_front();
                 self.head_written = 0;
+                self.urgent_in_frames = self.urgent_in_frames.saturating_sub(1);
                 completed += 1;
             } else {
                 self.head_written += n;
@@ -224,7 +300,7 @@ impl OutBuffer {
             }
         }
         debug_assert_eq!(
-            self.frames.iter().sum::<usize>() - self.head_written,
+            self.frames.iter().sum::<usize>() - self.head_written + self.urgent_queued,
             self.held,
             "frame lengths and held bytes disagree"
         );
@@ -263,9 +339,13 @@ impl OutBuffer {
             pos += len;
         }
         drop(chunks);
+        // Urgent frames not spliced yet never reached the wire.
+        unsent.extend(self.urgent.drain(..).map(|frame| UnsentFrame { frame, written: 0 }));
         self.head_written = 0;
         self.held = 0;
         self.queued = 0;
+        self.urgent_queued = 0;
+        self.urgent_in_frames = 0;
         unsent
     }
 }
@@ -327,6 +407,59 @@ mod tests {
         assert_eq!(got, [(2, 6, 2), (3, COPY_MAX + 10, 0), (4, 3, 0)]);
         assert!(unsent.iter().all(|u| u.frame().iter().all(|b| *b == u.frame()[0])));
         assert_eq!(buf.held(), 0);
+    }
+
+    /// Writes everything in flight to a vector, as a link that takes it all would.
+    fn write_all(buf: &mut OutBuffer, in_flight: &mut VecDeque<Bytes>, offset: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (i, chunk) in in_flight.drain(..).enumerate() {
+            wire.extend_from_slice(&chunk[if i == 0 { offset } else { 0 }..]);
+        }
+        buf.consume(wire.len());
+        wire
+    }
+
+    #[test]
+    fn urgent_frames_go_in_at_the_next_frame_boundary() {
+        let mut buf = OutBuffer::new(1 << 20);
+        for byte in 1..=3 {
+            buf.push(frame(byte, 4));
+        }
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        // Five bytes are out: frame 1 and one byte of frame 2.
+        assert_eq!(buf.consume(5), 1);
+        buf.push_urgent(frame(9, 2));
+        assert!(!buf.at_boundary(), "frame 2 has started");
+        assert_eq!(buf.head_remaining(), 3);
+        // The driver writes the rest of frame 2, then splices.
+        let mut offset = 5;
+        assert_eq!(buf.consume(3), 1);
+        offset += 3;
+        assert!(buf.at_boundary());
+        buf.splice_urgent(&mut in_flight, offset);
+        buf.push_urgent(frame(8, 1));
+        assert!(buf.at_boundary(), "behind a spliced urgent frame, more may follow");
+        buf.splice_urgent(&mut in_flight, offset);
+        assert_eq!(write_all(&mut buf, &mut in_flight, offset), [9, 9, 8, 3, 3, 3, 3]);
+        assert_eq!(buf.held(), 0);
+    }
+
+    #[test]
+    fn unsent_frames_keep_the_order_of_the_wire() {
+        let mut buf = OutBuffer::new(1 << 20);
+        buf.push(frame(1, 3));
+        buf.push(frame(2, 3));
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        buf.push_urgent(frame(9, 2));
+        buf.splice_urgent(&mut in_flight, 0);
+        buf.push_urgent(frame(8, 2));
+        // One byte of the urgent frame went out.
+        assert_eq!(buf.consume(1), 0);
+        let unsent = buf.drain_unsent(&mut in_flight, 1);
+        let got: Vec<(u8, usize)> = unsent.iter().map(|u| (u.frame()[0], u.written())).collect();
+        assert_eq!(got, [(9, 1), (1, 0), (2, 0), (8, 0)]);
     }
 
     #[test]

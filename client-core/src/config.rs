@@ -1,10 +1,11 @@
 //! Connection settings, fixed when the connection opens.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::driver::IoGroup;
 use crate::error::ConnectError;
-use crate::transport::SocketOption;
+use crate::transport::{SocketOption, Transport};
 
 /// The default capacity of the outgoing buffer: 1 MiB.
 ///
@@ -38,10 +39,14 @@ pub struct Config {
     connect_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
     close_timeout: Duration,
+    /// Applied after the URL's own options, so these win.
     options: Vec<SocketOption>,
+    /// Used instead of the transport registered for the URL's scheme.
+    transport: Option<Arc<dyn Transport>>,
     max_waiters: Option<usize>,
     io_group: Option<IoGroup>,
     watermarks: Option<(usize, usize)>,
+    urgent_reserve: usize,
 }
 
 impl Default for Config {
@@ -51,17 +56,21 @@ impl Default for Config {
             connect_timeout: Some(Duration::from_secs(10)),
             send_timeout: None,
             close_timeout: Duration::from_secs(10),
-            options: vec![SocketOption::NoDelay(true)],
+            options: Vec::new(),
+            transport: None,
             max_waiters: None,
             io_group: None,
             watermarks: None,
+            urgent_reserve: 0,
         }
     }
 }
 
 impl Config {
     /// Returns the defaults: a 1 MiB buffer, a 10 s connect timeout, sends that wait as long as
-    /// it takes, 10 s to drain the buffer when closing, and `TCP_NODELAY` on.
+    /// it takes, 10 s to drain the buffer when closing, no socket options beyond the URL's (TCP
+    /// links turn `TCP_NODELAY` on by themselves), and the transport registered for the URL's
+    /// scheme.
     ///
     /// # Examples
     ///
@@ -75,7 +84,8 @@ impl Config {
     /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(10)));
     /// assert_eq!(config.send_timeout_duration(), None);
     /// assert_eq!(config.close_timeout_duration(), Duration::from_secs(10));
-    /// assert_eq!(config.socket_options(), [SocketOption::NoDelay(true)]);
+    /// assert_eq!(config.socket_options(), []);
+    /// assert!(config.transport_override().is_none());
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -169,7 +179,7 @@ impl Config {
         self
     }
 
-    /// Turns `TCP_NODELAY` on or off (on by default).
+    /// Turns `TCP_NODELAY` on or off (TCP links have it on unless told otherwise).
     ///
     /// Shorthand for [`Config::socket_option`] with [`SocketOption::NoDelay`].
     ///
@@ -189,6 +199,10 @@ impl Config {
     /// Adds a socket option, replacing an earlier one of the same kind. Links that do not have
     /// the option ignore it.
     ///
+    /// The options are applied when the link is created, after those in the URL's query, so
+    /// an option set here wins over the URL's. An option the link refuses for another reason
+    /// than not having it makes [`Connection::open`](crate::Connection::open) fail.
+    ///
     /// # Examples
     ///
     /// ```
@@ -198,16 +212,55 @@ impl Config {
     /// let config = Config::new()
     ///     .socket_option(SocketOption::SendBufferSize(64 * 1024))
     ///     .socket_option(SocketOption::SendBufferSize(256 * 1024));
-    /// assert_eq!(
-    ///     config.socket_options(),
-    ///     [SocketOption::NoDelay(true), SocketOption::SendBufferSize(256 * 1024)]
-    /// );
+    /// assert_eq!(config.socket_options(), [SocketOption::SendBufferSize(256 * 1024)]);
     /// ```
     pub fn socket_option(mut self, option: SocketOption) -> Self {
-        let kind = std::mem::discriminant(&option);
-        self.options.retain(|o| std::mem::discriminant(o) != kind);
+        let kind = option.kind();
+        self.options.retain(|o| o.kind() != kind);
         self.options.push(option);
         self
+    }
+
+    /// Opens the connection with `transport` instead of the one registered for the URL's
+    /// scheme. The URL is still parsed and handed to it; its scheme is not looked up.
+    ///
+    /// This is how one connection gets settings of its own, such as a TLS transport with its
+    /// own root certificates, a client certificate or a handshake timeout, without changing
+    /// what the scheme means for every other connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::tls::Tls;
+    ///
+    /// let tls = Tls::builder()
+    ///     .disable_system_roots()
+    ///     .handshake_timeout(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// let config = Config::new().transport(tls);
+    /// assert!(config.transport_override().is_some());
+    /// ```
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Returns the transport set with [`Config::transport`], if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    /// use tidegate_core::transport::tcp::Tcp;
+    ///
+    /// assert!(Config::new().transport_override().is_none());
+    /// assert!(Config::new().transport(Tcp).transport_override().is_some());
+    /// ```
+    pub fn transport_override(&self) -> Option<&Arc<dyn Transport>> {
+        self.transport.as_ref()
     }
 
     /// Returns the capacity of the outgoing buffer, in bytes.
@@ -370,9 +423,43 @@ impl Config {
         self.watermarks
     }
 
+    /// Keeps `bytes` of the capacity for urgent (control) frames, sent with `send_urgent`:
+    /// data frames may fill the buffer only up to `capacity - bytes`, so a heartbeat or a close
+    /// frame still fits when data has filled it. None by default. Needs `bytes < capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().capacity(1 << 20).urgent_reserve(4096);
+    /// assert_eq!(config.urgent_reserve_bytes(), 4096);
+    /// ```
+    pub fn urgent_reserve(mut self, bytes: usize) -> Self {
+        self.urgent_reserve = bytes;
+        self
+    }
+
+    /// The bytes kept for urgent frames.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::Config::new().urgent_reserve_bytes(), 0);
+    /// ```
+    pub fn urgent_reserve_bytes(&self) -> usize {
+        self.urgent_reserve
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {
         if self.capacity == 0 {
             return Err(ConnectError::InvalidConfig("the capacity must be at least 1 byte".into()));
+        }
+        if self.urgent_reserve >= self.capacity {
+            return Err(ConnectError::InvalidConfig(format!(
+                "the urgent reserve ({} bytes) must be smaller than the capacity ({} bytes)",
+                self.urgent_reserve, self.capacity
+            )));
         }
         if let Some((high, low)) = self.watermarks
             && !(low < high && high <= self.capacity)

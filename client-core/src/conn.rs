@@ -51,6 +51,7 @@ impl ConnShared {
     }
 
     /// Carries out what a state change asked for. Call without holding the lock.
+    #[inline]
     fn apply(&self, mut fx: Effects) {
         fx.wake_all();
         if !fx.notify_driver && fx.timer.is_none() {
@@ -148,7 +149,7 @@ impl Connection {
     /// ```
     pub fn open(url: &str, config: Config) -> Result<Self, ConnectError> {
         config.validate()?;
-        let (endpoint, mut link) = transport::open(url)?;
+        let (endpoint, mut link) = transport::open(url, &config)?;
         for option in config.socket_options() {
             match link.set_option(option) {
                 Ok(()) => {}
@@ -167,6 +168,7 @@ impl Connection {
                 let mut state = State::new(config.capacity_bytes());
                 state.set_max_waiters(config.max_waiters_count());
                 state.set_watermarks(config.watermark_levels());
+                state.set_reserve(config.urgent_reserve_bytes());
                 state
             }),
             driver: Arc::downgrade(driver.shared()),
@@ -228,9 +230,43 @@ impl Connection {
     /// assert!(matches!(err, TrySendError::TooLarge { capacity: 4, .. }));
     /// ```
     pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        self.try_send_lane(frame, false)
+    }
+
+    /// Like [`Connection::try_send`], for an urgent (control) frame: it may use the reserve
+    /// kept for urgent frames ([`Config::urgent_reserve`]), passes data senders that wait,
+    /// and goes on the wire at the next frame boundary, ahead of data frames not yet started.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::try_send`]: [`TrySendError::Full`] if it does not fit now or urgent
+    /// frames wait ahead of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-try-send-urgent").unwrap();
+    /// let config = Config::new().capacity(100).urgent_reserve(10);
+    /// let conn = Connection::open(&listener.url(), config).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from(vec![0; 90])).unwrap();
+    /// assert!(conn.try_send(Bytes::from_static(b"data")).unwrap_err().is_full());
+    /// conn.try_send_urgent(Bytes::from_static(b"ping")).unwrap();
+    /// ```
+    pub fn try_send_urgent(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        self.try_send_lane(frame, true)
+    }
+
+    fn try_send_lane(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
         let shared = self.shared();
         let mut fx = Effects::default();
-        let admitted = shared.lock().admit(frame, None, None, Instant::now, &mut fx);
+        let admitted = shared.lock().admit(frame, urgent, None, None, Instant::now, &mut fx);
         shared.apply(fx);
         match admitted {
             Ok(_) => Ok(()),
@@ -265,7 +301,40 @@ impl Connection {
     /// futures::executor::block_on(conn.send(Bytes::from_static(b"hi"), None)).unwrap();
     /// ```
     pub fn send(&self, frame: Bytes, deadline: Option<Instant>) -> SendOp<&Self> {
-        SendOp::new(self, frame, deadline)
+        SendOp::new(self, frame, false, deadline)
+    }
+
+    /// Like [`Connection::send`], for an urgent (control) frame: it may use the reserve kept
+    /// for urgent frames ([`Config::urgent_reserve`]), waits (if it must) in a line of its
+    /// own that is served before every data sender, and goes on the wire at the next frame
+    /// boundary, ahead of data frames not yet started.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendOp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-urgent").unwrap();
+    /// let config = Config::new().capacity(100).urgent_reserve(10);
+    /// let conn = Connection::open(&listener.url(), config).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from(vec![0; 90])).unwrap();
+    /// futures::executor::block_on(conn.send_urgent(Bytes::from_static(b"ping"), None)).unwrap();
+    /// ```
+    pub fn send_urgent(&self, frame: Bytes, deadline: Option<Instant>) -> SendOp<&Self> {
+        SendOp::new(self, frame, true, deadline)
     }
 
     /// Like [`Connection::send`], but the operation owns a handle to the connection, so it can
@@ -292,7 +361,7 @@ impl Connection {
     /// futures::executor::block_on(op).unwrap();
     /// ```
     pub fn send_owned(self, frame: Bytes, deadline: Option<Instant>) -> SendOp<Self> {
-        SendOp::new(self, frame, deadline)
+        SendOp::new(self, frame, false, deadline)
     }
 
     /// Starts a flush: the returned operation resolves once every byte accepted before this
@@ -540,7 +609,7 @@ impl Connection {
 #[derive(Debug)]
 enum Stage {
     /// Not polled yet: the frame is still here.
-    Start { frame: Bytes, deadline: Option<Instant> },
+    Start { frame: Bytes, urgent: bool, deadline: Option<Instant> },
     /// The frame waits in the connection's queue under this ticket.
     Queued { ticket: u64 },
     /// Completed, or cancelled.
@@ -586,8 +655,8 @@ impl<C: Borrow<Connection>> fmt::Debug for SendOp<C> {
 }
 
 impl<C: Borrow<Connection>> SendOp<C> {
-    fn new(conn: C, frame: Bytes, deadline: Option<Instant>) -> Self {
-        Self { conn, stage: Stage::Start { frame, deadline } }
+    fn new(conn: C, frame: Bytes, urgent: bool, deadline: Option<Instant>) -> Self {
+        Self { conn, stage: Stage::Start { frame, urgent, deadline } }
     }
 
     /// Polls with a bare waker: the blocking facade's way in.
@@ -616,9 +685,15 @@ impl<C: Borrow<Connection>> SendOp<C> {
         let shared = self.conn.borrow().shared();
         let mut fx = Effects::default();
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Start { frame, deadline } => {
-                let admitted =
-                    shared.lock().admit(frame, deadline, Some(waker), Instant::now, &mut fx);
+            Stage::Start { frame, urgent, deadline } => {
+                let admitted = shared.lock().admit(
+                    frame,
+                    urgent,
+                    deadline,
+                    Some(waker),
+                    Instant::now,
+                    &mut fx,
+                );
                 match admitted {
                     Ok(Admit::Accepted) => Poll::Ready(Ok(())),
                     Ok(Admit::Queued(ticket)) => {

@@ -32,7 +32,7 @@ use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
 use crate::error::{Disconnect, DisconnectKind};
-use crate::state::{Effects, Phase};
+use crate::state::{Effects, Phase, State};
 use crate::transport::{Link, LinkWaker, Registration};
 
 /// The token of the driver's own waker.
@@ -581,9 +581,7 @@ impl Entry {
     /// Drains the buffer into the link until it would block or the round budget is spent.
     fn write(&mut self) -> Result<Next, Disconnect> {
         let mut fx = Effects::default();
-        if self.in_flight.is_empty() {
-            self.conn.lock().buffer().take_chunks(&mut self.in_flight);
-        }
+        let mut limit = refill(&mut self.in_flight, self.offset, &mut self.conn.lock());
         for _ in 0..WRITE_ROUNDS {
             if self.in_flight.is_empty() {
                 return Ok(Next::Wait);
@@ -591,10 +589,16 @@ impl Entry {
             let result = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut count = 0;
+                let mut left = limit.unwrap_or(usize::MAX);
                 for (i, chunk) in self.in_flight.iter().take(MAX_IOV).enumerate() {
                     let start = if i == 0 { self.offset } else { 0 };
-                    slices[i] = IoSlice::new(&chunk[start..]);
+                    let end = chunk.len().min(start.saturating_add(left));
+                    slices[i] = IoSlice::new(&chunk[start..end]);
                     count += 1;
+                    left -= end - start;
+                    if left == 0 {
+                        break;
+                    }
                 }
                 self.link.write_vectored(&slices[..count])
             };
@@ -604,9 +608,7 @@ impl Entry {
                     self.advance(n);
                     let mut state = self.conn.lock();
                     state.written(n, &mut fx);
-                    if self.in_flight.len() < MAX_IOV && state.buffer().queued() > 0 {
-                        state.buffer().take_chunks(&mut self.in_flight);
-                    }
+                    limit = refill(&mut self.in_flight, self.offset, &mut state);
                     drop(state);
                     log::trace!("wrote {n} bytes");
                     fx.wake_all();
@@ -642,4 +644,23 @@ impl Entry {
         self.ending.get_or_insert(cause);
         Next::Done
     }
+}
+
+/// Takes more chunks from the buffer into `in_flight` (whose first chunk has `offset` bytes
+/// written), and splices urgent frames in if the wire is at a frame boundary. Returns how many
+/// bytes may be written before the next boundary, when urgent frames wait for it.
+fn refill(in_flight: &mut VecDeque<Bytes>, offset: usize, state: &mut State) -> Option<usize> {
+    let buffer = state.buffer();
+    let mut limit = None;
+    if buffer.urgent_queued() > 0 {
+        if buffer.at_boundary() {
+            buffer.splice_urgent(in_flight, offset);
+        } else {
+            limit = Some(buffer.head_remaining());
+        }
+    }
+    if in_flight.len() < MAX_IOV && buffer.queued() > 0 {
+        buffer.take_chunks(in_flight);
+    }
+    limit
 }

@@ -53,6 +53,8 @@ mod config;
 mod conn;
 mod driver;
 mod error;
+#[cfg(all(test, tidegate_loom))]
+mod loom;
 mod report;
 mod state;
 pub mod transport;

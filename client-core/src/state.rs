@@ -97,7 +97,11 @@ pub(crate) struct Effects {
 
 impl Effects {
     /// Wakes everyone collected. Call without holding the lock.
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
+        if self.wake.is_empty() {
+            return;
+        }
         for waker in self.wake.drain(..) {
             waker.wake();
         }
@@ -118,6 +122,12 @@ pub(crate) struct State {
     /// Invariant: when not empty, the head does not fit (`held + head.len > capacity`), except
     /// transiently inside a call that ends with [`State::grant`].
     waiters: BTreeMap<u64, Waiter>,
+    /// Waiting urgent senders, served before every data sender.
+    urgent_waiters: BTreeMap<u64, Waiter>,
+    /// Bytes of the capacity only urgent frames may use.
+    ///
+    /// Invariant: `reserve < capacity`.
+    reserve: usize,
     /// Deadlines of waiting senders, to expire them in order.
     deadlines: BTreeSet<(Instant, u64)>,
     /// Outcomes of queued sends that ended but were not yet collected by their sender.
@@ -154,6 +164,8 @@ impl State {
             phase: Phase::Connecting,
             cause: None,
             waiters: BTreeMap::new(),
+            urgent_waiters: BTreeMap::new(),
+            reserve: 0,
             deadlines: BTreeSet::new(),
             outcomes: HashMap::new(),
             flushers: BTreeMap::new(),
@@ -186,6 +198,12 @@ impl State {
         self.phase == Phase::Closed
     }
 
+    /// Keeps `reserve` bytes of the capacity for urgent frames.
+    pub(crate) fn set_reserve(&mut self, reserve: usize) {
+        debug_assert!(reserve < self.capacity);
+        self.reserve = reserve;
+    }
+
     /// Bounds the number of waiting senders.
     pub(crate) fn set_max_waiters(&mut self, max: Option<usize>) {
         self.max_waiters = max;
@@ -216,18 +234,38 @@ impl State {
         }
     }
 
-    fn fits(&self, len: usize) -> bool {
-        self.buf.held() + len <= self.capacity
+    /// The most bytes the buffer may hold after taking a frame of this lane.
+    fn limit(&self, urgent: bool) -> usize {
+        if urgent { self.capacity } else { self.capacity - self.reserve }
     }
 
-    fn push(&mut self, frame: Bytes, fx: &mut Effects) {
+    fn fits(&self, len: usize, urgent: bool) -> bool {
+        self.buf.held() + len <= self.limit(urgent)
+    }
+
+    fn lane(&mut self, urgent: bool) -> &mut BTreeMap<u64, Waiter> {
+        if urgent { &mut self.urgent_waiters } else { &mut self.waiters }
+    }
+
+    fn waiting_count(&self) -> usize {
+        self.waiters.len() + self.urgent_waiters.len()
+    }
+
+    fn push(&mut self, frame: Bytes, urgent: bool, fx: &mut Effects) {
         let len = frame.len();
-        debug_assert!(self.fits(len));
+        debug_assert!(self.fits(len, urgent));
         if self.buf.held() == 0 {
             // The driver has nothing in flight and will not look again until told.
             fx.notify_driver = true;
         }
-        self.buf.push(frame);
+        if urgent {
+            // The driver splices urgent frames in at its next frame boundary; it may be in the
+            // middle of a batch and not come back to the queue on its own soon.
+            fx.notify_driver = true;
+            self.buf.push_urgent(frame);
+        } else {
+            self.buf.push(frame);
+        }
         self.stats.frames_accepted += 1;
         self.stats.bytes_accepted += len as u64;
         self.stats.high_water = self.stats.high_water.max(self.buf.held());
@@ -237,30 +275,41 @@ impl State {
 
     /// A send: straight into the buffer if no one waits and it fits, else into the queue (or,
     /// with `waker` = `None`, refused as full).
+    ///
+    /// Urgent frames may use the whole capacity and wait in a lane of their own, served first;
+    /// data frames may not use the reserve, and also wait behind waiting urgent frames.
     pub(crate) fn admit(
         &mut self,
         frame: Bytes,
+        urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
         now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
+        // The common case first: an open connection, nobody waiting, room for the frame.
+        let len = frame.len();
+        let clear = self.urgent_waiters.is_empty() && (urgent || self.waiters.is_empty());
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open);
+        if len != 0 && open && clear && self.fits(len, urgent) {
+            self.push(frame, urgent, fx);
+            return Ok(Admit::Accepted);
+        }
         if frame.is_empty() {
             return Err(SendError::Empty(frame));
         }
-        if frame.len() > self.capacity {
-            return Err(SendError::TooLarge { frame, capacity: self.capacity });
+        let limit = self.limit(urgent);
+        if frame.len() > limit {
+            return Err(SendError::TooLarge { frame, capacity: limit });
         }
         let frame = self.refuse(frame)?;
-        // No barging: a newcomer may not pass anyone already waiting.
-        if self.waiters.is_empty() && self.fits(frame.len()) {
-            self.push(frame, fx);
-            return Ok(Admit::Accepted);
-        }
+        // No barging: a newcomer may not pass anyone already waiting in its lane, and data
+        // may not pass waiting urgent frames either. (Had it been clear and the frame fitted,
+        // the frame would have gone in above.)
         let Some(waker) = waker else {
             return Err(SendError::Timeout(frame));
         };
-        if self.max_waiters.is_some_and(|max| self.waiters.len() >= max) {
+        if self.max_waiters.is_some_and(|max| self.waiting_count() >= max) {
             return Err(SendError::TooManyWaiters(frame));
         }
         let now = now();
@@ -273,35 +322,43 @@ impl State {
             self.deadlines.insert((deadline, ticket));
             fx.timer = Some(deadline);
         }
-        if self.waiters.is_empty() {
+        if self.waiting_count() == 0 {
             log::debug!(
                 "outgoing buffer full ({} of {} bytes): senders wait",
                 self.buf.held(),
                 self.capacity
             );
         }
-        self.waiters.insert(ticket, Waiter { frame, waker: waker.clone(), deadline, since: now });
+        let waiter = Waiter { frame, waker: waker.clone(), deadline, since: now };
+        self.lane(urgent).insert(ticket, waiter);
         self.stats.sends_waited += 1;
-        log::trace!("sender {ticket} waits; {} waiting", self.waiters.len());
+        log::trace!("sender {ticket} waits; {} waiting", self.waiting_count());
         Ok(Admit::Queued(ticket))
     }
 
-    /// Moves frames from the head of the queue into the buffer while they fit.
+    /// Moves frames from the head of the queues into the buffer while they fit: urgent frames
+    /// first; data frames only once no urgent frame waits.
     pub(crate) fn grant(&mut self, fx: &mut Effects) {
-        let now = if self.waiters.is_empty() { return } else { Instant::now() };
-        while let Some((_, head)) = self.waiters.first_key_value() {
-            if !self.fits(head.frame.len()) {
-                break;
+        let now = if self.waiting_count() == 0 { return } else { Instant::now() };
+        for urgent in [true, false] {
+            while let Some(len) = self.lane(urgent).first_key_value().map(|(_, w)| w.frame.len()) {
+                if !self.fits(len, urgent) {
+                    break;
+                }
+                let (ticket, waiter) = self.lane(urgent).pop_first().expect("the head was seen");
+                self.forget_deadline(ticket, waiter.deadline);
+                self.stats.wait_time += now.saturating_duration_since(waiter.since);
+                self.push(waiter.frame, urgent, fx);
+                self.outcomes.insert(ticket, Ok(()));
+                fx.wake.push(waiter.waker);
             }
-            let (ticket, waiter) = self.waiters.pop_first().expect("the head was just seen");
-            self.forget_deadline(ticket, waiter.deadline);
-            self.stats.wait_time += now.saturating_duration_since(waiter.since);
-            self.push(waiter.frame, fx);
-            self.outcomes.insert(ticket, Ok(()));
-            fx.wake.push(waiter.waker);
-            if self.waiters.is_empty() {
-                log::debug!("outgoing buffer has room again: no sender waits");
+            if !self.urgent_waiters.is_empty() {
+                // Data waits behind urgent frames.
+                return;
             }
+        }
+        if self.waiting_count() == 0 {
+            log::debug!("outgoing buffer has room again: no sender waits");
         }
     }
 
@@ -314,7 +371,10 @@ impl State {
     /// Takes a waiter out of the queue, lets the next ones in if it was in their way, and
     /// returns its frame.
     fn remove_waiter(&mut self, ticket: u64, now: Instant, fx: &mut Effects) -> Option<Waiter> {
-        let waiter = self.waiters.remove(&ticket)?;
+        let waiter = match self.waiters.remove(&ticket) {
+            Some(waiter) => waiter,
+            None => self.urgent_waiters.remove(&ticket)?,
+        };
         self.forget_deadline(ticket, waiter.deadline);
         self.stats.wait_time += now.saturating_duration_since(waiter.since);
         // If it was the head, the next waiter may fit now.
@@ -332,7 +392,11 @@ impl State {
         if let Some(outcome) = self.outcomes.remove(&ticket) {
             return Some(outcome);
         }
-        let Some(waiter) = self.waiters.get_mut(&ticket) else {
+        let queued = match self.waiters.get_mut(&ticket) {
+            Some(waiter) => Some(waiter),
+            None => self.urgent_waiters.get_mut(&ticket),
+        };
+        let Some(waiter) = queued else {
             debug_assert!(false, "a ticket is either queued or has an outcome");
             return Some(Err(SendError::Closed(Bytes::new())));
         };
@@ -435,7 +499,9 @@ impl State {
     /// Every waiting sender leaves with its frame and the reason the connection refuses it.
     fn fail_waiters(&mut self, fx: &mut Effects) {
         let now = Instant::now();
-        for (ticket, waiter) in std::mem::take(&mut self.waiters) {
+        let mut all = std::mem::take(&mut self.waiters);
+        all.append(&mut self.urgent_waiters);
+        for (ticket, waiter) in all {
             self.stats.wait_time += now.saturating_duration_since(waiter.since);
             let err = match self.refuse(waiter.frame) {
                 Err(err) => err,
@@ -605,7 +671,7 @@ impl State {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        Stats { buffered: self.buf.held(), waiters: self.waiters.len(), ..self.stats.clone() }
+        Stats { buffered: self.buf.held(), waiters: self.waiting_count(), ..self.stats.clone() }
     }
 
     /// Whether nothing is left to write.
@@ -615,7 +681,7 @@ impl State {
 
     #[cfg(test)]
     pub(crate) fn waiting(&self) -> Vec<u64> {
-        self.waiters.keys().copied().collect()
+        self.urgent_waiters.keys().chain(self.waiters.keys()).copied().collect()
     }
 }
 
@@ -623,7 +689,7 @@ impl Drop for State {
     fn drop(&mut self) {
         // Every waiter holds a reference to the connection, so none can be left when it goes.
         debug_assert!(
-            self.waiters.is_empty() || std::thread::panicking(),
+            self.waiting_count() == 0 || std::thread::panicking(),
             "a waiter outlived its connection"
         );
     }
@@ -657,22 +723,22 @@ mod tests {
         let mut fx = Effects::default();
         let waker = Waker::from(Arc::new(Count::default()));
         assert!(matches!(
-            state.admit(frame(8), None, Some(&waker), Instant::now, &mut fx),
+            state.admit(frame(8), false, None, Some(&waker), Instant::now, &mut fx),
             Ok(Admit::Accepted)
         ));
         let Ok(Admit::Queued(first)) =
-            state.admit(frame(5), None, Some(&waker), Instant::now, &mut fx)
+            state.admit(frame(5), false, None, Some(&waker), Instant::now, &mut fx)
         else {
             panic!("the second frame must wait");
         };
         let Ok(Admit::Queued(second)) =
-            state.admit(frame(1), None, Some(&waker), Instant::now, &mut fx)
+            state.admit(frame(1), false, None, Some(&waker), Instant::now, &mut fx)
         else {
             panic!("a small frame may not pass a waiting one");
         };
         // `try_send` may not pass them either, though its frame would fit.
         assert!(matches!(
-            state.admit(frame(1), None, None, Instant::now, &mut fx),
+            state.admit(frame(1), false, None, None, Instant::now, &mut fx),
             Err(SendError::Timeout(_))
         ));
         assert_eq!(state.waiting(), [first, second]);
@@ -702,13 +768,13 @@ mod tests {
     fn accept(state: &mut State, frame: Bytes) {
         let (_, waker) = counter();
         let admitted =
-            state.admit(frame, None, Some(&waker), Instant::now, &mut Effects::default());
+            state.admit(frame, false, None, Some(&waker), Instant::now, &mut Effects::default());
         assert!(matches!(admitted, Ok(Admit::Accepted)), "{admitted:?}");
     }
 
     fn enqueue(state: &mut State, frame: Bytes, deadline: Option<Instant>, waker: &Waker) -> u64 {
         let mut fx = Effects::default();
-        match state.admit(frame, deadline, Some(waker), Instant::now, &mut fx) {
+        match state.admit(frame, false, deadline, Some(waker), Instant::now, &mut fx) {
             Ok(Admit::Queued(ticket)) => {
                 assert_eq!(fx.timer, deadline, "a deadline asks the driver for a timer");
                 ticket
@@ -849,7 +915,8 @@ mod tests {
         assert_eq!((stats.waiters, stats.buffered), (0, 10), "buffered frames stay to drain");
         // The waiter's deadline is gone; only the drain deadline is left.
         assert_eq!(state.expire(deadline, &mut fx), Some(close_by));
-        let refused = state.admit(marked(9, 1), None, Some(&waiters[0].3), Instant::now, &mut fx);
+        let refused =
+            state.admit(marked(9, 1), false, None, Some(&waiters[0].3), Instant::now, &mut fx);
         assert!(matches!(refused, Err(SendError::Closed(f)) if f == marked(9, 1)));
     }
 
@@ -891,7 +958,7 @@ mod tests {
         // Only the first report has the frames; the cause stays.
         let again = state.report().expect("closed");
         assert!(again.unsent().is_empty() && again.cause().is_some());
-        let refused = state.admit(marked(6, 1), None, Some(&waker), Instant::now, &mut fx);
+        let refused = state.admit(marked(6, 1), false, None, Some(&waker), Instant::now, &mut fx);
         assert!(matches!(refused, Err(SendError::Disconnected { .. })));
         let target = state.flush_target();
         let id = state.next_id();
@@ -949,8 +1016,14 @@ mod tests {
                     0 | 1 => {
                         let deadline = (rng.below(3) == 0)
                             .then(|| clock + Duration::from_millis(rng.below(50) as u64));
-                        match state.admit(frame.clone(), deadline, Some(&waker), || clock, &mut fx)
-                        {
+                        match state.admit(
+                            frame.clone(),
+                            false,
+                            deadline,
+                            Some(&waker),
+                            || clock,
+                            &mut fx,
+                        ) {
                             Ok(Admit::Accepted) => accepted.push(frame),
                             Ok(Admit::Queued(ticket)) => {
                                 queued.insert(ticket, frame);
@@ -960,7 +1033,7 @@ mod tests {
                             Err(other) => panic!("unexpected {other:?}"),
                         }
                     }
-                    2 => match state.admit(frame.clone(), None, None, || clock, &mut fx) {
+                    2 => match state.admit(frame.clone(), false, None, None, || clock, &mut fx) {
                         Ok(Admit::Accepted) => accepted.push(frame),
                         Ok(Admit::Queued(_)) => panic!("try_send never queues"),
                         Err(SendError::Timeout(_) | SendError::TooLarge { .. }) => {}
