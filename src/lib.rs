@@ -42,3 +42,8 @@ pub use tidegate_core::{
     DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError,
     UnsentFrame, Watermark, WatermarkEvents, transport,
 };
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
