@@ -523,7 +523,12 @@ fn mutual_tls_fails_without_the_client_certificate() {
             assert!(gone, "the server's refusal must end the connection");
             let cause = ended.unwrap();
             assert_ne!(cause.kind(), DisconnectKind::PeerClosed, "an error, not an orderly end");
-            assert!(chain(&cause).contains("certificate"), "{cause:?}");
+            // The server's alert names the certificate, unless the kernel's reset (the server
+            // closed with our bytes unread) reaches the client before the alert is read.
+            assert!(
+                chain(&cause).contains("certificate") || cause.kind() == DisconnectKind::Reset,
+                "{cause:?}"
+            );
         }
     }
     let seen = server.finish(LONG);
