@@ -53,6 +53,9 @@ mod config;
 mod conn;
 mod driver;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(all(test, tidegate_loom))]
 mod loom;
 mod report;
