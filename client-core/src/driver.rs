@@ -473,10 +473,6 @@ impl Entry {
         if self.ending.is_some() {
             return Next::Done;
         }
-        let calls = self.conn.lock().take_link_calls();
-        for call in calls {
-            call(Ok(&mut *self.link));
-        }
         let now = Instant::now();
         if !self.connected {
             match self.link.poll_connect() {
@@ -527,17 +523,22 @@ impl Entry {
         }
     }
 
-    /// Fires passed deadlines, and finishes a closing connection that drained or ran out of
-    /// time.
+    /// Fires passed deadlines, runs queued link calls, and finishes a closing connection that
+    /// drained or ran out of time.
     fn expire_and_close(&mut self, now: Instant) -> Next {
         let mut fx = Effects::default();
         let mut state = self.conn.lock();
         self.next_timer = state.expire(now, &mut fx);
+        // Link calls ride on this lock rather than taking one of their own each turn.
+        let calls = state.take_link_calls();
         let closing = state.phase() == Phase::Closing;
         let drained = state.drained();
         let overdue = state.close_deadline().is_some_and(|d| d <= now);
         drop(state);
         fx.wake_all();
+        for call in calls {
+            call(Ok(&mut *self.link));
+        }
         if !closing {
             return Next::Wait;
         }
