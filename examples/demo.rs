@@ -108,7 +108,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
 
     // Drain what is buffered, then end the connection: the sink sees the end of the stream.
-    let report = client.close();
+    let report = client.close()?;
     let stats = client.stats();
     let verified = sink.join().expect("the sink panicked");
     let elapsed = started.elapsed();

@@ -128,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in 0..10_000u32 {
         client.send(format!("frame {n:>6}\n"))?;
     }
-    let report = client.close();
+    let report = client.close()?;
     let read = sink.join().expect("the sink panicked")?;
     println!(
         "wrote {} bytes (the plugin metered {}), the sink read {read}; clean close: {}",

@@ -474,7 +474,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
             sent[THREADS as usize + k] = task.await.expect("a producer task panicked");
         }
     });
-    let report = client.close();
+    let report = client.close()?;
     let stats = client.stats();
     let seen = sink.join().expect("the sink panicked");
     let elapsed = started.elapsed();

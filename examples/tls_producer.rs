@@ -107,7 +107,7 @@ fn main() -> Result<(), Error> {
     for _ in 0..FRAMES {
         client.send(frame.clone())?;
     }
-    let report = client.close();
+    let report = client.close()?;
     let elapsed = started.elapsed();
     let stats = client.stats();
     println!(

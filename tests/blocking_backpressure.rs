@@ -91,7 +91,7 @@ fn send_blocks_at_capacity_and_resumes_when_the_mem_peer_reads() {
     for producer in producers {
         join_within(producer, LONG, "a producer");
     }
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let total = u64::from(PRODUCERS) * FRAMES;
     assert_eq!(report.frames_written(), total);
@@ -156,7 +156,7 @@ fn send_blocks_at_capacity_against_a_stalled_tcp_peer() {
     for producer in producers {
         join_within(producer, LONG, "a producer");
     }
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.bytes_written(), total * LEN as u64);
 

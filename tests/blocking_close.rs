@@ -14,7 +14,7 @@ use tidegate::transport::mem::{MemListener, MemPeer};
 use tidegate::{Bytes, Client, Config, SendError};
 
 const LONG: Duration = Duration::from_secs(20);
-const MARGIN: Duration = Duration::from_millis(500);
+const MARGIN: Duration = Duration::from_secs(3);
 
 fn mem_client(prefix: &str, capacity: usize) -> (MemListener, Client, MemPeer) {
     let listener = MemListener::bind(&support::unique_name(prefix)).unwrap();
@@ -34,7 +34,7 @@ fn close_drains_everything_to_a_tcp_peer() {
         client.send(frame(0, seq, len)).unwrap();
         bytes += len as u64;
     }
-    let report = client.close();
+    let report = client.close().expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert!(report.cause().is_none() && !report.timed_out());
     assert_eq!(report.bytes_written(), bytes);
@@ -73,7 +73,7 @@ fn close_with_a_stalled_peer_times_out_and_returns_every_frame() {
 
     let timeout = Duration::from_millis(300);
     let start = Instant::now();
-    let report = client.close_timeout(timeout);
+    let report = client.close_timeout(timeout).expect("close");
     let elapsed = start.elapsed();
     assert!(elapsed >= timeout, "the close gave up early, after {elapsed:?}");
     assert!(elapsed <= timeout + MARGIN, "the close took {elapsed:?}");
@@ -94,7 +94,7 @@ fn close_with_a_stalled_peer_times_out_and_returns_every_frame() {
     }
 
     // The frames went to the first close only.
-    let again = client.close_timeout(timeout);
+    let again = client.close_timeout(timeout).expect("close");
     assert!(again.unsent().is_empty());
     assert!(matches!(client.send(frame(1, 8, 10 + 16)), Err(SendError::Closed(_))));
     assert_eq!(client.stats().waiters, 0);
@@ -114,7 +114,7 @@ fn concurrent_closes_share_one_report() {
     let closers: Vec<_> = (0..3)
         .map(|_| {
             let client = client.clone();
-            thread::spawn(move || client.close_timeout(Duration::from_millis(200)))
+            thread::spawn(move || client.close_timeout(Duration::from_millis(200)).expect("close"))
         })
         .collect();
     let reports: Vec<_> = closers.into_iter().map(|c| join_within(c, LONG, "a close")).collect();
@@ -139,7 +139,7 @@ fn a_timed_out_close_to_tcp_reports_exactly_what_reached_the_peer() {
         accepted += 1;
     }
     assert!(client.stats().buffered > 0, "the stalled peer should leave bytes buffered");
-    let report = client.close_timeout(Duration::from_millis(200));
+    let report = client.close_timeout(Duration::from_millis(200)).expect("close");
     assert!(report.timed_out(), "{report:?}");
     assert_eq!(report.frames_written() + report.unsent().len() as u64, accepted);
     for (i, u) in report.unsent().iter().enumerate() {
@@ -196,7 +196,9 @@ fn dropping_the_last_handle_gives_up_after_the_close_timeout() {
     drop(client);
     assert!(wait_until(LONG, || peer.client_closed()), "the link was never shut");
     let elapsed = start.elapsed();
-    assert!(elapsed >= timeout && elapsed <= timeout + MARGIN, "{elapsed:?}");
+    // The upper bound only tells "gave up" from "kept waiting" (it would wait forever): it
+    // is loose, so a loaded machine cannot fail it.
+    assert!(elapsed >= timeout && elapsed <= timeout + Duration::from_secs(5), "{elapsed:?}");
     assert_eq!(peer.unread(), 0, "the stalled peer got nothing");
     // A mem peer that reads again gets end of stream, not the discarded frame.
     let sink = MemSink::start(peer, Verifier::new());

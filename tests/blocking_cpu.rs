@@ -131,7 +131,7 @@ fn a_close_waiting_for_a_stalled_peer_uses_no_cpu() {
     let report = assert_idle_while(
         "close",
         || client.connection().is_closed(),
-        move || closer.close_timeout(WAIT),
+        move || closer.close_timeout(WAIT).expect("close"),
     );
     assert!(report.timed_out(), "{report:?}");
     assert_eq!(report.unsent().len(), 1);

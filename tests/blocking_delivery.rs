@@ -67,7 +67,7 @@ fn every_byte_arrives_whole_and_in_order_through_stalls() {
 
     let frames: u64 = results.iter().map(|r| r.0).sum();
     let bytes: u64 = results.iter().map(|r| r.1).sum();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.bytes_written(), bytes);
     assert_eq!(report.frames_written(), frames);

@@ -175,12 +175,15 @@ fn tcp_reset_wakes_parked_senders_with_their_frames() {
     // The kind is checked by `tcp_reset_while_writing_is_reported_as_a_reset`.
     let kind = common_kind(&produced);
     assert_disconnected(&client, kind);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(Disconnect::kind), Some(kind));
     assert!(!report.is_clean());
     assert!(!report.unsent().is_empty(), "the full buffer was not written");
     check_accounting(&produced, &report, &peer);
-    assert!(client.close_timeout(LONG).unsent().is_empty(), "only the first close gets them");
+    assert!(
+        client.close_timeout(LONG).expect("close").unsent().is_empty(),
+        "only the first close gets them"
+    );
 }
 
 #[test]
@@ -197,7 +200,7 @@ fn tcp_reset_mid_stream_accounts_for_every_frame() {
         producers.into_iter().map(|p| join_within(p, LONG, "a producer")).collect();
     let kind = common_kind(&produced);
     assert_disconnected(&client, kind);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(Disconnect::kind), Some(kind));
     let seen = sink.finish(LONG);
     assert_eq!(seen.error, None, "what the peer got before the reset is intact");
@@ -218,7 +221,7 @@ fn tcp_reset_cause(parked: bool) -> Disconnect {
     });
     support::reset(stream);
     assert!(wait_until(LONG, || client.connection().is_closed()), "the reset went unnoticed");
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     let cause = report.cause().expect("a reset is a disconnect").clone();
     if let Some(producer) = producer {
         let produced = join_within(producer, LONG, "the producer");
@@ -268,7 +271,7 @@ fn mem_disconnect(end: impl FnOnce(&tidegate::transport::mem::MemPeer), kind: Di
         assert_eq!(p.cause.kind(), kind, "{:?}", p.cause);
     }
     assert_disconnected(&client, kind);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(Disconnect::kind), Some(kind));
     assert!(!report.timed_out());
     // Nothing was written, so the report holds every accepted frame, in acceptance order.

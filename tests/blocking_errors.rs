@@ -52,7 +52,7 @@ fn a_frame_larger_than_the_capacity_is_refused_at_once() {
     client.send(frame(1, 1, 64)).unwrap();
     let stats = client.stats();
     assert_eq!((stats.frames_accepted, stats.bytes_accepted), (1, 64));
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn an_empty_frame_is_refused() {
     let err = client.try_send(Bytes::new()).unwrap_err();
     assert!(matches!(err, TrySendError::Empty(_)), "{err:?}");
     assert_eq!(client.stats().frames_accepted, 0);
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn sends_after_close_return_the_frame() {
     let (_listener, client) = client("err-closed", 1024);
     let other = client.clone();
     client.send(frame(1, 0, 100)).unwrap();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert!(client.connection().is_closed());
 
@@ -97,7 +97,7 @@ fn sends_after_close_return_the_frame() {
     assert!(matches!(client.send(frame(1, 2, 2000)), Err(SendError::TooLarge { .. })));
     assert_eq!(client.stats().frames_accepted, 1);
     // Closing again is harmless.
-    assert!(other.close_timeout(LONG).unsent().is_empty());
+    assert!(other.close_timeout(LONG).expect("close").unsent().is_empty());
 }
 
 #[test]

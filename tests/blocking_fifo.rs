@@ -60,7 +60,7 @@ fn waiting_senders_are_served_in_arrival_order() {
         join_within(sender, LONG, "a sender");
     }
     client.flush_timeout(LONG).unwrap();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
 
     let seen = sink.finish(LONG);
@@ -107,7 +107,7 @@ fn try_send_is_full_while_anyone_waits_even_if_the_frame_fits() {
     assert!(wait_until(LONG, || client.stats().buffered == 0));
     // Nobody waits any more: try_send goes straight in again.
     client.try_send(small).unwrap();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
 
     let seen = sink.finish(LONG);
@@ -145,7 +145,7 @@ fn fifo_holds_over_many_rounds_of_waiting() {
         }
     }
     client.flush_timeout(LONG).unwrap();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     assert_eq!(seen.error, None);

@@ -65,7 +65,7 @@ fn after_flush_the_peer_has_every_byte() {
         assert_eq!(verifier.next_seq()[&round], frames);
         assert!(verifier.at_boundary());
     }
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn concurrent_flushes_each_see_their_own_bytes_out() {
     assert_eq!(peer.unread() as u64, total);
     let verifier = read_all(&peer, total);
     assert!(verifier.at_boundary());
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn after_flush_a_tcp_peer_receives_every_byte() {
     assert_eq!(stats.frames_written, frames);
     // The kernel has it all; the sink reads it without any more help from the client.
     assert!(wait_until(LONG, || sink.received() == bytes), "{} of {bytes}", sink.received());
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
     let seen = sink.finish(LONG);
     assert_eq!(seen.error, None);
     assert_eq!(seen.verifier.frames, frames);
@@ -136,7 +136,7 @@ fn flush_waits_while_the_peer_stalls() {
     peer.resume();
     join_within(flusher, LONG, "the flush").unwrap();
     assert_eq!(peer.unread(), 3000);
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn flush_fails_with_the_cause_when_the_connection_breaks() {
     let mut writer = client.clone();
     let err = std::io::Write::flush(&mut writer).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.unsent().len(), 1);
     assert_eq!(report.unsent()[0].frame(), &frame(0, 0, 1000));
 }
@@ -195,7 +195,7 @@ fn a_flush_cut_short_by_close_reports_closed() {
         thread::spawn(move || client.flush())
     };
     assert!(!wait_until(Duration::from_millis(50), || flusher.is_finished()));
-    let report = client.close_timeout(Duration::from_millis(100));
+    let report = client.close_timeout(Duration::from_millis(100)).expect("close");
     assert!(report.timed_out());
     let err = join_within(flusher, LONG, "the flush").unwrap_err();
     assert!(matches!(err, FlushError::Closed), "{err:?}");

@@ -75,7 +75,7 @@ fn send_timeout_fires_while_the_peer_never_reads_and_capacity_is_intact() {
     assert_eq!(client.stats().buffered, 0);
     client.send_timeout(frame(1, 2, CAPACITY), LONG).unwrap();
     client.flush_timeout(LONG).unwrap();
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     assert_eq!(seen.error, None);
@@ -109,7 +109,7 @@ fn concurrent_timeouts_each_fire_on_time() {
     assert_eq!((stats.waiters, stats.buffered, stats.frames_accepted), (0, CAPACITY, 1));
     peer.resume();
     client.flush_timeout(LONG).unwrap();
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn a_timed_out_head_lets_the_next_sender_in_at_once() {
     assert_eq!((stats.waiters, stats.buffered, stats.bytes_written), (0, 900, 0));
     peer.resume();
     client.flush_timeout(LONG).unwrap();
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }
 
 #[test]
@@ -176,5 +176,5 @@ fn the_builders_send_timeout_applies_to_send() {
     assert_eq!(client.stats().waiters, 0);
     peer.resume();
     client.flush_timeout(LONG).unwrap();
-    assert!(client.close_timeout(LONG).is_clean());
+    assert!(client.close_timeout(LONG).expect("close").is_clean());
 }

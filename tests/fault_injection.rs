@@ -167,7 +167,7 @@ fn fresh_connection_works(proxy: &Proxy) {
     for seq in 0..100 {
         client.send(frame(7, seq, 64 + (seq as usize % 300))).expect("send after the fault");
     }
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     assert!(seen.error.is_none(), "{:?}", seen.error);
@@ -216,7 +216,7 @@ fn a_stall_parks_senders_times_them_out_with_their_frames_and_recovers() {
     proxy.set_mode(Mode::Forward);
     let mut produced = join_producers(producers);
     assert!(produced.iter().all(|p| p.end.is_none() && p.lens.len() == 300), "{produced:?}");
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     let probed = (probes.lens.len() + tried.lens.len()) as u64;
@@ -236,7 +236,7 @@ fn a_close_during_a_stall_returns_the_unwritten_frames_and_the_written_ones_arri
     let producers = start_producers(&client, 1_000_000);
     let probes = wait_for_stall(&client);
 
-    let report = client.close_timeout(Duration::from_millis(100));
+    let report = client.close_timeout(Duration::from_millis(100)).expect("close");
     let mut produced = join_producers(producers);
     for p in &produced {
         assert!(matches!(p.end, Some(SendError::Closed(_))), "producer {}: {:?}", p.id, p.end);
@@ -264,7 +264,7 @@ fn a_slow_peer_paces_the_senders_and_loses_nothing() {
     let produced = join_producers(producers);
     assert!(produced.iter().all(|p| p.end.is_none()), "{produced:?}");
     client.flush_timeout(LONG).expect("a slow peer still takes everything");
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     check_accounting(&produced, &report, &seen);
@@ -284,7 +284,7 @@ fn a_delaying_peer_loses_nothing() {
     let produced = join_producers(producers);
     assert!(produced.iter().all(|p| p.end.is_none()), "{produced:?}");
     client.flush_timeout(LONG).expect("a delaying peer still takes everything");
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert!(report.is_clean(), "{report:?}");
     let seen = sink.finish(LONG);
     check_accounting(&produced, &report, &seen);
@@ -306,7 +306,7 @@ fn a_frame_cut_in_half_then_an_orderly_close_ends_the_connection_with_every_fram
     assert_eq!(proxy.applied(), 1);
     assert_all_disconnected(&produced, &[DisconnectKind::PeerClosed]);
     produced.push(probes);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::PeerClosed), "{report:?}");
     let seen = sink.finish(LONG);
     check_accounting(&produced, &report, &seen);
@@ -336,7 +336,7 @@ fn a_reset_wakes_parked_senders_with_their_frames() {
     assert_eq!(proxy.applied(), 1);
     assert_all_disconnected(&produced, &[DisconnectKind::Reset]);
     produced.push(probes);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset), "{report:?}");
     assert!(!report.unsent().is_empty(), "the buffer was full when the peer reset");
     let seen = sink.finish(LONG);
@@ -359,7 +359,7 @@ fn a_half_close_ends_the_connection_and_every_written_byte_arrives() {
     assert_eq!(proxy.applied(), 1);
     assert_all_disconnected(&produced, &[DisconnectKind::PeerClosed]);
     produced.push(probes);
-    let report = client.close_timeout(LONG);
+    let report = client.close_timeout(LONG).expect("close");
     assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::PeerClosed), "{report:?}");
     // The proxy kept forwarding after its half-close: everything the client wrote arrived.
     let seen = sink.finish(LONG);

@@ -28,7 +28,7 @@ fn a_call_runs_on_the_driver_thread() {
 fn a_call_after_close_fails_as_closed() {
     let listener = MemListener::bind(&support::unique_name("link-call-closed")).unwrap();
     let client = Client::connect(&listener.url()).unwrap();
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     assert!(matches!(client.call_link(|_| ()), Err(LinkError::Closed)));
     let err = client.set_option(SocketOption::NoDelay(true)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);

@@ -74,7 +74,7 @@ fn options_set_on_the_config_read_back_after_connecting() {
         SocketOption::UserTimeout(Duration::from_millis(2500))
     );
     assert_eq!(read(&client, Kind::Linger), SocketOption::Linger(Some(Duration::from_secs(3))));
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
 }
 
 #[test]
@@ -96,14 +96,14 @@ fn options_in_the_url_read_back_and_the_config_wins_over_them() {
         SocketOption::UserTimeout(Duration::from_millis(1500))
     );
     assert_eq!(read(&client, Kind::Linger), SocketOption::Linger(Some(Duration::ZERO)));
-    drop(client.close());
+    client.close().expect("close");
 
     // Without options a TCP link has TCP_NODELAY on and keep-alive off.
     let client = Client::connect(&url(&server, "")).unwrap();
     let _peer = accept(&server);
     assert_eq!(read(&client, Kind::NoDelay), SocketOption::NoDelay(true));
     assert_eq!(read(&client, Kind::Keepalive), SocketOption::Keepalive(None));
-    drop(client.close());
+    client.close().expect("close");
 
     // The Config's options are applied after the URL's.
     let config = Config::new().nodelay(true).socket_option(SocketOption::Keepalive(None));
@@ -114,7 +114,7 @@ fn options_in_the_url_read_back_and_the_config_wins_over_them() {
     let _peer = accept(&server);
     assert_eq!(read(&client, Kind::NoDelay), SocketOption::NoDelay(true));
     assert_eq!(read(&client, Kind::Keepalive), SocketOption::Keepalive(None));
-    drop(client.close());
+    client.close().expect("close");
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn nodelay_toggled_on_a_live_connection_reads_back() {
     }
     client.set_option(SocketOption::SendBufferSize(64 * 1024)).unwrap();
     assert!(buffer_size(read(&client, Kind::SendBufferSize)) >= 64 * 1024);
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     // Once the connection is gone, the link is too.
     let gone = client.set_option(SocketOption::NoDelay(true)).unwrap_err();
     assert_eq!(gone.kind(), io::ErrorKind::NotConnected);
@@ -210,7 +210,7 @@ fn the_user_timeout_ends_a_connection_whose_peer_stopped_reading_and_returns_uns
     assert_eq!(cause.kind(), DisconnectKind::Io, "{cause:?}");
     assert_eq!(cause.io_error().map(io::Error::kind), Some(io::ErrorKind::TimedOut), "{cause:?}");
 
-    let report = client.close();
+    let report = client.close().expect("close");
     assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Io));
     let unsent = report.unsent();
     assert!(!unsent.is_empty(), "{report:?}");

@@ -52,7 +52,7 @@ fn a_registered_plugin_carries_frames_end_to_end() {
     for seq in 0..200 {
         client.send(frame(3, seq, 16 + seq as usize * 37)).unwrap();
     }
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     let seen = sink.finish(LONG);
     assert_eq!(seen.error, None);
     assert_eq!(seen.verifier.frames, 200);
@@ -71,13 +71,13 @@ fn a_transport_on_the_config_replaces_the_registered_one_for_that_connection_onl
     let client = Client::builder().config(config).connect(&sink.url()).unwrap();
     assert_eq!(opened.load(Ordering::SeqCst), 1, "tcp:// went through the override");
     client.send(frame(1, 0, 500)).unwrap();
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     assert_eq!(sink.finish(LONG).verifier.frames, 1);
 
     let sink = TcpSink::start();
     let client = Client::connect(&sink.url()).unwrap();
     client.send(frame(1, 0, 500)).unwrap();
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     assert_eq!(sink.finish(LONG).verifier.frames, 1);
     assert_eq!(opened.load(Ordering::SeqCst), 1, "other connections keep the registered one");
 
@@ -144,7 +144,7 @@ fn unix_sockets_carry_frames_end_to_end() {
         client.send(frame(5, seq, len)).unwrap();
         bytes += len as u64;
     }
-    let report = client.close();
+    let report = client.close().expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert!(wait_until(LONG, || reader.is_finished()));
     let verifier = reader.join().unwrap();

@@ -386,7 +386,7 @@ fn a_trusted_chain_delivers_megabytes_byte_for_byte() {
 
     const TOTAL: usize = 4 << 20;
     let frames = send_frames(&client, 1, TOTAL, 7);
-    let report = client.close();
+    let report = client.close().expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.bytes_written(), TOTAL as u64);
 
@@ -411,7 +411,7 @@ fn the_domain_can_be_given_in_the_url_or_on_the_transport() {
         };
         let client = Client::builder().config(Config::new().transport(tls)).connect(&url).unwrap();
         client.send(frame(1, 0, 100)).unwrap();
-        assert!(client.close().is_clean());
+        assert!(client.close().expect("close").is_clean());
         let seen = server.finish(LONG);
         assert_eq!(seen.verifier.frames, 1, "{seen:?}");
     }
@@ -484,7 +484,7 @@ fn mutual_tls_works_with_the_client_certificate_in_pem_or_pkcs12() {
         let client = Client::builder().config(config).connect(&server.url()).unwrap();
         client.send(frame(1, 0, 1000)).unwrap();
         client.send(frame(1, 1, 50_000)).unwrap();
-        assert!(client.close().is_clean());
+        assert!(client.close().expect("close").is_clean());
         let seen = server.finish(LONG);
         assert_eq!(seen.handshake, Ok(()));
         assert_eq!(seen.error, None);
@@ -574,7 +574,7 @@ fn backpressure_holds_over_tls_and_everything_arrives_after_a_stall() {
 
     server.resume();
     join_within(producer, LONG, "the producer");
-    let report = client.close();
+    let report = client.close().expect("close");
     assert!(report.is_clean(), "{report:?}");
     assert!(client.stats().high_water <= CAPACITY);
     let seen = server.finish(LONG);
@@ -609,7 +609,7 @@ fn backpressure_holds_over_tls_and_everything_arrives_after_a_stall() {
         server.resume();
         client.flush_timeout(LONG).unwrap();
     }
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     let seen = server.finish(LONG);
     assert_eq!(seen.error, None);
     assert_eq!(seen.verifier.frames, seq);
@@ -655,7 +655,7 @@ fn alpn_protocols_are_offered() {
         .unwrap();
     let client =
         Client::builder().config(Config::new().transport(tls)).connect(&server.url()).unwrap();
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     let seen = server.finish(LONG);
     assert_eq!(seen.alpn.as_deref(), Some(&b"tidegate-test"[..]));
 }
@@ -675,7 +675,7 @@ fn socket_options_reach_the_tcp_socket_under_tls() {
     client.set_option(SocketOption::NoDelay(true)).unwrap();
     assert_eq!(read(Kind::NoDelay), SocketOption::NoDelay(true));
     client.set_option(SocketOption::Linger(None)).unwrap();
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     assert_eq!(server.finish(LONG).handshake, Ok(()));
 }
 
@@ -716,7 +716,7 @@ fn turning_verification_off_takes_a_named_call_and_warns_at_every_connection() {
         let config = Config::new().transport(tls.clone());
         let client = Client::builder().config(config).connect(&server.url()).unwrap();
         client.send(frame(1, 0, 64)).unwrap();
-        assert!(client.close().is_clean());
+        assert!(client.close().expect("close").is_clean());
         assert_eq!(server.finish(LONG).verifier.frames, 1);
         assert_eq!(warnings(), connection, "one warning per connection");
     }

@@ -66,7 +66,7 @@ fn an_urgent_frame_passes_queued_data_at_the_next_frame_boundary() {
         .chain((2..10).map(|seq| (DATA, seq)))
         .collect();
     assert_eq!(order, expected);
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn each_crossing_fires_once_in_order() {
     // A second subscriber saw the same crossings, in the same order.
     let seen: Vec<_> = std::iter::from_fn(|| second.try_recv()).collect();
     assert_eq!(seen, [Watermark::High, Watermark::Low].repeat(3));
-    assert!(client.close().is_clean());
+    assert!(client.close().expect("close").is_clean());
     assert_eq!(events.recv_timeout(Duration::from_secs(5)), None, "ends with the connection");
 }
 

@@ -30,7 +30,7 @@
 //! for producer in producers {
 //!     producer.join().unwrap()?;
 //! }
-//! let report = client.close();
+//! let report = client.close()?;
 //! assert!(report.is_clean());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -47,8 +47,9 @@ use tidegate_core::SendOp;
 
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
+    FlushError, IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame, Watermark,
+    WatermarkEvents,
 };
 
 /// Unparks the thread it was made on.
@@ -115,6 +116,15 @@ fn wait_inner<T>(
 }
 
 /// A blocking handle to one connection. Clone it to share the connection between threads.
+///
+/// # Dropping
+///
+/// Dropping the last handle to the connection (the last `Client`, once no core [`Connection`]
+/// or async handle shares it either) starts a close and returns at once, on any thread, an
+/// I/O driver thread included: it never parks.
+/// The driver then drains the buffer for at most the configured close timeout and discards
+/// what is left, with a warning in the log. Call [`Client::close`] instead to wait for the
+/// drain and get the unsent frames back.
 ///
 /// # Examples
 ///
@@ -437,6 +447,14 @@ impl Client {
     /// The report counts what was written and hands back every frame that was not fully
     /// written. Only the first close receives those frames.
     ///
+    /// # Errors
+    ///
+    /// [`CloseError::WouldDeadlock`] at once when called on an I/O driver thread (inside a
+    /// transport plugin or a [`Client::call_link`] closure): the driver would have to shut
+    /// the link down while its thread waits for itself. Nothing is done then, and the
+    /// connection stays open; close it from another thread, or drop the handle, which starts
+    /// the close without waiting (see [Dropping](Client#dropping)).
+    ///
     /// # Blocking
     ///
     /// Parks the calling thread until the buffer drained or the close timeout passed.
@@ -450,15 +468,35 @@ impl Client {
     /// let listener = MemListener::bind("blocking-close-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
     /// client.send("last words").unwrap();
-    /// let report = client.close();
+    /// let report = client.close().unwrap();
     /// assert!(report.is_clean());
     /// assert_eq!(report.bytes_written(), 10);
     /// ```
-    pub fn close(&self) -> CloseReport {
+    ///
+    /// On an I/O driver thread it refuses, and the connection goes on:
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, CloseError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-close-driver-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let inner = client.clone();
+    /// let refused = client.call_link(move |_| inner.close()).unwrap();
+    /// assert!(matches!(refused, Err(CloseError::WouldDeadlock)));
+    /// client.send("still open").unwrap();
+    /// assert!(client.close().unwrap().is_clean());
+    /// ```
+    pub fn close(&self) -> Result<CloseReport, CloseError> {
         self.close_timeout(self.conn.config().close_timeout_duration())
     }
 
     /// Like [`Client::close`], draining for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::close`]: [`CloseError::WouldDeadlock`] on an I/O driver thread, where it
+    /// does nothing.
     ///
     /// # Blocking
     ///
@@ -473,12 +511,17 @@ impl Client {
     ///
     /// let listener = MemListener::bind("close-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
-    /// let report = client.close_timeout(Duration::from_secs(1));
+    /// let report = client.close_timeout(Duration::from_secs(1)).unwrap();
     /// assert!(report.unsent().is_empty());
     /// ```
-    pub fn close_timeout(&self, timeout: Duration) -> CloseReport {
+    pub fn close_timeout(&self, timeout: Duration) -> Result<CloseReport, CloseError> {
+        // Refuse before the first poll, which is what starts the close: a close begun here
+        // could not be waited for, and the caller is told nothing was done.
+        if tidegate_core::is_driver_thread() {
+            return Err(CloseError::WouldDeadlock);
+        }
         let mut op = self.conn.close(timeout);
-        wait(None, |waker| op.poll_with(waker))
+        Ok(wait(None, |waker| op.poll_with(waker)))
     }
 
     /// Subscribes to the crossings of the buffer's watermarks (set with
@@ -824,7 +867,7 @@ impl ClientBuilder {
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// client.send("stuck").unwrap();
-    /// let report = client.close();
+    /// let report = client.close().unwrap();
     /// assert!(report.timed_out());
     /// assert_eq!(report.unsent()[0].frame(), "stuck");
     /// ```

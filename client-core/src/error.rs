@@ -666,6 +666,39 @@ impl Error for LinkError {
     }
 }
 
+/// A blocking `close` could not run.
+///
+/// Returned by the blocking facade's `close` and `close_timeout`. The async facade's close
+/// never fails: it waits by returning `Pending`, not by parking a thread.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::CloseError;
+///
+/// assert!(CloseError::WouldDeadlock.to_string().contains("driver thread"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// The close was called on an I/O driver thread, which would then wait for itself to shut
+    /// the link down (see [`is_driver_thread`](crate::is_driver_thread)). Nothing was done:
+    /// the connection is still open; close it from another thread.
+    WouldDeadlock,
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WouldDeadlock => {
+                f.write_str("a close on an I/O driver thread would wait for that thread itself")
+            }
+        }
+    }
+}
+
+impl Error for CloseError {}
+
 impl From<LinkError> for io::Error {
     /// A `NotConnected` error wrapping the link error.
     fn from(err: LinkError) -> Self {
@@ -685,6 +718,8 @@ mod tests {
         assert_error::<TrySendError<bytes::Bytes>>();
         assert_error::<ConnectError>();
         assert_error::<FlushError>();
+        assert_error::<LinkError>();
+        assert_error::<CloseError>();
         assert_error::<Disconnect>();
     }
 

@@ -69,7 +69,8 @@ pub use config::{Config, DEFAULT_CAPACITY};
 pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, SendOp};
 pub use driver::{IoGroup, is_driver_thread};
 pub use error::{
-    ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError, TrySendError,
+    CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError,
+    TrySendError,
 };
 pub use report::{CloseReport, Stats};
 pub use watermark::{Watermark, WatermarkEvents};
