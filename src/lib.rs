@@ -38,7 +38,7 @@ pub use tidegate_async::{
 };
 pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
-    Bytes, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,
+    Budget, Bytes, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,
     DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError,
     UnsentFrame, Watermark, WatermarkEvents, transport,
 };
