@@ -38,9 +38,9 @@ pub use tidegate_async::{
 };
 pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
-    Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY, Disconnect,
-    DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError,
-    UnsentFrame, Watermark, WatermarkEvents, transport,
+    Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY,
+    Disconnect, DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats,
+    TrySendError, UnsentFrame, Watermark, WatermarkEvents, transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
 use tidegate_core::{
-    Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError, Watermark,
+    Budget, Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError, Watermark,
     WatermarkEvents,
 };
 
@@ -782,6 +782,28 @@ impl AsyncClientBuilder {
     /// ```
     pub fn io_group(mut self, group: &IoGroup) -> Self {
         self.config = self.config.io_group(group);
+        self
+    }
+
+    /// Makes the connection share `budget` with the other connections that use it: a data
+    /// frame then waits until it fits both the connection's capacity and the budget, and
+    /// senders waiting on the budget are served in order across connections. See [`Budget`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, Budget};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let budget = Budget::new(64 << 20);
+    /// let listener = MemListener::bind("async-builder-budget-example").unwrap();
+    /// let connecting = AsyncClient::builder().budget(&budget).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// client.try_send(vec![0u8; 1000]).unwrap();
+    /// assert_eq!(budget.used(), 1000);
+    /// ```
+    pub fn budget(mut self, budget: &Budget) -> Self {
+        self.config = self.config.budget(budget);
         self
     }
 

@@ -98,6 +98,7 @@ pub use ops::{CloseFuture, FlushFuture, SendFuture};
 pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind, FlushError,
-    IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame, Watermark,
+    Budget, Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
+    FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
+    Watermark,
 };

@@ -47,9 +47,9 @@ use tidegate_core::SendOp;
 
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
-    FlushError, IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame, Watermark,
-    WatermarkEvents,
+    Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect,
+    DisconnectKind, FlushError, IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame,
+    Watermark, WatermarkEvents,
 };
 
 /// Unparks the thread it was made on.
@@ -959,6 +959,29 @@ impl ClientBuilder {
     /// ```
     pub fn io_group(mut self, group: &IoGroup) -> Self {
         self.config = self.config.io_group(group);
+        self
+    }
+
+    /// Makes the connection share `budget` with the other connections that use it: a data
+    /// frame then waits until it fits both the connection's capacity and the budget, and
+    /// senders waiting on the budget are served in order across connections. See [`Budget`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Budget, Client};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let budget = Budget::new(64 * 1024);
+    /// let listener = MemListener::bind("doc-clientbuilder-budget").unwrap();
+    /// let a = Client::builder().capacity(48 * 1024).budget(&budget).connect(&listener.url());
+    /// let b = Client::builder().capacity(48 * 1024).budget(&budget).connect(&listener.url());
+    /// a.unwrap().try_send(vec![0u8; 40 * 1024]).unwrap();
+    /// // `b` has room of its own, but the budget does not.
+    /// assert!(b.unwrap().try_send(vec![0u8; 40 * 1024]).unwrap_err().is_full());
+    /// ```
+    pub fn budget(mut self, budget: &Budget) -> Self {
+        self.config = self.config.budget(budget);
         self
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::Budget;
 use crate::driver::IoGroup;
 use crate::error::ConnectError;
 use crate::transport::{SocketOption, Transport};
@@ -47,6 +48,7 @@ pub struct Config {
     io_group: Option<IoGroup>,
     watermarks: Option<(usize, usize)>,
     urgent_reserve: usize,
+    budget: Option<Budget>,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             io_group: None,
             watermarks: None,
             urgent_reserve: 0,
+            budget: None,
         }
     }
 }
@@ -449,6 +452,35 @@ impl Config {
     /// ```
     pub fn urgent_reserve_bytes(&self) -> usize {
         self.urgent_reserve
+    }
+
+    /// Makes the connection share `budget` with the other connections that use it: a data
+    /// frame must fit both the connection's capacity and the budget, and senders waiting on
+    /// the budget are served in order across connections. See [`Budget`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Budget, Config};
+    ///
+    /// let budget = Budget::new(64 << 20);
+    /// let config = Config::new().capacity(4 << 20).budget(&budget);
+    /// assert_eq!(config.budget_ref().map(Budget::limit), Some(64 << 20));
+    /// ```
+    pub fn budget(mut self, budget: &Budget) -> Self {
+        self.budget = Some(budget.clone());
+        self
+    }
+
+    /// The shared budget, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate_core::Config::new().budget_ref().is_none());
+    /// ```
+    pub fn budget_ref(&self) -> Option<&Budget> {
+        self.budget.as_ref()
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {

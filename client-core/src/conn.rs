@@ -52,7 +52,7 @@ impl ConnShared {
 
     /// Carries out what a state change asked for. Call without holding the lock.
     #[inline]
-    fn apply(&self, mut fx: Effects) {
+    pub(crate) fn apply(&self, mut fx: Effects) {
         fx.wake_all();
         if !fx.notify_driver && fx.timer.is_none() {
             return;
@@ -163,12 +163,15 @@ impl Connection {
             Some(group) => group.pick().clone(),
             None => Driver::spawn().map_err(ConnectError::Io)?,
         };
-        let shared = Arc::new(ConnShared {
+        let shared = Arc::new_cyclic(|me| ConnShared {
             state: Mutex::new({
                 let mut state = State::new(config.capacity_bytes());
                 state.set_max_waiters(config.max_waiters_count());
                 state.set_watermarks(config.watermark_levels());
                 state.set_reserve(config.urgent_reserve_bytes());
+                if let Some(budget) = config.budget_ref() {
+                    state.set_budget(budget.shared().clone(), me.clone());
+                }
                 state
             }),
             driver: Arc::downgrade(driver.shared()),

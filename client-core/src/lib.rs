@@ -25,6 +25,9 @@
 //! 8. **Nothing is lost silently.** On close or disconnect every frame not fully written is
 //!    returned: to its sender in the error, or in the [`CloseReport`].
 //!
+//! With a shared [`Budget`], a data frame must also fit the budget; senders waiting on it are
+//! served in order across the connections that share it, under the same give-up rules.
+//!
 //! # Examples
 //!
 //! ```
@@ -48,6 +51,7 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod buffer;
 mod config;
 mod conn;
@@ -63,6 +67,7 @@ mod state;
 pub mod transport;
 mod watermark;
 
+pub use budget::Budget;
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY};

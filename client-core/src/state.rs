@@ -19,12 +19,15 @@
 //! the caller after it is released.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::budget::{self, BudgetShared, Grant};
 use crate::buffer::{OutBuffer, UnsentFrame};
+use crate::conn::ConnShared;
 use crate::error::{Disconnect, FlushError, LinkError, SendError};
 use crate::report::{CloseReport, Stats};
 use crate::transport::Link;
@@ -93,12 +96,17 @@ pub(crate) struct Effects {
     pub(crate) notify_driver: bool,
     /// The driver must wake up at this instant to fire a deadline.
     pub(crate) timer: Option<Instant>,
+    /// Room a shared budget reserved for senders of (possibly other) connections.
+    pub(crate) grants: Vec<Grant>,
 }
 
 impl Effects {
     /// Wakes everyone collected. Call without holding the lock.
     #[inline]
     pub(crate) fn wake_all(&mut self) {
+        if !self.grants.is_empty() {
+            budget::deliver(std::mem::take(&mut self.grants));
+        }
         if self.wake.is_empty() {
             return;
         }
@@ -106,6 +114,17 @@ impl Effects {
             waker.wake();
         }
     }
+}
+
+/// A connection's link to a shared budget.
+#[derive(Debug)]
+struct BudgetSlot {
+    shared: Arc<BudgetShared>,
+    /// The connection itself, for the budget's line to name it.
+    me: Weak<ConnShared>,
+    /// The head of the data line while it waits on the budget: `(ticket, place in the
+    /// budget's line)`. Cleared when the head leaves or the grant arrives.
+    pending: Option<(u64, u64)>,
 }
 
 /// The state of one connection.
@@ -153,6 +172,8 @@ pub(crate) struct State {
     /// The most senders that may wait at once, if bounded.
     max_waiters: Option<usize>,
     marks: Marks,
+    /// The shared budget data frames must also fit, if any.
+    budget: Option<BudgetSlot>,
     stats: Stats,
 }
 
@@ -180,6 +201,7 @@ impl State {
             abandoned: false,
             max_waiters: None,
             marks: Marks::default(),
+            budget: None,
             stats: Stats { capacity, ..Stats::default() },
         }
     }
@@ -202,6 +224,20 @@ impl State {
     pub(crate) fn set_reserve(&mut self, reserve: usize) {
         debug_assert!(reserve < self.capacity);
         self.reserve = reserve;
+    }
+
+    /// Makes data frames fit `budget` too; `me` is the connection this state belongs to.
+    pub(crate) fn set_budget(&mut self, budget: Arc<BudgetShared>, me: Weak<ConnShared>) {
+        self.budget = Some(BudgetSlot { shared: budget, me, pending: None });
+    }
+
+    /// Takes room in the budget for a data frame on the fast path, if no one waits on the
+    /// budget and it fits. Urgent frames never wait on it ([`State::push`] counts them).
+    fn budget_allows(&self, len: usize, urgent: bool) -> bool {
+        match &self.budget {
+            Some(slot) if !urgent => slot.shared.try_take(len),
+            _ => true,
+        }
     }
 
     /// Bounds the number of waiting senders.
@@ -259,6 +295,10 @@ impl State {
             fx.notify_driver = true;
         }
         if urgent {
+            if let Some(slot) = &self.budget {
+                // Counted, but never made to wait on the budget.
+                slot.shared.take_urgent(len);
+            }
             // The driver splices urgent frames in at its next frame boundary; it may be in the
             // middle of a batch and not come back to the queue on its own soon.
             fx.notify_driver = true;
@@ -291,14 +331,17 @@ impl State {
         let len = frame.len();
         let clear = self.urgent_waiters.is_empty() && (urgent || self.waiters.is_empty());
         let open = matches!(self.phase, Phase::Connecting | Phase::Open);
-        if len != 0 && open && clear && self.fits(len, urgent) {
+        if len != 0 && open && clear && self.fits(len, urgent) && self.budget_allows(len, urgent) {
             self.push(frame, urgent, fx);
             return Ok(Admit::Accepted);
         }
         if frame.is_empty() {
             return Err(SendError::Empty(frame));
         }
-        let limit = self.limit(urgent);
+        let limit = match &self.budget {
+            Some(slot) if !urgent => self.limit(urgent).min(slot.shared.limit()),
+            _ => self.limit(urgent),
+        };
         if frame.len() > limit {
             return Err(SendError::TooLarge { frame, capacity: limit });
         }
@@ -333,6 +376,11 @@ impl State {
         self.lane(urgent).insert(ticket, waiter);
         self.stats.sends_waited += 1;
         log::trace!("sender {ticket} waits; {} waiting", self.waiting_count());
+        if self.budget.is_some() && !urgent {
+            // It may fit the connection and wait only on the budget: then it joins the
+            // budget's line now (the budget's wake-ups go only to those in its line).
+            self.grant(fx);
+        }
         Ok(Admit::Queued(ticket))
     }
 
@@ -341,8 +389,13 @@ impl State {
     pub(crate) fn grant(&mut self, fx: &mut Effects) {
         let now = if self.waiting_count() == 0 { return } else { Instant::now() };
         for urgent in [true, false] {
-            while let Some(len) = self.lane(urgent).first_key_value().map(|(_, w)| w.frame.len()) {
+            while let Some((&head, len)) =
+                self.lane(urgent).first_key_value().map(|(t, w)| (t, w.frame.len()))
+            {
                 if !self.fits(len, urgent) {
+                    break;
+                }
+                if !urgent && !self.budget_grants(head, len) {
                     break;
                 }
                 let (ticket, waiter) = self.lane(urgent).pop_first().expect("the head was seen");
@@ -362,6 +415,67 @@ impl State {
         }
     }
 
+    /// Whether the budget, if any, lets the data head `ticket` in now. If not, the head waits
+    /// in the budget's line (it joins it once).
+    fn budget_grants(&mut self, ticket: u64, len: usize) -> bool {
+        let Some(slot) = &mut self.budget else {
+            return true;
+        };
+        if slot.pending.is_some() {
+            debug_assert_eq!(slot.pending.map(|(t, _)| t), Some(ticket), "only the head waits");
+            return false;
+        }
+        match slot.shared.take_or_wait(len, &slot.me, ticket) {
+            None => true,
+            Some(seq) => {
+                slot.pending = Some((ticket, seq));
+                false
+            }
+        }
+    }
+
+    /// The budget reserved `len` bytes for the waiter `ticket`. Moves its frame into the
+    /// buffer if it is still the head of the data line and fits; returns false if the
+    /// reservation must go back to the budget.
+    pub(crate) fn budget_granted(&mut self, ticket: u64, len: usize, fx: &mut Effects) -> bool {
+        let Some(slot) = &mut self.budget else {
+            return false;
+        };
+        if slot.pending.is_none_or(|(t, _)| t != ticket) {
+            // The waiter left before the grant arrived.
+            return false;
+        }
+        slot.pending = None;
+        let head = self.waiters.first_key_value().map(|(t, w)| (*t, w.frame.len()));
+        let takes = head == Some((ticket, len))
+            && self.urgent_waiters.is_empty()
+            && matches!(self.phase, Phase::Connecting | Phase::Open)
+            && self.fits(len, false);
+        if takes {
+            let (ticket, waiter) = self.waiters.pop_first().expect("the head was seen");
+            self.forget_deadline(ticket, waiter.deadline);
+            self.stats.wait_time += Instant::now().saturating_duration_since(waiter.since);
+            self.push(waiter.frame, false, fx);
+            self.outcomes.insert(ticket, Ok(()));
+            fx.wake.push(waiter.waker);
+        }
+        // The next head (or this one, if urgent frames took the room meanwhile) is
+        // reconsidered; it joins the budget's line again if it must.
+        self.grant(fx);
+        takes
+    }
+
+    /// The waiter `ticket` leaves: if it waited on the budget, it leaves the budget's line.
+    fn leave_budget(&mut self, ticket: u64, fx: &mut Effects) {
+        if let Some(slot) = &mut self.budget
+            && let Some((t, seq)) = slot.pending
+            && t == ticket
+        {
+            slot.pending = None;
+            slot.shared.leave(seq, &mut fx.grants);
+        }
+    }
+
     fn forget_deadline(&mut self, ticket: u64, deadline: Option<Instant>) {
         if let Some(deadline) = deadline {
             self.deadlines.remove(&(deadline, ticket));
@@ -376,6 +490,7 @@ impl State {
             None => self.urgent_waiters.remove(&ticket)?,
         };
         self.forget_deadline(ticket, waiter.deadline);
+        self.leave_budget(ticket, fx);
         self.stats.wait_time += now.saturating_duration_since(waiter.since);
         // If it was the head, the next waiter may fit now.
         self.grant(fx);
@@ -459,6 +574,9 @@ impl State {
     pub(crate) fn written(&mut self, n: usize, fx: &mut Effects) {
         self.stats.frames_written += self.buf.consume(n);
         self.stats.bytes_written += n as u64;
+        if let Some(slot) = &self.budget {
+            slot.shared.release(n, &mut fx.grants);
+        }
         self.marks.shrank(self.buf.held(), fx);
         self.grant(fx);
         let written = self.stats.bytes_written;
@@ -499,6 +617,11 @@ impl State {
     /// Every waiting sender leaves with its frame and the reason the connection refuses it.
     fn fail_waiters(&mut self, fx: &mut Effects) {
         let now = Instant::now();
+        if let Some(slot) = &mut self.budget
+            && let Some((_, seq)) = slot.pending.take()
+        {
+            slot.shared.leave(seq, &mut fx.grants);
+        }
         let mut all = std::mem::take(&mut self.waiters);
         all.append(&mut self.urgent_waiters);
         for (ticket, waiter) in all {
@@ -537,6 +660,9 @@ impl State {
             self.cause = cause;
         }
         self.fail_waiters(fx);
+        if let Some(slot) = &self.budget {
+            slot.shared.release(self.buf.held(), &mut fx.grants);
+        }
         let unsent = self.buf.drain_unsent(in_flight, offset);
         if !unsent.is_empty() && self.abandoned {
             log::warn!(
