@@ -353,3 +353,83 @@ fn an_async_sender_waiting_on_the_budget_is_woken_when_another_connection_drains
     assert_eq!(client.stats().frames_accepted, 1);
     assert_eq!(budget.waiting(), 0);
 }
+
+#[test]
+fn the_budget_holds_and_ends_empty_under_random_timeouts_and_stalls() {
+    let _watchdog = Watchdog::new(Duration::from_secs(90), "budget stress");
+    const LIMIT: usize = 6000;
+    let budget = Budget::new(LIMIT);
+    let group = tidegate::IoGroup::new(2).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (budget, stop, peak) = (budget.clone(), stop.clone(), peak.clone());
+        thread::spawn(move || {
+            for _ in 0..1_000_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                peak.fetch_max(budget.used(), Ordering::SeqCst);
+                thread::yield_now();
+            }
+        })
+    };
+    let mut conns = Vec::new();
+    for c in 0..4 {
+        let listener =
+            MemListener::bind(&support::unique_name(&format!("budget-stress-{c}"))).unwrap();
+        let client = Client::builder()
+            .capacity(3000)
+            .budget(&budget)
+            .io_group(&group)
+            .connect(&listener.url())
+            .unwrap();
+        let peer = listener.accept_timeout(LONG).unwrap();
+        let sink = MemSink::start(open(peer), Verifier::allowing_gaps());
+        conns.push((client, sink, listener));
+    }
+    let mut producers = Vec::new();
+    for p in 0..8u32 {
+        let client = conns[p as usize % 4].0.clone();
+        producers.push(thread::spawn(move || {
+            let mut rng = support::Lcg::new(u64::from(p) * 31 + 1);
+            let mut sent = 0u32;
+            for seq in 0..400 {
+                let frame = support::frame(p, seq, rng.range(support::HEADER, 2500));
+                let timeout = Duration::from_micros(rng.range(0, 3000) as u64);
+                match client.send_timeout(frame, timeout) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::Timeout(back)) => assert_eq!(support::ident(&back), (p, seq)),
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            }
+            sent
+        }));
+    }
+    // The peers stall and resume in turn while the producers run.
+    for round in 0..20 {
+        let peer = conns[round % 4].1.peer();
+        peer.pause();
+        thread::sleep(Duration::from_millis(2));
+        peer.resume();
+    }
+    let sent: u32 = producers
+        .into_iter()
+        .map(|p| support::join_within(p, Duration::from_secs(60), "a producer"))
+        .sum();
+    assert!(sent > 0);
+    let mut received = 0;
+    for (client, sink, _listener) in conns {
+        let report = client.close_timeout(LONG).expect("close");
+        assert!(report.is_clean(), "{report:?}");
+        let seen = sink.finish(LONG);
+        assert!(seen.error.is_none(), "{:?}", seen.error);
+        received += seen.verifier.frames;
+    }
+    stop.store(true, Ordering::SeqCst);
+    support::join_within(sampler, LONG, "the sampler");
+    assert_eq!(received, u64::from(sent), "every accepted frame arrived, once");
+    assert!(peak.load(Ordering::SeqCst) <= LIMIT, "peak {}", peak.load(Ordering::SeqCst));
+    assert_eq!(budget.used(), 0);
+    assert_eq!(budget.waiting(), 0);
+}

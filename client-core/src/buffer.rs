@@ -149,7 +149,10 @@ pub(crate) struct OutBuffer {
     ///
     /// Invariant: `queued <= held`.
     queued: usize,
-    /// The segment size for the tail, at most [`SEGMENT`], at most the capacity.
+    /// The segment size for the tail: a quarter of the capacity, at most [`SEGMENT`]. Small
+    /// buffers get small segments, so the memory a connection allocates stays close to its
+    /// capacity (segments still being written are kept until written) even with many
+    /// connections.
     segment: usize,
     /// Urgent frames not yet spliced, oldest first, one chunk each. Not in `frames` yet.
     urgent: VecDeque<Bytes>,
@@ -170,7 +173,7 @@ impl OutBuffer {
             head_written: 0,
             held: 0,
             queued: 0,
-            segment: capacity.clamp(1, SEGMENT),
+            segment: (capacity / 4).clamp(1, SEGMENT),
             urgent: VecDeque::new(),
             urgent_queued: 0,
             urgent_in_frames: 0,
