@@ -799,6 +799,9 @@ impl AsyncClientBuilder {
     /// let listener = MemListener::bind("async-builder-budget-example").unwrap();
     /// let connecting = AsyncClient::builder().budget(&budget).connect(&listener.url());
     /// let client = futures::executor::block_on(connecting).unwrap();
+    /// // The peer reads nothing, so what the client buffers stays counted.
+    /// let peer = listener.accept_timeout(std::time::Duration::from_secs(5)).unwrap();
+    /// peer.pause();
     /// client.try_send(vec![0u8; 1000]).unwrap();
     /// assert_eq!(budget.used(), 1000);
     /// ```

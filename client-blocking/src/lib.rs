@@ -969,16 +969,21 @@ impl ClientBuilder {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use tidegate_blocking::{Budget, Client};
     /// use tidegate_core::transport::mem::MemListener;
     ///
     /// let budget = Budget::new(64 * 1024);
     /// let listener = MemListener::bind("doc-clientbuilder-budget").unwrap();
-    /// let a = Client::builder().capacity(48 * 1024).budget(&budget).connect(&listener.url());
-    /// let b = Client::builder().capacity(48 * 1024).budget(&budget).connect(&listener.url());
-    /// a.unwrap().try_send(vec![0u8; 40 * 1024]).unwrap();
+    /// let builder = || Client::builder().capacity(48 * 1024).budget(&budget);
+    /// let a = builder().connect(&listener.url()).unwrap();
+    /// let b = builder().connect(&listener.url()).unwrap();
+    /// // The peer of `a` reads nothing, so what `a` buffers stays counted.
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// a.try_send(vec![0u8; 40 * 1024]).unwrap();
     /// // `b` has room of its own, but the budget does not.
-    /// assert!(b.unwrap().try_send(vec![0u8; 40 * 1024]).unwrap_err().is_full());
+    /// assert!(b.try_send(vec![0u8; 40 * 1024]).unwrap_err().is_full());
     /// ```
     pub fn budget(mut self, budget: &Budget) -> Self {
         self.config = self.config.budget(budget);

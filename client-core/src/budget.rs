@@ -55,6 +55,7 @@ use crate::state::Effects;
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
 /// use bytes::Bytes;
 /// use tidegate_core::{Budget, Config, Connection};
 /// use tidegate_core::transport::mem::MemListener;
@@ -64,6 +65,9 @@ use crate::state::Effects;
 /// let config = Config::new().capacity(48 * 1024).budget(&budget);
 /// let a = Connection::open(&listener.url(), config.clone()).unwrap();
 /// let b = Connection::open(&listener.url(), config).unwrap();
+/// // The peer of `a` reads nothing, so what `a` buffers stays counted.
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
 ///
 /// a.try_send(Bytes::from(vec![0u8; 40 * 1024])).unwrap();
 /// // `b` has room of its own, but the two together would exceed the budget.
