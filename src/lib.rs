@@ -33,14 +33,15 @@
 #![forbid(unsafe_code)]
 
 pub use tidegate_async::{
-    AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, SendFuture,
-    SinkError, WatermarkStream,
+    AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, Incoming,
+    RecvFuture, SendFuture, SinkError, WatermarkStream,
 };
 pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY,
-    Disconnect, DisconnectKind, FlushError, IoGroup, LinkCall, LinkError, SendError, Stats,
-    TrySendError, UnsentFrame, Watermark, WatermarkEvents, transport,
+    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, FlushError, IoGroup,
+    LinkCall, LinkError, RecvError, RecvOp, SendError, Stats, TryRecvError, TrySendError,
+    UnsentFrame, Watermark, WatermarkEvents, codec, transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -9,11 +9,12 @@ use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
 use tidegate_core::{
-    Budget, Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TrySendError, Watermark,
-    WatermarkEvents,
+    Budget, Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TryRecvError, TrySendError,
+    Watermark, WatermarkEvents,
 };
 
 use crate::ops::{CloseFuture, FlushFuture, SendFuture};
+use crate::recv::{Incoming, RecvFuture};
 use crate::sink::FrameSink;
 
 /// An async handle to one connection. Clone it to share the connection between tasks.
@@ -567,6 +568,108 @@ impl AsyncClient {
     pub fn sink(&self) -> FrameSink {
         FrameSink::new(self.conn.clone())
     }
+
+    /// Receives: the future resolves to the next chunk of bytes the peer sent (with
+    /// [framing](tidegate_core::Config::framing), the next whole frame), to `None` once the
+    /// stream ended in order and everything before the end was received, or to an error.
+    ///
+    /// A receiver that waits uses no CPU: the I/O driver wakes it when data arrives for it.
+    /// Receivers are served in the order they started waiting. Bytes the application does not
+    /// receive wait in the inbound buffer; once it is full the driver stops reading and the
+    /// peer's writes stall.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`](crate::RecvError::Disconnected) after everything that
+    /// arrived before the connection failed, [`RecvError::Decode`](crate::RecvError::Decode)
+    /// for frames that cannot be decoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: see [`RecvFuture`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-recv-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.write(b"ack");
+    ///     peer.close();
+    ///     assert_eq!(client.recv().await.unwrap().unwrap(), "ack");
+    ///     assert_eq!(client.recv().await.unwrap(), None);
+    /// });
+    /// ```
+    pub fn recv(&self) -> RecvFuture<'_> {
+        RecvFuture::new(self.conn.recv(None))
+    }
+
+    /// Like [`AsyncClient::recv`], giving up after `timeout` (counted from this call) with
+    /// [`RecvError::Timeout`](crate::RecvError::Timeout). The deadline is fired by the core's
+    /// I/O driver, so it works under any executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::recv`], and the timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: see [`RecvFuture`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-recv-timeout-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let err = client.recv_timeout(Duration::from_millis(10)).await.unwrap_err();
+    ///     assert!(err.is_timeout());
+    /// });
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> RecvFuture<'_> {
+        RecvFuture::new(self.conn.recv(Some(Instant::now() + timeout)))
+    }
+
+    /// Receives without waiting: the next chunk (or frame) if one is there and no receiver
+    /// waits ahead, `Ok(None)` once the stream ended in order.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`](crate::TryRecvError::Empty) if there is nothing now, and as
+    /// [`AsyncClient::recv`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-try-recv-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// assert!(client.try_recv().unwrap_err().is_empty());
+    /// ```
+    pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
+        self.conn.try_recv()
+    }
+
+    /// Returns everything this connection receives as a [`Stream`](futures_core::Stream) of
+    /// `Result<Bytes, RecvError>`; see [`Incoming`]. It holds a handle to the connection.
+    ///
+    /// # Examples
+    ///
+    /// See [`Incoming`].
+    pub fn incoming(&self) -> Incoming {
+        Incoming::new(self.conn.clone())
+    }
 }
 
 /// Settings for a new [`AsyncClient`].
@@ -745,6 +848,23 @@ impl AsyncClientBuilder {
         self
     }
 
+    /// Frames what is sent (and, with a decoder, what is received): every frame gets the
+    /// encoder's header, counted in the capacity, and frames handed back in errors or the close
+    /// report are the payloads without it. See
+    /// [`Config::framing`](tidegate_core::Config::framing) and [`tidegate_core::codec`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::codec::LengthDelimited;
+    ///
+    /// let builder = tidegate_async::AsyncClient::builder().framing(LengthDelimited::new().width(2));
+    /// ```
+    pub fn framing(mut self, framing: impl Into<tidegate_core::codec::Framing>) -> Self {
+        self.config = self.config.framing(framing);
+        self
+    }
+
     /// Bounds the number of senders that may wait for room at once (no bound by default).
     /// Past it, a send that would have to wait fails at once with
     /// `SendError::TooManyWaiters`, carrying its frame.
@@ -782,6 +902,39 @@ impl AsyncClientBuilder {
     /// ```
     pub fn io_group(mut self, group: &IoGroup) -> Self {
         self.config = self.config.io_group(group);
+        self
+    }
+
+    /// Sets the capacity of the inbound buffer in bytes (256 KiB by default). When it is full
+    /// the driver stops reading until a receive makes room, so the peer's writes stall.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-inbound-capacity-example").unwrap();
+    /// let connecting = AsyncClient::builder().inbound_capacity(8192).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().inbound_capacity, 8192);
+    /// ```
+    pub fn inbound_capacity(mut self, bytes: usize) -> Self {
+        self.config = self.config.inbound_capacity(bytes);
+        self
+    }
+
+    /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
+    /// after writing what it could (64 KiB by default): lower favours outgoing data under an
+    /// inbound flood. See [`Config::write_bias`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_async::AsyncClient::builder().write_bias(16 * 1024);
+    /// ```
+    pub fn write_bias(mut self, read_bytes_per_turn: usize) -> Self {
+        self.config = self.config.write_bias(read_bytes_per_turn);
         self
     }
 

@@ -91,14 +91,16 @@
 
 mod client;
 mod ops;
+mod recv;
 mod sink;
 
 pub use client::{AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
 pub use ops::{CloseFuture, FlushFuture, SendFuture};
+pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
-    FlushError, IoGroup, LinkCall, LinkError, SendError, Stats, TrySendError, UnsentFrame,
-    Watermark,
+    FlushError, IoGroup, LinkCall, LinkError, RecvError, SendError, Stats, TryRecvError,
+    TrySendError, UnsentFrame, Watermark,
 };

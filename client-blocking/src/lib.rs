@@ -48,8 +48,8 @@ use tidegate_core::SendOp;
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect,
-    DisconnectKind, FlushError, IoGroup, LinkError, SendError, Stats, TrySendError, UnsentFrame,
-    Watermark, WatermarkEvents,
+    DisconnectKind, FlushError, IoGroup, LinkError, RecvError, SendError, Stats, TryRecvError,
+    TrySendError, UnsentFrame, Watermark, WatermarkEvents,
 };
 
 /// Unparks the thread it was made on.
@@ -606,6 +606,98 @@ impl Client {
         wait_guarded(None, |waker| call.poll_with(waker)).unwrap_or(Err(LinkError::WouldDeadlock))
     }
 
+    /// Receives the next chunk of bytes the peer sent (with
+    /// [framing](Config::framing), the next whole frame), waiting as long as it takes.
+    /// Returns `Ok(None)` once the stream ended in order (the peer closed, or the application
+    /// closed the connection) and everything before the end was received.
+    ///
+    /// Bytes the application does not receive wait in the inbound buffer; once it is full the
+    /// driver stops reading and the peer's writes stall. Receivers are served in the order they
+    /// started waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] after everything that arrived before the connection
+    /// failed (a reset, for example), [`RecvError::Decode`] for frames that cannot be decoded,
+    /// [`RecvError::WouldDeadlock`] when it would have to wait on an I/O driver thread.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until data arrives or the stream ends. It uses no CPU while it
+    /// waits: the I/O driver unparks it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-recv-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.write(b"ack");
+    /// peer.close();
+    /// assert_eq!(client.recv().unwrap().unwrap(), "ack");
+    /// assert_eq!(client.recv().unwrap(), None, "the end of the stream");
+    /// ```
+    pub fn recv(&self) -> Result<Option<Bytes>, RecvError> {
+        self.recv_until(None)
+    }
+
+    /// Like [`Client::recv`], giving up after `timeout` with [`RecvError::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::recv`], and the timeout.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-recv-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let err = client.recv_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Bytes>, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Bytes>, RecvError> {
+        let mut op = self.conn.recv(deadline);
+        // On a driver thread the operation is dropped, leaving the line; no data is lost.
+        wait_guarded(deadline, |waker| op.poll_with(waker)).unwrap_or(Err(RecvError::WouldDeadlock))
+    }
+
+    /// Receives without waiting: the next chunk (or frame) if one is there and no receiver
+    /// waits ahead, `Ok(None)` once the stream ended in order.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if there is nothing now, and as [`Client::recv`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-try-recv-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// assert!(client.try_recv().unwrap_err().is_empty());
+    /// ```
+    pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
+        self.conn.try_recv()
+    }
+
     /// A snapshot of the connection's counters.
     ///
     /// # Examples
@@ -695,8 +787,9 @@ impl Watermarks {
     }
 }
 
-/// Each `write` sends one frame of at most the buffer's capacity, blocking like
-/// [`Client::send`]; `flush` waits like [`Client::flush`].
+/// Each `write` sends one frame of at most [`Connection::max_frame_len`] bytes (the capacity,
+/// less the urgent reserve and any framing header), blocking like [`Client::send`]; `flush`
+/// waits like [`Client::flush`].
 ///
 /// # Examples
 ///
@@ -715,7 +808,8 @@ impl io::Write for Client {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = buf.len().min(self.conn.config().capacity_bytes());
+        // At least one byte: a connection that can take no frame at all reports `TooLarge`.
+        let n = buf.len().min(self.conn.max_frame_len().max(1));
         match self.send(Bytes::copy_from_slice(&buf[..n])) {
             Ok(()) => Ok(n),
             Err(err) => Err(send_error_to_io(err)),
@@ -942,6 +1036,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Frames what is sent (and, with a decoder, what is received): every frame gets the
+    /// encoder's header, counted in the capacity, and frames handed back in errors or the close
+    /// report are the payloads without it. See
+    /// [`Config::framing`](tidegate_core::Config::framing) and [`tidegate_core::codec`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::codec::LengthDelimited;
+    ///
+    /// let builder = tidegate_blocking::Client::builder().framing(LengthDelimited::new().width(2));
+    /// ```
+    pub fn framing(mut self, framing: impl Into<tidegate_core::codec::Framing>) -> Self {
+        self.config = self.config.framing(framing);
+        self
+    }
+
     /// Hosts the connection on a thread of `group` (by default it gets a driver thread of its
     /// own). Use a group to serve many connections with a few threads.
     ///
@@ -959,6 +1070,38 @@ impl ClientBuilder {
     /// ```
     pub fn io_group(mut self, group: &IoGroup) -> Self {
         self.config = self.config.io_group(group);
+        self
+    }
+
+    /// Sets the capacity of the inbound buffer in bytes (256 KiB by default). When it is full
+    /// the driver stops reading until a receive makes room, so the peer's writes stall.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-inbound-capacity").unwrap();
+    /// let client = Client::builder().inbound_capacity(8192).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.stats().inbound_capacity, 8192);
+    /// ```
+    pub fn inbound_capacity(mut self, bytes: usize) -> Self {
+        self.config = self.config.inbound_capacity(bytes);
+        self
+    }
+
+    /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
+    /// after writing what it could (64 KiB by default): lower favours outgoing data under an
+    /// inbound flood. See [`Config::write_bias`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_blocking::Client::builder().write_bias(16 * 1024);
+    /// ```
+    pub fn write_bias(mut self, read_bytes_per_turn: usize) -> Self {
+        self.config = self.config.write_bias(read_bytes_per_turn);
         self
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::budget::Budget;
+use crate::codec::Framing;
 use crate::driver::IoGroup;
 use crate::error::ConnectError;
 use crate::transport::{SocketOption, Transport};
@@ -19,6 +20,30 @@ use crate::transport::{SocketOption, Transport};
 /// assert_eq!(Config::new().capacity_bytes(), DEFAULT_CAPACITY);
 /// ```
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// The default capacity of the inbound buffer: 256 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Config, DEFAULT_INBOUND_CAPACITY};
+///
+/// assert_eq!(DEFAULT_INBOUND_CAPACITY, 256 * 1024);
+/// assert_eq!(Config::new().inbound_capacity_bytes(), DEFAULT_INBOUND_CAPACITY);
+/// ```
+pub const DEFAULT_INBOUND_CAPACITY: usize = 256 << 10;
+
+/// The default [write bias](Config::write_bias): at most 64 KiB read per connection per turn
+/// of the driver's loop.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Config, DEFAULT_WRITE_BIAS};
+///
+/// assert_eq!(Config::new().write_bias_bytes(), DEFAULT_WRITE_BIAS);
+/// ```
+pub const DEFAULT_WRITE_BIAS: usize = 64 << 10;
 
 /// Settings of one connection. The facades' builders fill one in.
 ///
@@ -46,9 +71,15 @@ pub struct Config {
     transport: Option<Arc<dyn Transport>>,
     max_waiters: Option<usize>,
     io_group: Option<IoGroup>,
+    /// Capacity of the inbound buffer, in bytes.
+    inbound_capacity: usize,
+    /// The most bytes read per connection per turn of the driver's loop.
+    write_bias: usize,
     watermarks: Option<(usize, usize)>,
     urgent_reserve: usize,
     budget: Option<Budget>,
+    /// Headers of frames sent, decoders of frames received; [`Framing::none`] by default.
+    framing: Framing,
 }
 
 impl Default for Config {
@@ -62,9 +93,12 @@ impl Default for Config {
             transport: None,
             max_waiters: None,
             io_group: None,
+            inbound_capacity: DEFAULT_INBOUND_CAPACITY,
+            write_bias: DEFAULT_WRITE_BIAS,
             watermarks: None,
             urgent_reserve: 0,
             budget: None,
+            framing: Framing::none(),
         }
     }
 }
@@ -454,6 +488,112 @@ impl Config {
         self.urgent_reserve
     }
 
+    /// Sets how frames are delimited on the wire (see [`codec`](crate::codec)).
+    ///
+    /// With an encoder, every send writes the encoder's header then the payload, as one frame:
+    /// the header counts in the size check and in the capacity, and errors and the close report
+    /// give back the payload without it. A payload the encoder refuses, or too large for the
+    /// buffer with its header, is [`SendError::TooLarge`](crate::SendError::TooLarge) with
+    /// `capacity` the largest payload accepted; an empty payload is a valid frame. Byte counts
+    /// ([`Stats`](crate::Stats), [`CloseReport`](crate::CloseReport),
+    /// [`UnsentFrame::written`](crate::UnsentFrame::written)) are wire bytes, headers included.
+    /// With a decoder, the receive side hands out decoded frames. A
+    /// [`LengthDelimited`](crate::codec::LengthDelimited) converts into a framing of both sides.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    /// use tidegate_core::codec::LengthDelimited;
+    ///
+    /// let config = Config::new().framing(LengthDelimited::new().width(2));
+    /// assert_eq!(config.framing_ref().encoder().unwrap().header_len(), 2);
+    /// ```
+    pub fn framing(mut self, framing: impl Into<Framing>) -> Self {
+        self.framing = framing.into();
+        self
+    }
+
+    /// The framing set with [`Config::framing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate_core::Config::new().framing_ref().is_none());
+    /// ```
+    pub fn framing_ref(&self) -> &Framing {
+        &self.framing
+    }
+
+    /// Sets the capacity of the inbound buffer, in bytes (256 KiB by default).
+    ///
+    /// The I/O driver reads what the peer sends into this buffer, and nowhere else; when it is
+    /// full, the driver stops reading the link until a receive makes room, so the peer's writes
+    /// stall (on TCP, its kernel's window closes). An application that never receives should
+    /// expect the peer to stall once it has sent this much. With framing, the encoded size of
+    /// the largest frame must fit: [`Connection::open`](crate::Connection::open) refuses a
+    /// decoder whose maximum does not. Over TLS, up to one decrypted record (16 KiB) may also
+    /// wait inside the TLS session while the buffer is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().inbound_capacity(64 * 1024);
+    /// assert_eq!(config.inbound_capacity_bytes(), 64 * 1024);
+    /// ```
+    pub fn inbound_capacity(mut self, bytes: usize) -> Self {
+        self.inbound_capacity = bytes;
+        self
+    }
+
+    /// Returns the capacity of the inbound buffer, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, DEFAULT_INBOUND_CAPACITY};
+    ///
+    /// assert_eq!(Config::new().inbound_capacity_bytes(), DEFAULT_INBOUND_CAPACITY);
+    /// ```
+    pub fn inbound_capacity_bytes(&self) -> usize {
+        self.inbound_capacity
+    }
+
+    /// Sets the balance between writing and reading (Qpid's "write biasing"): the most bytes
+    /// the I/O driver reads from this connection per turn of its loop (64 KiB by default).
+    ///
+    /// Each turn the driver first writes all the outgoing data the link takes, then reads at
+    /// most this many bytes, then goes on to the next turn (and to the other connections of
+    /// its thread). So an inbound flood delays the next write by at most one budget's worth of
+    /// reading: lower values favour outgoing data, higher values favour incoming throughput
+    /// (fewer turns per byte read). Values below a few KiB cost throughput for nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().write_bias(16 * 1024);
+    /// assert_eq!(config.write_bias_bytes(), 16 * 1024);
+    /// ```
+    pub fn write_bias(mut self, read_bytes_per_turn: usize) -> Self {
+        self.write_bias = read_bytes_per_turn;
+        self
+    }
+
+    /// Returns the most bytes read per connection per turn of the driver's loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate_core::Config::new().write_bias_bytes(), 64 * 1024);
+    /// ```
+    pub fn write_bias_bytes(&self) -> usize {
+        self.write_bias
+    }
+
     /// Makes the connection share `budget` with the other connections that use it: a data
     /// frame must fit both the connection's capacity and the budget, and senders waiting on
     /// the budget are served in order across connections. See [`Budget`].
@@ -484,6 +624,25 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConnectError> {
+        if self.inbound_capacity == 0 {
+            return Err(ConnectError::InvalidConfig(
+                "the inbound capacity must be at least 1 byte".into(),
+            ));
+        }
+        if self.write_bias == 0 {
+            return Err(ConnectError::InvalidConfig(
+                "the write bias must let the driver read at least 1 byte per turn".into(),
+            ));
+        }
+        if let Some(max) = self.framing.new_decoder().and_then(|d| d.max_encoded_len())
+            && max > self.inbound_capacity
+        {
+            return Err(ConnectError::InvalidConfig(format!(
+                "the largest inbound frame ({max} bytes with its header) does not fit in the \
+                 inbound capacity ({} bytes)",
+                self.inbound_capacity
+            )));
+        }
         if self.capacity == 0 {
             return Err(ConnectError::InvalidConfig("the capacity must be at least 1 byte".into()));
         }

@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::buffer::Header;
+use crate::codec::EncodeError;
 use crate::config::Config;
 use crate::driver::{Driver, DriverShared};
-use crate::error::{ConnectError, DisconnectKind, FlushError, LinkError, SendError, TrySendError};
+use crate::error::{
+    ConnectError, DisconnectKind, FlushError, LinkError, RecvError, SendError, TryRecvError,
+    TrySendError,
+};
+use crate::inbound::Inbound;
 use crate::report::{CloseReport, Stats};
 use crate::state::{Admit, Effects, Phase, State};
 use crate::transport::{self, Endpoint, Link, SocketOption};
@@ -27,6 +33,9 @@ use crate::watermark::WatermarkEvents;
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     state: Mutex<State>,
+    /// The receive side, behind a lock of its own so receiving never contends with sending.
+    /// Lock order, if both are ever needed: `state`, then `inbound`.
+    inbound: Mutex<Inbound>,
     driver: Weak<DriverShared>,
     id: usize,
     config: Config,
@@ -42,12 +51,39 @@ impl ConnShared {
         self.id
     }
 
+    pub(crate) fn inbound(&self) -> MutexGuard<'_, Inbound> {
+        self.inbound.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Offers a frame to the state: with framing, its header is encoded first, outside the
+    /// lock; a payload the encoder refuses is `TooLarge`, reporting the encoder's maximum.
+    #[inline]
+    fn admit(
+        &self,
+        frame: Bytes,
+        urgent: bool,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<Bytes>> {
+        let Some(encoder) = self.config.framing_ref().encoder() else {
+            return self.lock().admit(frame, urgent, deadline, waker, Instant::now, fx);
+        };
+        let header = match Header::encode(&**encoder, frame.len()) {
+            Ok(header) => header,
+            Err(EncodeError::TooLarge { max, .. }) => {
+                return Err(SendError::TooLarge { frame, capacity: max });
+            }
+        };
+        self.lock().admit_framed(frame, header, urgent, deadline, waker, Instant::now, fx)
     }
 
     /// Carries out what a state change asked for. Call without holding the lock.
@@ -172,8 +208,15 @@ impl Connection {
                 if let Some(budget) = config.budget_ref() {
                     state.set_budget(budget.shared().clone(), me.clone());
                 }
+                if let Some(encoder) = config.framing_ref().encoder() {
+                    state.set_header_len(encoder.header_len());
+                }
                 state
             }),
+            inbound: Mutex::new(Inbound::new(
+                config.inbound_capacity_bytes(),
+                config.framing_ref().new_decoder(),
+            )),
             driver: Arc::downgrade(driver.shared()),
             id: driver.shared().reserve_id(),
             config,
@@ -269,7 +312,7 @@ impl Connection {
     fn try_send_lane(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
         let shared = self.shared();
         let mut fx = Effects::default();
-        let admitted = shared.lock().admit(frame, urgent, None, None, Instant::now, &mut fx);
+        let admitted = shared.admit(frame, urgent, None, None, &mut fx);
         shared.apply(fx);
         match admitted {
             Ok(_) => Ok(()),
@@ -555,7 +598,145 @@ impl Connection {
     /// assert_eq!(conn.stats().capacity, 4096);
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared().lock().stats()
+        let stats = self.shared().lock().stats();
+        let inbound = self.shared().inbound().stats();
+        Stats {
+            inbound_capacity: inbound.capacity,
+            inbound_held: inbound.held,
+            inbound_high_water: inbound.high_water,
+            bytes_received: inbound.bytes_received,
+            bytes_delivered: inbound.bytes_delivered,
+            receivers: inbound.receivers,
+            ..stats
+        }
+    }
+
+    /// Starts a receive: the returned operation resolves to the next chunk of bytes the peer
+    /// sent (or, with [framing](Config::framing), the next whole frame), to `None` once the
+    /// stream ended in order and everything before the end was received, or to an error.
+    /// `deadline` bounds the wait; `None` waits as long as it takes.
+    ///
+    /// Unframed, a chunk is whatever the buffer holds, up to 64 KiB, copied out of it.
+    /// Receivers are served in the order they started waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] once `deadline` passes with nothing received,
+    /// [`RecvError::Disconnected`] after everything that arrived before the connection
+    /// failed, [`RecvError::Decode`] for frames that cannot be decoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`RecvOp`]: dropping it loses no data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-recv").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.write(b"ack");
+    /// peer.close();
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(conn.recv(None).await.unwrap().unwrap(), "ack");
+    ///     assert_eq!(conn.recv(None).await.unwrap(), None, "then the end of the stream");
+    /// });
+    /// ```
+    pub fn recv(&self, deadline: Option<Instant>) -> RecvOp<&Self> {
+        RecvOp { conn: self, deadline, ticket: None, done: false }
+    }
+
+    /// Like [`Connection::recv`], owning a handle to the connection, so the operation can be
+    /// stored (in a stream, for example).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::recv`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`RecvOp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-recv-owned").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// let op = conn.clone().recv_owned(None);
+    /// peer.write(b"hi");
+    /// assert_eq!(futures::executor::block_on(op).unwrap().unwrap(), "hi");
+    /// ```
+    pub fn recv_owned(self, deadline: Option<Instant>) -> RecvOp<Self> {
+        RecvOp { conn: self, deadline, ticket: None, done: false }
+    }
+
+    /// Receives without waiting: the next chunk (or frame) if one is there and no receiver
+    /// waits ahead, `Ok(None)` once the stream ended in order.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if there is nothing now, and as [`Connection::recv`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-try-recv").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert!(conn.try_recv().unwrap_err().is_empty());
+    /// ```
+    pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
+        let shared = self.shared();
+        let mut fx = Effects::default();
+        let polled = shared.inbound().poll_recv(&mut None, None, None, &mut fx);
+        shared.apply(fx);
+        match polled {
+            Poll::Ready(Ok(item)) => Ok(item),
+            Poll::Ready(Err(RecvError::Disconnected(cause))) => {
+                Err(TryRecvError::Disconnected(cause))
+            }
+            Poll::Ready(Err(RecvError::Decode(err))) => Err(TryRecvError::Decode(err)),
+            Poll::Ready(Err(_)) | Poll::Pending => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Returns the largest frame a data send can ever accept: the capacity less the urgent
+    /// reserve and, with [framing](Config::framing), less the header and at most the
+    /// encoder's [maximum](crate::codec::Encoder::max_payload_len). Larger frames are
+    /// [`SendError::TooLarge`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::codec::LengthDelimited;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-max-frame-len").unwrap();
+    /// let config = Config::new().capacity(1000).urgent_reserve(100).framing(LengthDelimited::new());
+    /// let conn = Connection::open(&listener.url(), config).unwrap();
+    /// assert_eq!(conn.max_frame_len(), 1000 - 100 - 4);
+    /// ```
+    pub fn max_frame_len(&self) -> usize {
+        let config = &self.shared().config;
+        let max = config.capacity_bytes() - config.urgent_reserve_bytes();
+        match config.framing_ref().encoder() {
+            None => max,
+            Some(encoder) => max
+                .saturating_sub(encoder.header_len())
+                .min(encoder.max_payload_len().unwrap_or(usize::MAX)),
+        }
     }
 
     /// Returns whether the connection no longer takes frames (closing, closed or
@@ -689,14 +870,7 @@ impl<C: Borrow<Connection>> SendOp<C> {
         let mut fx = Effects::default();
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, urgent, deadline } => {
-                let admitted = shared.lock().admit(
-                    frame,
-                    urgent,
-                    deadline,
-                    Some(waker),
-                    Instant::now,
-                    &mut fx,
-                );
+                let admitted = shared.admit(frame, urgent, deadline, Some(waker), &mut fx);
                 match admitted {
                     Ok(Admit::Accepted) => Poll::Ready(Ok(())),
                     Ok(Admit::Queued(ticket)) => {
@@ -1087,6 +1261,122 @@ impl Future for Connected<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().poll_with(cx.waker())
+    }
+}
+
+/// A receive in progress, returned by [`Connection::recv`] and [`Connection::recv_owned`].
+///
+/// Resolves to the next chunk (or frame), to `None` at the end of the stream, or to a
+/// [`RecvError`]. While nothing is there it waits in the connection's line of receivers, and
+/// the driver wakes it when data arrives for it, the stream ends, or its deadline passes.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `RecvOp` loses no data: bytes leave the inbound buffer only when a
+/// receive returns them. The receiver leaves the line, and the next one is woken if something
+/// is there for it.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::Waker;
+/// use std::time::Duration;
+/// use tidegate_core::{Config, Connection, RecvOp};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-recvop").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// let mut op: RecvOp<&Connection> = conn.recv(None);
+/// assert!(op.poll_with(Waker::noop()).is_pending());
+/// assert!(op.is_queued());
+/// drop(op); // leaves the line
+/// assert_eq!(conn.stats().receivers, 0);
+/// peer.write(b"kept");
+/// let chunk = futures::executor::block_on(conn.recv(None)).unwrap();
+/// assert_eq!(chunk.unwrap(), "kept");
+/// ```
+#[must_use = "a receive does nothing unless polled"]
+pub struct RecvOp<C: Borrow<Connection>> {
+    conn: C,
+    deadline: Option<Instant>,
+    /// The receiver's place in line, once it waits.
+    ticket: Option<u64>,
+    done: bool,
+}
+
+impl<C: Borrow<Connection>> fmt::Debug for RecvOp<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvOp")
+            .field("deadline", &self.deadline)
+            .field("ticket", &self.ticket)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Borrow<Connection>> RecvOp<C> {
+    /// Polls with a bare waker: the blocking facade's way in. On `Pending`, `waker` is woken
+    /// when something may be there for this receiver, or its deadline passed.
+    ///
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use std::time::Instant;
+    /// use tidegate_core::{Config, Connection, RecvError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-recvop-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut op = conn.recv(Some(Instant::now()));
+    /// assert!(matches!(op.poll_with(Waker::noop()), Poll::Ready(Err(RecvError::Timeout))));
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<Option<Bytes>, RecvError>> {
+        assert!(!self.done, "RecvOp polled after completion");
+        let shared = self.conn.borrow().shared();
+        let mut fx = Effects::default();
+        let polled =
+            shared.inbound().poll_recv(&mut self.ticket, self.deadline, Some(waker), &mut fx);
+        shared.apply(fx);
+        self.done = polled.is_ready();
+        polled
+    }
+
+    /// Returns whether the receiver waits in line.
+    ///
+    /// # Examples
+    ///
+    /// See [`RecvOp`].
+    pub fn is_queued(&self) -> bool {
+        self.ticket.is_some()
+    }
+}
+
+impl<C: Borrow<Connection> + Unpin> Future for RecvOp<C> {
+    type Output = Result<Option<Bytes>, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+impl<C: Borrow<Connection>> Drop for RecvOp<C> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let shared = self.conn.borrow().shared();
+            let mut fx = Effects::default();
+            shared.inbound().leave(ticket, &mut fx);
+            shared.apply(fx);
+        }
     }
 }
 

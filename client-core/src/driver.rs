@@ -7,15 +7,33 @@
 //!   them with one vectored write *outside* the lock, then, under the lock again, returns the
 //!   space, moves the frames of waiting senders that now fit into the buffer and collects their
 //!   wakers, which it wakes after releasing the lock;
-//! - reads, to notice the peer closing or resetting the connection;
-//! - fires the deadlines of waiting senders, flushes, connects and closes, so that timeouts need
-//!   no timer from the caller's runtime;
+//! - reads into the connection's bounded inbound buffer (at most its free space), stops reading
+//!   while it is full and resumes when a receiver makes room, and notices the peer closing or
+//!   resetting the connection;
+//! - fires the deadlines of waiting senders, receivers, flushes, connects and closes, so that
+//!   timeouts need no timer from the caller's runtime;
 //! - finishes the connection on close or disconnect, handing the unwritten frames to the state.
 //!
 //! Producers wake the driver only when they put bytes into an *empty* buffer (the driver has
 //! nothing in flight and will not look again by itself); while bytes are in flight the driver
 //! comes back for more on its own. A wake-up is a `mio::Waker` call, and only when the driver
 //! is asleep: requests that arrive while it runs are picked up before it sleeps again.
+//!
+//! # Write biasing
+//!
+//! Each turn of the loop serves a connection in a fixed order: write first (until the link
+//! would block, or for at most 32 vectored writes), then read, at most
+//! [`Config::write_bias`](crate::Config::write_bias) bytes (64 KiB by default), then fire
+//! deadlines. A connection with more to read than its budget is served again at the next turn,
+//! after the other connections of the thread and after writing again. So however fast the peer
+//! sends, outgoing data gets a write attempt at least once per budget's worth of reading: an
+//! inbound flood slows outgoing data by the time it takes to read one budget per turn (tens of
+//! microseconds for 64 KiB on loopback), and cannot starve it. A smaller budget favours
+//! outgoing data; a larger one saves turns when reading is what matters.
+//!
+//! A receiver that takes the inbound buffer from full to not full asks the driver to look at
+//! the connection again (mio's readiness is edge-triggered, so the socket will not tell it),
+//! and the driver then reads until the link would block or the buffer is full.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -32,6 +50,7 @@ use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
 use crate::error::{Disconnect, DisconnectKind};
+use crate::inbound::Read;
 use crate::state::{Effects, Phase, State};
 use crate::transport::{Link, LinkWaker, Registration};
 
@@ -41,10 +60,6 @@ const WAKER: Token = Token(usize::MAX);
 const MAX_IOV: usize = 64;
 /// Writes per connection per turn of the loop, so one busy connection cannot starve others.
 const WRITE_ROUNDS: usize = 32;
-/// Reads per connection per turn of the loop.
-const READ_ROUNDS: usize = 4;
-/// Size of the scratch buffer inbound bytes are read into.
-const READ_CHUNK: usize = 16 * 1024;
 
 thread_local! {
     /// Whether this thread is an I/O driver thread.
@@ -317,12 +332,11 @@ struct Loop {
     shared: Arc<DriverShared>,
     poll: Poll,
     entries: Vec<Option<Entry>>,
-    scratch: Vec<u8>,
 }
 
 impl Loop {
     fn new(shared: Arc<DriverShared>, poll: Poll) -> Self {
-        Self { shared, poll, entries: Vec::new(), scratch: vec![0; READ_CHUNK] }
+        Self { shared, poll, entries: Vec::new() }
     }
 
     fn run(mut self) {
@@ -435,10 +449,13 @@ impl Loop {
         lock(&self.shared.inbox).free_ids.push(id);
         self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
         let mut fx = Effects::default();
+        let cause = ending.flatten();
         let mut state = conn.lock();
-        let calls = state.finish(ending.flatten(), &mut in_flight, offset, &mut fx);
+        let calls = state.finish(cause.clone(), &mut in_flight, offset, &mut fx);
         let gone = state.link_error();
         drop(state);
+        // What was read stays readable; receivers get the end after it.
+        conn.inbound().finish(cause, &mut fx);
         fx.wake_all();
         if let Some(gone) = gone {
             for call in calls {
@@ -459,7 +476,7 @@ impl Loop {
         let Some(mut entry) = self.entries.get_mut(id).and_then(Option::take) else {
             return Next::Wait;
         };
-        let next = entry.service(&mut self.scratch);
+        let next = entry.service();
         if let Some(at) = entry.next_deadline() {
             self.arm(&mut entry, at);
         }
@@ -469,7 +486,7 @@ impl Loop {
 }
 
 impl Entry {
-    fn service(&mut self, scratch: &mut [u8]) -> Next {
+    fn service(&mut self) -> Next {
         if self.ending.is_some() {
             return Next::Done;
         }
@@ -505,14 +522,14 @@ impl Entry {
                 // socket's error, so a read would wrongly see an orderly end.)
                 let broken_pipe =
                     cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
-                let cause = match self.read(scratch) {
+                let cause = match self.read(self.conn.config().inbound_capacity_bytes()) {
                     Err(eof) if broken_pipe && eof.kind() == DisconnectKind::PeerClosed => eof,
                     _ => cause,
                 };
                 return self.finish(Some(cause));
             }
         };
-        let next = match self.read(scratch) {
+        let next = match self.read(self.conn.config().write_bias_bytes()) {
             Ok(true) => Next::Again,
             Ok(false) => next,
             Err(cause) => return self.finish(Some(cause)),
@@ -528,13 +545,15 @@ impl Entry {
     fn expire_and_close(&mut self, now: Instant) -> Next {
         let mut fx = Effects::default();
         let mut state = self.conn.lock();
-        self.next_timer = state.expire(now, &mut fx);
+        let next_send = state.expire(now, &mut fx);
         // Link calls ride on this lock rather than taking one of their own each turn.
         let calls = state.take_link_calls();
         let closing = state.phase() == Phase::Closing;
         let drained = state.drained();
         let overdue = state.close_deadline().is_some_and(|d| d <= now);
         drop(state);
+        let next_recv = self.conn.inbound().expire(now, &mut fx);
+        self.next_timer = [next_send, next_recv].into_iter().flatten().min();
         fx.wake_all();
         for call in calls {
             call(Ok(&mut *self.link));
@@ -564,19 +583,17 @@ impl Entry {
         [self.next_timer, connect].into_iter().flatten().min()
     }
 
-    /// Reads until the link has nothing more, to notice the end of the connection. Inbound
-    /// bytes are discarded. Returns whether more may be waiting (the round budget ran out).
-    fn read(&mut self, scratch: &mut [u8]) -> Result<bool, Disconnect> {
-        for _ in 0..READ_ROUNDS {
-            match self.link.read(scratch) {
-                Ok(0) => return Err(Disconnect::new(DisconnectKind::PeerClosed)),
-                Ok(n) => log::trace!("discarded {n} inbound bytes"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Disconnect::from_io(e)),
-            }
-        }
-        Ok(true)
+    /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
+    /// or the buffer is full. Returns whether more may be waiting (the budget ran out).
+    ///
+    /// # Errors
+    ///
+    /// The end of the stream or the link's error, already recorded in the inbound state.
+    fn read(&mut self, budget: usize) -> Result<bool, Disconnect> {
+        let mut fx = Effects::default();
+        let read = self.conn.inbound().read_from(&mut *self.link, budget, &mut fx);
+        fx.wake_all();
+        read.map(|read| read == Read::Budget)
     }
 
     /// Drains the buffer into the link until it would block or the round budget is spent.

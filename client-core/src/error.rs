@@ -189,7 +189,8 @@ pub enum SendError<F> {
     TooLarge {
         /// The frame.
         frame: F,
-        /// The capacity of the outgoing buffer, in bytes.
+        /// The largest frame the connection accepts, in bytes (with framing, the largest
+        /// payload, its header not counted).
         capacity: usize,
     },
     /// The frame is empty. Empty frames put nothing on the wire and are refused.
@@ -383,7 +384,8 @@ pub enum TrySendError<F> {
     TooLarge {
         /// The frame.
         frame: F,
-        /// The capacity of the outgoing buffer, in bytes.
+        /// The largest frame the connection accepts, in bytes (with framing, the largest
+        /// payload, its header not counted).
         capacity: usize,
     },
     /// The frame is empty.
@@ -706,6 +708,145 @@ impl From<LinkError> for io::Error {
     }
 }
 
+/// A receive did not return data or the end of the stream.
+///
+/// Returned by `recv` and `recv_timeout` in both facades. Bytes that arrived before the
+/// connection failed are always delivered first; the error comes after them.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Disconnect, DisconnectKind, RecvError};
+///
+/// let err = RecvError::Disconnected(Disconnect::new(DisconnectKind::Reset));
+/// assert!(err.is_disconnected());
+/// assert!(!RecvError::Timeout.is_disconnected());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The deadline passed with nothing to receive.
+    Timeout,
+    /// The connection failed (reset, or another error); everything that arrived before was
+    /// delivered. `Disconnect` says why.
+    Disconnected(Disconnect),
+    /// The connection is framed and the bytes received cannot form an acceptable frame: a
+    /// frame larger than the maximum, or a stream that ended inside a frame. The receive side
+    /// is over: every later receive returns the same error.
+    Decode(Arc<crate::codec::DecodeError>),
+    /// The receive would have to wait, and it was called on an I/O driver thread, which would
+    /// then wait for itself (see [`is_driver_thread`](crate::is_driver_thread)).
+    WouldDeadlock,
+}
+
+impl RecvError {
+    /// Returns whether the receive gave up because its deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate_core::RecvError::Timeout.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout)
+    }
+
+    /// Returns whether the connection failed, so no later receive returns data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Disconnect, DisconnectKind, RecvError};
+    ///
+    /// let err = RecvError::Disconnected(Disconnect::new(DisconnectKind::Io));
+    /// assert!(err.is_disconnected());
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Self::Disconnected(_))
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out waiting for inbound data"),
+            Self::Disconnected(_) => f.write_str("the connection failed"),
+            Self::Decode(_) => f.write_str("inbound frames could not be decoded"),
+            Self::WouldDeadlock => {
+                f.write_str("a receive on an I/O driver thread would wait for that thread itself")
+            }
+        }
+    }
+}
+
+impl Error for RecvError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected(cause) => Some(cause),
+            Self::Decode(err) => Some(&**err),
+            Self::Timeout | Self::WouldDeadlock => None,
+        }
+    }
+}
+
+/// A receive that does not wait found nothing, or the receive side failed.
+///
+/// Returned by `try_recv` in both facades.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::TryRecvError;
+///
+/// assert!(TryRecvError::Empty.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// Nothing to receive now (or other receivers wait ahead), and the stream has not ended.
+    Empty,
+    /// The connection failed; everything that arrived before was delivered.
+    Disconnected(Disconnect),
+    /// The inbound frames could not be decoded; see [`RecvError::Decode`].
+    Decode(Arc<crate::codec::DecodeError>),
+}
+
+impl TryRecvError {
+    /// Returns whether there was just nothing to receive now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Disconnect, DisconnectKind, TryRecvError};
+    ///
+    /// let err = TryRecvError::Disconnected(Disconnect::new(DisconnectKind::Reset));
+    /// assert!(!err.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Self::Empty)
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no inbound data now"),
+            Self::Disconnected(_) => f.write_str("the connection failed"),
+            Self::Decode(_) => f.write_str("inbound frames could not be decoded"),
+        }
+    }
+}
+
+impl Error for TryRecvError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Disconnected(cause) => Some(cause),
+            Self::Decode(err) => Some(&**err),
+            Self::Empty => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +862,8 @@ mod tests {
         assert_error::<LinkError>();
         assert_error::<CloseError>();
         assert_error::<Disconnect>();
+        assert_error::<RecvError>();
+        assert_error::<TryRecvError>();
     }
 
     #[test]

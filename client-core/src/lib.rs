@@ -53,6 +53,7 @@
 
 mod budget;
 mod buffer;
+pub mod codec;
 mod config;
 mod conn;
 mod driver;
@@ -60,6 +61,7 @@ mod error;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod inbound;
 #[cfg(all(test, tidegate_loom))]
 mod loom;
 mod report;
@@ -70,12 +72,12 @@ mod watermark;
 pub use budget::Budget;
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
-pub use config::{Config, DEFAULT_CAPACITY};
-pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, SendOp};
+pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
+pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, RecvOp, SendOp};
 pub use driver::{IoGroup, is_driver_thread};
 pub use error::{
-    CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, SendError,
-    TrySendError,
+    CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, RecvError,
+    SendError, TryRecvError, TrySendError,
 };
 pub use report::{CloseReport, Stats};
 pub use watermark::{Watermark, WatermarkEvents};

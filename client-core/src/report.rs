@@ -40,6 +40,18 @@ pub struct Stats {
     pub wait_time: Duration,
     /// Senders waiting now.
     pub waiters: usize,
+    /// The capacity of the inbound buffer, in bytes, fixed at connect.
+    pub inbound_capacity: usize,
+    /// Bytes in the inbound buffer now: read from the link, not yet returned by a receive.
+    pub inbound_held: usize,
+    /// The most bytes the inbound buffer has ever held. Never more than `inbound_capacity`.
+    pub inbound_high_water: usize,
+    /// Bytes read from the link.
+    pub bytes_received: u64,
+    /// Bytes returned by receives (with framing: the frames and their headers).
+    pub bytes_delivered: u64,
+    /// Receivers waiting now.
+    pub receivers: usize,
 }
 
 /// How a connection ended, returned by `close` in both facades.

@@ -26,7 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::budget::{self, BudgetShared, Grant};
-use crate::buffer::{OutBuffer, UnsentFrame};
+use crate::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
 use crate::conn::ConnShared;
 use crate::error::{Disconnect, FlushError, LinkError, SendError};
 use crate::report::{CloseReport, Stats};
@@ -65,7 +65,10 @@ pub(crate) type Outcome = Result<(), SendError<Bytes>>;
 /// A sender waiting for room, with its frame parked here.
 #[derive(Debug)]
 struct Waiter {
+    /// The caller's frame (the payload, with framing): what goes back if it never enters.
     frame: Bytes,
+    /// Its header, encoded already; `None` without framing.
+    header: Option<Header>,
     waker: Waker,
     deadline: Option<Instant>,
     since: Instant,
@@ -131,7 +134,7 @@ struct BudgetSlot {
 #[derive(Debug)]
 pub(crate) struct State {
     buf: OutBuffer,
-    /// Invariant: `buf.held() <= capacity`, always.
+    /// Invariant: `buf.held() <= capacity`, always. Headers count.
     capacity: usize,
     phase: Phase,
     /// Why the link ended, when it was not the application's close.
@@ -287,24 +290,35 @@ impl State {
         self.waiters.len() + self.urgent_waiters.len()
     }
 
-    fn push(&mut self, frame: Bytes, urgent: bool, fx: &mut Effects) {
-        let len = frame.len();
+    /// Every frame will carry a header of `len` bytes (framing); set before any frame.
+    pub(crate) fn set_header_len(&mut self, len: usize) {
+        self.buf.set_header_len(len);
+    }
+
+    #[inline]
+    fn push(&mut self, frame: Bytes, header: impl MaybeHeader, urgent: bool, fx: &mut Effects) {
+        let len = frame.len() + header.len();
         debug_assert!(self.fits(len, urgent));
         if self.buf.held() == 0 {
             // The driver has nothing in flight and will not look again until told.
             fx.notify_driver = true;
         }
-        if urgent {
-            if let Some(slot) = &self.budget {
-                // Counted, but never made to wait on the budget.
-                slot.shared.take_urgent(len);
+        match (urgent, header.get()) {
+            (false, None) => self.buf.push(frame),
+            (false, Some(header)) => self.buf.push_framed(header, frame),
+            (true, header) => {
+                if let Some(slot) = &self.budget {
+                    // Counted, but never made to wait on the budget.
+                    slot.shared.take_urgent(len);
+                }
+                // The driver splices urgent frames in at its next frame boundary; it may be in
+                // the middle of a batch and not come back to the queue on its own soon.
+                fx.notify_driver = true;
+                match header {
+                    None => self.buf.push_urgent(frame),
+                    Some(header) => self.buf.push_urgent_framed(header, frame),
+                }
             }
-            // The driver splices urgent frames in at its next frame boundary; it may be in the
-            // middle of a batch and not come back to the queue on its own soon.
-            fx.notify_driver = true;
-            self.buf.push_urgent(frame);
-        } else {
-            self.buf.push(frame);
         }
         self.stats.frames_accepted += 1;
         self.stats.bytes_accepted += len as u64;
@@ -318,6 +332,7 @@ impl State {
     ///
     /// Urgent frames may use the whole capacity and wait in a lane of their own, served first;
     /// data frames may not use the reserve, and also wait behind waiting urgent frames.
+    #[inline]
     pub(crate) fn admit(
         &mut self,
         frame: Bytes,
@@ -327,23 +342,44 @@ impl State {
         now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
+        // `()`: no header, so the unframed path is compiled without any header handling.
+        self.admit_framed(frame, (), urgent, deadline, waker, now, fx)
+    }
+
+    /// [`State::admit`] for a frame with its header, which counts in the size check and the
+    /// capacity. Errors carry the frame without the header; with a header, `TooLarge` reports
+    /// the largest frame that fits next to one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit_framed(
+        &mut self,
+        frame: Bytes,
+        header: impl MaybeHeader,
+        urgent: bool,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        now: impl FnOnce() -> Instant,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<Bytes>> {
         // The common case first: an open connection, nobody waiting, room for the frame.
-        let len = frame.len();
+        let len = frame.len() + header.len();
         let clear = self.urgent_waiters.is_empty() && (urgent || self.waiters.is_empty());
         let open = matches!(self.phase, Phase::Connecting | Phase::Open);
         if len != 0 && open && clear && self.fits(len, urgent) && self.budget_allows(len, urgent) {
-            self.push(frame, urgent, fx);
+            self.push(frame, header, urgent, fx);
             return Ok(Admit::Accepted);
         }
-        if frame.is_empty() {
+        if len == 0 {
             return Err(SendError::Empty(frame));
         }
         let limit = match &self.budget {
             Some(slot) if !urgent => self.limit(urgent).min(slot.shared.limit()),
             _ => self.limit(urgent),
         };
-        if frame.len() > limit {
-            return Err(SendError::TooLarge { frame, capacity: limit });
+        if len > limit {
+            return Err(SendError::TooLarge {
+                frame,
+                capacity: limit.saturating_sub(header.len()),
+            });
         }
         let frame = self.refuse(frame)?;
         // No barging: a newcomer may not pass anyone already waiting in its lane, and data
@@ -372,7 +408,8 @@ impl State {
                 self.capacity
             );
         }
-        let waiter = Waiter { frame, waker: waker.clone(), deadline, since: now };
+        let header = header.get().copied();
+        let waiter = Waiter { frame, header, waker: waker.clone(), deadline, since: now };
         self.lane(urgent).insert(ticket, waiter);
         self.stats.sends_waited += 1;
         log::trace!("sender {ticket} waits; {} waiting", self.waiting_count());
@@ -389,8 +426,10 @@ impl State {
     pub(crate) fn grant(&mut self, fx: &mut Effects) {
         let now = if self.waiting_count() == 0 { return } else { Instant::now() };
         for urgent in [true, false] {
-            while let Some((&head, len)) =
-                self.lane(urgent).first_key_value().map(|(t, w)| (t, w.frame.len()))
+            while let Some((&head, len)) = self
+                .lane(urgent)
+                .first_key_value()
+                .map(|(t, w)| (t, w.frame.len() + w.header.len()))
             {
                 if !self.fits(len, urgent) {
                     break;
@@ -401,7 +440,7 @@ impl State {
                 let (ticket, waiter) = self.lane(urgent).pop_first().expect("the head was seen");
                 self.forget_deadline(ticket, waiter.deadline);
                 self.stats.wait_time += now.saturating_duration_since(waiter.since);
-                self.push(waiter.frame, urgent, fx);
+                self.push(waiter.frame, waiter.header, urgent, fx);
                 self.outcomes.insert(ticket, Ok(()));
                 fx.wake.push(waiter.waker);
             }
@@ -446,7 +485,8 @@ impl State {
             return false;
         }
         slot.pending = None;
-        let head = self.waiters.first_key_value().map(|(t, w)| (*t, w.frame.len()));
+        let head =
+            self.waiters.first_key_value().map(|(t, w)| (*t, w.frame.len() + w.header.len()));
         let takes = head == Some((ticket, len))
             && self.urgent_waiters.is_empty()
             && matches!(self.phase, Phase::Connecting | Phase::Open)
@@ -455,7 +495,7 @@ impl State {
             let (ticket, waiter) = self.waiters.pop_first().expect("the head was seen");
             self.forget_deadline(ticket, waiter.deadline);
             self.stats.wait_time += Instant::now().saturating_duration_since(waiter.since);
-            self.push(waiter.frame, false, fx);
+            self.push(waiter.frame, waiter.header, false, fx);
             self.outcomes.insert(ticket, Ok(()));
             fx.wake.push(waiter.waker);
         }

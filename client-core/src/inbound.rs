@@ -1,0 +1,512 @@
+//! The receive side of a connection: the bounded inbound buffer, the FIFO queue of waiting
+//! receivers, and how the stream ended. It lives behind a lock of its own, apart from the send
+//! side's [`State`](crate::state::State), so receiving never contends with sending.
+//!
+//! # The buffer
+//!
+//! The driver reads from the link straight into `data`, at most its free space per read, and
+//! never anywhere else: no byte read from the link is held outside this buffer, and the buffer
+//! never holds more than its capacity. When it is full the driver stops reading; the kernel's
+//! receive window then closes and the peer's writes stall (TCP flow control does the rest).
+//! Because readiness is edge-triggered, no new event comes for a link the driver stopped
+//! reading: the receiver whose `recv` takes the buffer from full to not full (and only that
+//! one) asks the driver to look at the connection again, and the driver then reads until the
+//! link would block or the buffer is full.
+//!
+//! Memory: `data` is one allocation of the capacity, made at the first read. Unframed receives
+//! copy each chunk out (at most [`RECV_CHUNK`] bytes), so the allocation is never shared and is
+//! reused in place: when its tail is used up, the unread bytes are moved to its front once at
+//! least as many bytes were consumed as are left (so each byte is moved at most once, amortized),
+//! and until then the buffer counts as full. Framed receives hand out each frame without a copy,
+//! as a slice of the allocation; when a frame still held by the application pins the
+//! allocation, the next read starts a fresh one and the unread bytes (less than one frame) move
+//! there.
+//!
+//! One exception bends "nothing outside the buffer": a TLS link (native-tls) decrypts whole
+//! records, so up to one record (16 KiB) may wait inside the TLS session while the buffer is
+//! full.
+//!
+//! The driver reads under this buffer's lock (one non-blocking read of at most [`READ_CHUNK`]
+//! bytes at a time), which keeps the rule above trivially true; a receiver waits for the lock
+//! at most that long.
+//!
+//! # Receivers
+//!
+//! Receivers are served in arrival order. A receiver takes data only when no other receiver
+//! waits ahead of it; otherwise it waits in `waiters`, keyed by a ticket from a counter, with a
+//! [`Waker`]. When bytes arrive, or the stream ends, only the head is woken (and only if it was
+//! not already woken); when it has taken its item, it wakes the next one if there may be more.
+//! Bytes leave the buffer only when a receive returns them, so a receiver that times out or is
+//! dropped takes nothing with it: it leaves the queue and wakes the next one. Wakers are
+//! collected under the lock into [`Effects`] and woken after it is released.
+//!
+//! # End of stream
+//!
+//! What arrived before the end is always delivered first. Then every receive returns the end:
+//! `Ok(None)` after the peer closed in order or the application closed the connection, or the
+//! [`Disconnect`] after a reset or another failure. A frame the peer cut short, or one that can
+//! never be decoded, is a [`DecodeError`], after which the receive side is over.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::codec::{DecodeError, Decoder};
+use crate::error::{Disconnect, DisconnectKind, RecvError};
+use crate::state::Effects;
+use crate::transport::Link;
+
+/// The most bytes one read asks the link for.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+/// The most bytes one unframed receive returns.
+pub(crate) const RECV_CHUNK: usize = 64 * 1024;
+/// The most reads in one call of [`Inbound::read_from`], so `Interrupted` cannot loop forever.
+const MAX_READS: usize = 64;
+
+/// How the inbound stream ended.
+#[derive(Debug, Clone)]
+enum End {
+    /// The peer closed its side in order.
+    Eof,
+    /// The application closed the connection.
+    Closed,
+    /// The connection failed: a reset, or another error.
+    Failed(Disconnect),
+}
+
+/// What a read by the driver found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The link has nothing more now; its next readiness event brings the driver back.
+    Drained,
+    /// The buffer is full; the receiver that makes room brings the driver back.
+    Full,
+    /// The read budget of this turn is spent and more may be waiting.
+    Budget,
+}
+
+/// A receiver waiting for data.
+#[derive(Debug)]
+struct Waiter {
+    waker: Waker,
+    deadline: Option<Instant>,
+    /// Woken and not yet polled again: waking it again would change nothing.
+    woken: bool,
+}
+
+/// The receive side of one connection.
+pub(crate) struct Inbound {
+    /// Bytes read from the link and not yet returned by a receive, oldest first.
+    ///
+    /// Invariant: `data.len() <= capacity`.
+    data: BytesMut,
+    /// Fixed at open.
+    capacity: usize,
+    /// Whether `data` has its allocation yet (made at the first read).
+    allocated: bool,
+    /// Unframed only: bytes consumed since the start of `data`'s allocation, that is, how far
+    /// `data` starts into it. Invariant (unframed): `front + data.capacity()` is the
+    /// allocation's size.
+    front: usize,
+    /// Whether the driver stopped reading because there was no room.
+    stalled: bool,
+    /// Cuts frames out of `data`, if the connection is framed.
+    decoder: Option<Box<dyn Decoder>>,
+    /// Set once the stream ended; sticky.
+    end: Option<End>,
+    /// Framed only: `decode_eof` returned its last frame or `None`, so only the end is left.
+    eof_decoded: bool,
+    /// Set once frames could not be decoded; sticky, and it wins over the data left.
+    failed: Option<Arc<DecodeError>>,
+    /// Waiting receivers by ticket: the map's order is arrival order.
+    waiters: BTreeMap<u64, Waiter>,
+    /// Deadlines of waiting receivers. Invariant: one entry per waiter with a deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
+    next_ticket: u64,
+    /// The most bytes `data` ever held. Invariant: `high_water <= capacity`.
+    high_water: usize,
+    bytes_received: u64,
+    bytes_delivered: u64,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("held", &self.data.len())
+            .field("capacity", &self.capacity)
+            .field("stalled", &self.stalled)
+            .field("framed", &self.decoder.is_some())
+            .field("end", &self.end)
+            .field("waiters", &self.waiters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receive-side counters, for [`Stats`](crate::Stats).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InboundStats {
+    pub(crate) capacity: usize,
+    pub(crate) held: usize,
+    pub(crate) high_water: usize,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_delivered: u64,
+    pub(crate) receivers: usize,
+}
+
+impl Inbound {
+    pub(crate) fn new(capacity: usize, decoder: Option<Box<dyn Decoder>>) -> Self {
+        debug_assert!(capacity > 0, "the configuration was validated");
+        Self {
+            data: BytesMut::new(),
+            capacity,
+            allocated: false,
+            front: 0,
+            stalled: false,
+            decoder,
+            end: None,
+            eof_decoded: false,
+            failed: None,
+            waiters: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            next_ticket: 0,
+            high_water: 0,
+            bytes_received: 0,
+            bytes_delivered: 0,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> InboundStats {
+        InboundStats {
+            capacity: self.capacity,
+            held: self.data.len(),
+            high_water: self.high_water,
+            bytes_received: self.bytes_received,
+            bytes_delivered: self.bytes_delivered,
+            receivers: self.waiters.len(),
+        }
+    }
+
+    fn framed(&self) -> bool {
+        self.decoder.is_some()
+    }
+
+    /// Makes room at the tail of `data` if it can, and returns how many bytes may be read now.
+    fn room(&mut self) -> usize {
+        let free = self.capacity - self.data.len();
+        if free == 0 {
+            return 0;
+        }
+        if !self.allocated {
+            self.data = BytesMut::with_capacity(self.capacity);
+            self.allocated = true;
+            self.front = 0;
+        }
+        let tail = self.data.capacity() - self.data.len();
+        if tail < free.min(READ_CHUNK) {
+            // Move the unread bytes to the front, if that is cheap (see the module docs).
+            if self.data.try_reclaim(free) {
+                self.front = 0;
+            } else if tail == 0 && self.framed() {
+                // A frame the application holds pins the allocation (or the unread part of a
+                // frame is larger than what was consumed): continue in a fresh allocation.
+                let mut fresh = BytesMut::with_capacity(self.capacity);
+                fresh.extend_from_slice(&self.data);
+                self.data = fresh;
+                log::trace!("inbound buffer moved {} bytes to a fresh allocation", self.data.len());
+            }
+        }
+        (self.data.capacity() - self.data.len()).min(free)
+    }
+
+    /// Whether the driver could read now, were it asked to.
+    fn could_read(&self) -> bool {
+        let free = self.data.len() < self.capacity;
+        // Unframed, with no tail left: room comes back once the move to the front is cheap.
+        let tail = self.data.capacity() > self.data.len();
+        free && (self.framed() || !self.allocated || tail || self.front >= self.data.len())
+    }
+
+    /// Reads from `link` into the buffer, at most `budget` bytes, until the link would block
+    /// or the buffer is full. Wakes the first waiting receiver if anything arrived.
+    ///
+    /// # Errors
+    ///
+    /// The end of the stream (`PeerClosed`) or the link's error, already recorded here.
+    pub(crate) fn read_from(
+        &mut self,
+        link: &mut dyn Link,
+        budget: usize,
+        fx: &mut Effects,
+    ) -> Result<Read, Disconnect> {
+        let before = self.bytes_received;
+        let mut left = budget;
+        let mut outcome = Ok(Read::Budget);
+        for _ in 0..MAX_READS {
+            if left == 0 {
+                break;
+            }
+            let room = self.room();
+            if room == 0 {
+                self.stalled = true;
+                log::debug!("inbound buffer full ({} bytes): stopped reading", self.data.len());
+                outcome = Ok(Read::Full);
+                break;
+            }
+            let want = room.min(left).min(READ_CHUNK);
+            let len = self.data.len();
+            debug_assert!(len + want <= self.data.capacity(), "a read never reallocates");
+            self.data.resize(len + want, 0);
+            let read = link.read(&mut self.data[len..]);
+            let got = *read.as_ref().unwrap_or(&0);
+            self.data.truncate(len + got.min(want));
+            match read {
+                Ok(0) => {
+                    self.end_with(End::Eof);
+                    outcome = Err(Disconnect::new(DisconnectKind::PeerClosed));
+                    break;
+                }
+                Ok(n) => {
+                    left = left.saturating_sub(n);
+                    self.bytes_received += n as u64;
+                    self.high_water = self.high_water.max(self.data.len());
+                    debug_assert!(self.data.len() <= self.capacity, "the inbound bound holds");
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    outcome = Ok(Read::Drained);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let cause = Disconnect::from_io(e);
+                    self.end_with(End::Failed(cause.clone()));
+                    outcome = Err(cause);
+                    break;
+                }
+            }
+        }
+        let got = self.bytes_received - before;
+        if got > 0 {
+            log::trace!("read {got} inbound bytes; {} buffered", self.data.len());
+        }
+        if got > 0 || outcome.is_err() {
+            self.wake_head(fx);
+        }
+        outcome
+    }
+
+    /// Records the end of the connection, unless the stream already ended: `None` for the
+    /// application's own close, else the cause. Wakes the first waiting receiver.
+    pub(crate) fn finish(&mut self, cause: Option<Disconnect>, fx: &mut Effects) {
+        if self.end.is_none() {
+            self.end_with(match cause {
+                None => End::Closed,
+                Some(cause) if cause.kind() == DisconnectKind::PeerClosed => End::Eof,
+                Some(cause) => End::Failed(cause),
+            });
+            self.wake_head(fx);
+        }
+    }
+
+    fn end_with(&mut self, end: End) {
+        if self.end.is_none() {
+            log::debug!("inbound stream ended ({end:?}) with {} bytes buffered", self.data.len());
+            self.end = Some(end);
+        }
+    }
+
+    /// Wakes the first waiting receiver, unless it was woken already.
+    fn wake_head(&mut self, fx: &mut Effects) {
+        if let Some(mut head) = self.waiters.first_entry() {
+            let head = head.get_mut();
+            if !head.woken {
+                head.woken = true;
+                fx.wake.push(head.waker.clone());
+            }
+        }
+    }
+
+    /// After an item was taken: the next receiver may have something too.
+    fn pass_on(&mut self, fx: &mut Effects) {
+        if !self.data.is_empty() || self.end.is_some() || self.failed.is_some() {
+            self.wake_head(fx);
+        }
+    }
+
+    /// The next item for a receiver at the head of the line, if there is one now.
+    fn next_item(&mut self, fx: &mut Effects) -> Option<Result<Option<Bytes>, RecvError>> {
+        if let Some(err) = &self.failed {
+            return Some(Err(RecvError::Decode(err.clone())));
+        }
+        let before = self.data.len();
+        let item = if self.decoder.is_some() { self.next_frame() } else { self.next_chunk() };
+        let taken = before - self.data.len();
+        if taken > 0 {
+            self.bytes_delivered += taken as u64;
+            if self.stalled && self.could_read() {
+                // Full to not full: the driver stopped reading and no event will come.
+                self.stalled = false;
+                fx.notify_driver = true;
+            }
+        }
+        item
+    }
+
+    fn next_chunk(&mut self) -> Option<Result<Option<Bytes>, RecvError>> {
+        if self.data.is_empty() {
+            return self.end.as_ref().map(end_result);
+        }
+        let n = self.data.len().min(RECV_CHUNK);
+        let chunk = Bytes::copy_from_slice(&self.data[..n]);
+        self.data.advance(n);
+        self.front += n;
+        Some(Ok(Some(chunk)))
+    }
+
+    fn next_frame(&mut self) -> Option<Result<Option<Bytes>, RecvError>> {
+        let decoder = self.decoder.as_mut().expect("framed");
+        let decoded = match &self.end {
+            None => decoder.decode(&mut self.data),
+            // The link is gone: a partial frame is what the failure cut short.
+            Some(End::Failed(_)) => decoder.decode(&mut self.data),
+            Some(End::Eof | End::Closed) if self.eof_decoded => Ok(None),
+            Some(End::Eof | End::Closed) => {
+                let last = decoder.decode_eof(&mut self.data);
+                if matches!(last, Ok(None)) {
+                    self.eof_decoded = true;
+                }
+                last
+            }
+        };
+        match decoded {
+            Ok(Some(frame)) => Some(Ok(Some(frame))),
+            Ok(None) if self.end.is_some() => self.end.as_ref().map(end_result),
+            Ok(None) if self.data.len() >= self.capacity => {
+                // Full, and still no whole frame: it could never be received.
+                let err = DecodeError::malformed(format!(
+                    "a frame does not fit in the inbound buffer of {} bytes",
+                    self.capacity
+                ));
+                Some(Err(self.fail(err)))
+            }
+            Ok(None) => None,
+            Err(err) => Some(Err(self.fail(err))),
+        }
+    }
+
+    fn fail(&mut self, err: DecodeError) -> RecvError {
+        log::debug!("inbound frames could not be decoded: {err}");
+        let err = Arc::new(err);
+        self.failed = Some(err.clone());
+        RecvError::Decode(err)
+    }
+
+    /// Polls a receive. `ticket` is the receiver's place in line, if it has one; `waker` is
+    /// `None` for a receive that must not wait (then `Pending` means nothing now).
+    pub(crate) fn poll_recv(
+        &mut self,
+        ticket: &mut Option<u64>,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        fx: &mut Effects,
+    ) -> Poll<Result<Option<Bytes>, RecvError>> {
+        let first = self.waiters.first_key_value().map(|(t, _)| *t);
+        let at_head = match *ticket {
+            None => first.is_none(),
+            Some(t) => first == Some(t),
+        };
+        if at_head && let Some(item) = self.next_item(fx) {
+            if let Some(t) = ticket.take() {
+                self.remove(t);
+            }
+            self.pass_on(fx);
+            return Poll::Ready(item);
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            if let Some(t) = ticket.take() {
+                self.remove(t);
+                self.pass_on(fx);
+            }
+            return Poll::Ready(Err(RecvError::Timeout));
+        }
+        let Some(waker) = waker else {
+            return Poll::Pending;
+        };
+        match *ticket {
+            Some(t) => {
+                let waiter = self.waiters.get_mut(&t).expect("a ticket is in line until it leaves");
+                if !waiter.waker.will_wake(waker) {
+                    waiter.waker = waker.clone();
+                }
+                waiter.woken = false;
+            }
+            None => {
+                let t = self.next_ticket;
+                self.next_ticket += 1;
+                self.waiters.insert(t, Waiter { waker: waker.clone(), deadline, woken: false });
+                if let Some(d) = deadline {
+                    self.deadlines.insert((d, t));
+                    fx.timer = Some(d);
+                }
+                *ticket = Some(t);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// A receiver gives up (dropped, or cancelled): it leaves the line, and the next one is
+    /// woken if there is something for it.
+    pub(crate) fn leave(&mut self, ticket: u64, fx: &mut Effects) {
+        let was_head = self.waiters.first_key_value().is_some_and(|(t, _)| *t == ticket);
+        self.remove(ticket);
+        if was_head {
+            self.pass_on(fx);
+        }
+    }
+
+    fn remove(&mut self, ticket: u64) {
+        if let Some(waiter) = self.waiters.remove(&ticket)
+            && let Some(d) = waiter.deadline
+        {
+            self.deadlines.remove(&(d, ticket));
+        }
+    }
+
+    /// Wakes the receivers whose deadline passed (their next poll returns the timeout), and
+    /// returns the next deadline still pending.
+    pub(crate) fn expire(&mut self, now: Instant, fx: &mut Effects) -> Option<Instant> {
+        while let Some(&(deadline, ticket)) = self.deadlines.first() {
+            if deadline > now {
+                return Some(deadline);
+            }
+            self.deadlines.pop_first();
+            if let Some(waiter) = self.waiters.get_mut(&ticket)
+                && !waiter.woken
+            {
+                waiter.woken = true;
+                fx.wake.push(waiter.waker.clone());
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        // Every waiting receiver holds a reference to the connection.
+        debug_assert!(
+            self.waiters.is_empty() || std::thread::panicking(),
+            "a receiver outlived its connection"
+        );
+    }
+}
+
+fn end_result(end: &End) -> Result<Option<Bytes>, RecvError> {
+    match end {
+        End::Eof | End::Closed => Ok(None),
+        End::Failed(cause) => Err(RecvError::Disconnected(cause.clone())),
+    }
+}
