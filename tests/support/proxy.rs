@@ -260,14 +260,16 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
             Some(Fault::Reset) => {
                 let socket = socket2::SockRef::from(&client);
                 socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+                // Counted before the client can see it, so a test that saw the fault's effect
+                // also sees the count.
+                shared.applied.fetch_add(1, Ordering::SeqCst);
                 drop(client);
                 let _ = upstream.shutdown(Shutdown::Write);
-                shared.applied.fetch_add(1, Ordering::SeqCst);
                 return;
             }
             Some(Fault::HalfClose) => {
-                let _ = client.shutdown(Shutdown::Write);
                 shared.applied.fetch_add(1, Ordering::SeqCst);
+                let _ = client.shutdown(Shutdown::Write);
             }
             Some(Fault::CutAndClose) => cut_from = Some(framer.offset),
             None => {}
@@ -327,10 +329,11 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
 /// Closes both sides in order after a cut, then reads and discards what the client still
 /// sends until it closes, so that it sees a clean end of stream rather than a reset.
 fn cut_and_close(mut client: TcpStream, upstream: TcpStream, shared: &Shared, deadline: Instant) {
+    // Counted before the client can see the close (see `forward`).
+    shared.applied.fetch_add(1, Ordering::SeqCst);
     let _ = upstream.shutdown(Shutdown::Write);
     drop(upstream);
     let _ = client.shutdown(Shutdown::Write);
-    shared.applied.fetch_add(1, Ordering::SeqCst);
     let mut sink = vec![0u8; 16 * 1024];
     while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
         match client.read(&mut sink) {
