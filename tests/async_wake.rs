@@ -5,15 +5,16 @@
 //! operation can complete — space granted, deadline passed, disconnect, data written — always
 //! through the waker of its latest poll. No executor is involved: the tests poll by hand.
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::Sink;
+use support::WakeCounter;
 use tidegate_async::{AsyncClient, Bytes, DisconnectKind, SendError};
 use tidegate_core::transport::mem::{MemListener, MemPeer};
 
@@ -21,29 +22,10 @@ const LONG: Duration = Duration::from_secs(10);
 /// How long a stalled future is watched for a wake-up that must not come.
 const QUIET: Duration = Duration::from_millis(100);
 
-/// Counts its wake-ups.
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter::default());
-    (counter.clone(), Waker::from(counter))
-}
-
-fn count(counter: &Counter) -> usize {
-    counter.0.load(Ordering::SeqCst)
-}
-
 /// Waits until the counter reaches `n`, for at most [`LONG`]. Returns whether it did.
-fn wait_for_count(counter: &Counter, n: usize) -> bool {
+fn wait_for_count(counter: &WakeCounter, n: usize) -> bool {
     let end = Instant::now() + LONG;
-    while count(counter) < n {
+    while counter.count() < n {
         if Instant::now() >= end {
             return false;
         }
@@ -70,30 +52,30 @@ fn stalled(name: &str, capacity: usize) -> (AsyncClient, MemPeer, MemListener) {
 #[test]
 fn a_waiting_send_is_woken_once_when_space_is_granted_and_not_before() {
     let (client, peer, _listener) = stalled("wake-granted", 64);
-    let (counter, waker) = counting_waker();
+    let (counter, waker) = WakeCounter::new();
 
     let mut send = client.send(vec![2; 16]);
     assert!(poll_once(&mut send, &waker).is_pending());
     thread::sleep(QUIET);
-    assert_eq!(count(&counter), 0, "woken while the peer was stalled");
+    assert_eq!(counter.count(), 0, "woken while the peer was stalled");
     // A spurious poll changes nothing and does not wake either.
     assert!(poll_once(&mut send, &waker).is_pending());
     thread::sleep(QUIET);
-    assert_eq!(count(&counter), 0);
+    assert_eq!(counter.count(), 0);
 
     peer.resume();
     assert!(wait_for_count(&counter, 1), "not woken after space was granted");
     assert!(matches!(poll_once(&mut send, &waker), Poll::Ready(Ok(()))));
     // The peer goes on draining; that must not wake a completed send again.
     thread::sleep(QUIET);
-    assert_eq!(count(&counter), 1);
+    assert_eq!(counter.count(), 1);
 }
 
 #[test]
 fn only_the_waker_of_the_latest_poll_is_woken() {
     let (client, peer, _listener) = stalled("wake-latest", 64);
-    let (first, first_waker) = counting_waker();
-    let (second, second_waker) = counting_waker();
+    let (first, first_waker) = WakeCounter::new();
+    let (second, second_waker) = WakeCounter::new();
 
     let mut send = client.send(vec![2; 16]);
     assert!(poll_once(&mut send, &first_waker).is_pending());
@@ -101,7 +83,7 @@ fn only_the_waker_of_the_latest_poll_is_woken() {
     assert!(poll_once(&mut send, &second_waker).is_pending());
     peer.resume();
     assert!(wait_for_count(&second, 1));
-    assert_eq!(count(&first), 0, "the replaced waker was woken");
+    assert_eq!(first.count(), 0, "the replaced waker was woken");
     assert!(matches!(poll_once(&mut send, &second_waker), Poll::Ready(Ok(()))));
 }
 
@@ -109,7 +91,7 @@ fn only_the_waker_of_the_latest_poll_is_woken() {
 fn a_deadline_wakes_the_sender_though_no_space_is_ever_freed() {
     const TIMEOUT: Duration = Duration::from_millis(200);
     let (client, _peer, _listener) = stalled("wake-deadline", 64);
-    let (counter, waker) = counting_waker();
+    let (counter, waker) = WakeCounter::new();
 
     let start = Instant::now();
     let mut send = client.send_timeout(vec![2; 16], TIMEOUT);
@@ -123,19 +105,19 @@ fn a_deadline_wakes_the_sender_though_no_space_is_ever_freed() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(client.stats().waiters, 0);
-    assert_eq!(count(&counter), 1);
+    assert_eq!(counter.count(), 1);
 }
 
 #[test]
 fn a_disconnect_wakes_every_waiting_sender() {
     let (client, peer, _listener) = stalled("wake-disconnect", 64);
-    let wakers: Vec<_> = (0..3).map(|_| counting_waker()).collect();
+    let wakers: Vec<_> = (0..3).map(|_| WakeCounter::new()).collect();
     let mut sends: Vec<_> = (0..3u8).map(|i| client.send(vec![i; 8])).collect();
     for (send, (_, waker)) in sends.iter_mut().zip(&wakers) {
         assert!(poll_once(send, waker).is_pending());
     }
     thread::sleep(QUIET);
-    assert!(wakers.iter().all(|(c, _)| count(c) == 0));
+    assert!(wakers.iter().all(|(c, _)| c.count() == 0));
 
     peer.reset();
     for ((i, send), (counter, waker)) in sends.iter_mut().enumerate().zip(&wakers) {
@@ -153,12 +135,12 @@ fn a_disconnect_wakes_every_waiting_sender() {
 #[test]
 fn a_flush_is_woken_when_the_bytes_are_written_and_not_before() {
     let (client, peer, _listener) = stalled("wake-flush", 64);
-    let (counter, waker) = counting_waker();
+    let (counter, waker) = WakeCounter::new();
 
     let mut flush = client.flush();
     assert!(poll_once(&mut flush, &waker).is_pending());
     thread::sleep(QUIET);
-    assert_eq!(count(&counter), 0, "woken while nothing was written");
+    assert_eq!(counter.count(), 0, "woken while nothing was written");
 
     peer.resume();
     let mut buf = [0u8; 64];
@@ -173,9 +155,9 @@ fn a_flush_is_woken_when_the_bytes_are_written_and_not_before() {
 #[test]
 fn a_close_is_woken_when_its_drain_time_runs_out() {
     let (client, _peer, _listener) = stalled("wake-close", 64);
-    let (counter, waker) = counting_waker();
+    let (counter, waker) = WakeCounter::new();
     // A sender waiting when the close starts gets its frame back at once.
-    let (sender, sender_waker) = counting_waker();
+    let (sender, sender_waker) = WakeCounter::new();
     let mut send = client.send(vec![2; 8]);
     assert!(poll_once(&mut send, &sender_waker).is_pending());
 
@@ -190,7 +172,7 @@ fn a_close_is_woken_when_its_drain_time_runs_out() {
         match poll_once(&mut close, &waker) {
             Poll::Ready(report) => break report,
             Poll::Pending => {
-                let seen = count(&counter);
+                let seen = counter.count();
                 assert!(wait_for_count(&counter, seen + 1), "the close was never finished");
             }
         }
@@ -203,7 +185,7 @@ fn a_close_is_woken_when_its_drain_time_runs_out() {
 #[test]
 fn the_sink_is_woken_when_its_waiting_frame_is_accepted() {
     let (client, peer, _listener) = stalled("wake-sink", 64);
-    let (counter, waker) = counting_waker();
+    let (counter, waker) = WakeCounter::new();
     let mut cx = Context::from_waker(&waker);
     let mut sink = client.sink();
 
@@ -211,7 +193,7 @@ fn the_sink_is_woken_when_its_waiting_frame_is_accepted() {
     Pin::new(&mut sink).start_send(Bytes::from(vec![2; 16])).unwrap();
     assert!(Pin::new(&mut sink).poll_ready(&mut cx).is_pending());
     thread::sleep(QUIET);
-    assert_eq!(count(&counter), 0, "woken while the peer was stalled");
+    assert_eq!(counter.count(), 0, "woken while the peer was stalled");
 
     peer.resume();
     assert!(wait_for_count(&counter, 1), "not woken after space was granted");

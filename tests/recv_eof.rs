@@ -7,12 +7,10 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use support::{unique_name, wait_until};
+use support::{WakeCounter, unique_name, wait_until};
 use tidegate::transport::mem::{MemListener, MemPeer};
 use tidegate::{AsyncClient, Client, Config, Connection, DisconnectKind, RecvError, TryRecvError};
 
@@ -36,25 +34,6 @@ fn drain(client: &Client) -> (Vec<u8>, Result<(), RecvError>) {
         }
     }
     panic!("the stream never ended");
-}
-
-/// Counts its wake-ups.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counter() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count::default());
-    (count.clone(), Waker::from(count))
-}
-
-fn wakes(count: &Count) -> usize {
-    count.0.load(Ordering::SeqCst)
 }
 
 #[test]
@@ -140,21 +119,21 @@ fn woken_by(
     let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     let peer = listener.accept_timeout(WAIT).unwrap();
     futures::executor::block_on(conn.connected()).unwrap();
-    let (count, waker) = counter();
+    let (count, waker) = WakeCounter::new();
     let mut op = conn.recv(deadline.map(|d| Instant::now() + d));
     assert!(op.poll_with(&waker).is_pending());
     if deadline.is_none() {
         // Nothing arrives: the receiver is not woken (it does not spin or poll).
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(wakes(&count), 0, "woken while nothing arrived");
+        assert_eq!(count.count(), 0, "woken while nothing arrived");
     }
     event(&peer);
-    assert!(wait_until(WAIT, || wakes(&count) > 0), "the receiver was never woken");
+    assert!(wait_until(WAIT, || count.count() > 0), "the receiver was never woken");
     match op.poll_with(&waker) {
         Poll::Ready(result) => check(result),
         Poll::Pending => panic!("woken but not ready"),
     }
-    assert_eq!(wakes(&count), 1, "woken exactly once");
+    assert_eq!(count.count(), 1, "woken exactly once");
 }
 
 #[test]
@@ -198,20 +177,20 @@ fn receivers_are_served_in_arrival_order_and_one_that_leaves_loses_nothing() {
     let listener = MemListener::bind(&unique_name("recv-eof-fifo")).unwrap();
     let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     let peer = listener.accept_timeout(WAIT).unwrap();
-    let (first_count, first_waker) = counter();
-    let (second_count, second_waker) = counter();
+    let (first_count, first_waker) = WakeCounter::new();
+    let (second_count, second_waker) = WakeCounter::new();
     let mut first = conn.recv(None);
     let mut second = conn.recv(None);
     assert!(first.poll_with(&first_waker).is_pending());
     assert!(second.poll_with(&second_waker).is_pending());
     // A newcomer may not pass them.
     peer.write(b"a");
-    assert!(wait_until(WAIT, || wakes(&first_count) == 1));
+    assert!(wait_until(WAIT, || first_count.count() == 1));
     assert!(conn.try_recv().unwrap_err().is_empty(), "no barging past waiting receivers");
-    assert_eq!(wakes(&second_count), 0, "only the head is woken");
+    assert_eq!(second_count.count(), 0, "only the head is woken");
     // The head leaves without taking anything: the next one gets the data.
     drop(first);
-    assert!(wait_until(WAIT, || wakes(&second_count) == 1));
+    assert!(wait_until(WAIT, || second_count.count() == 1));
     match second.poll_with(&second_waker) {
         Poll::Ready(Ok(Some(chunk))) => assert_eq!(chunk, "a"),
         other => panic!("the second receiver should get the data: {other:?}"),

@@ -584,7 +584,7 @@ impl Cursor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn frame(byte: u8, len: usize) -> Bytes {
@@ -832,7 +832,7 @@ mod tests {
     }
 
     /// Drops `n` bytes from the front of the chunks in flight, as the driver does.
-    fn advance(in_flight: &mut VecDeque<Bytes>, offset: &mut usize, mut n: usize) {
+    pub(crate) fn advance(in_flight: &mut VecDeque<Bytes>, offset: &mut usize, mut n: usize) {
         while n > 0 {
             let left = in_flight[0].len() - *offset;
             if n < left {

@@ -868,6 +868,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::buffer::tests::advance;
 
     /// Counts its wake-ups.
     #[derive(Default)]
@@ -1143,20 +1144,6 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             ((self.0 >> 33) % n as u64) as usize
-        }
-    }
-
-    /// Drops the first `n` bytes of the chunks in flight, as the driver does.
-    fn advance(in_flight: &mut VecDeque<Bytes>, offset: &mut usize, mut n: usize) {
-        while n > 0 {
-            let left = in_flight[0].len() - *offset;
-            if n < left {
-                *offset += n;
-                return;
-            }
-            n -= left;
-            in_flight.pop_front();
-            *offset = 0;
         }
     }
 

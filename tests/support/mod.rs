@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -436,5 +437,28 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.disarmed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A waker that counts how often it was woken.
+#[derive(Debug, Default)]
+pub struct WakeCounter(AtomicUsize);
+
+impl WakeCounter {
+    /// A counter and a waker that adds to it.
+    pub fn new() -> (Arc<Self>, Waker) {
+        let counter = Arc::new(Self::default());
+        (counter.clone(), Waker::from(counter))
+    }
+
+    /// The wake-ups so far.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for WakeCounter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
