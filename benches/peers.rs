@@ -23,6 +23,9 @@
 //!   are threads sharing one client.
 //! - `tidegate Client behind a 64 KiB BufWriter`: each producer thread wraps its clone of the
 //!   client (`impl io::Write`) in a `BufWriter`, so small frames reach the core 64 KiB at a time.
+//! - `tidegate Client, send_batch of 64 frames` (64 B frames only): each producer thread
+//!   copies 64 frames into a `FrameBatch` and sends it with [`tidegate::Client::send_batch`],
+//!   so frame boundaries are kept and the core's lock is taken once per 64 frames.
 //! - `tidegate AsyncClient`: `AsyncClient::send(frame).await`, 1,000 tasks on tokio (multi-thread
 //!   runtime) and on async-std.
 //! - `Mutex+Condvar`: a `Mutex<VecDeque<Bytes>>` bounded to 1 MiB of frames, drained by a writer
@@ -113,7 +116,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tidegate::{AsyncClient, Client, DEFAULT_CAPACITY};
+use tidegate::{AsyncClient, Client, DEFAULT_CAPACITY, FrameBatch};
 
 /// Frame sizes of the throughput cases.
 const FRAME_SIZES: [usize; 3] = [64, 1024, 64 * 1024];
@@ -729,6 +732,56 @@ fn tidegate_bufwriter(frame: usize, producers: usize, per: u64) -> io::Result<Sa
     })
 }
 
+/// Frames per batch in the `send_batch` rows.
+const BATCH: usize = 64;
+
+/// `producers` threads sharing one `Client`, each copying its frames into a [`FrameBatch`] and
+/// sending it with `send_batch` every [`BATCH`] frames.
+fn tidegate_batch(frame: usize, producers: usize, per: u64) -> io::Result<Sample> {
+    let msgs = per * producers as u64;
+    timed(msgs, msgs * frame as u64, |addr| {
+        let client = Client::builder().capacity(CAPACITY).connect(&format!("tcp://{addr}"));
+        let client = client.map_err(other)?;
+        let start = Arc::new(Barrier::new(producers + 1));
+        let workers: Vec<_> = (0..producers)
+            .map(|_| {
+                let client = client.clone();
+                let start = start.clone();
+                thread::spawn(move || -> io::Result<()> {
+                    let frame = frame_of(frame);
+                    start.wait();
+                    let mut batch = FrameBatch::with_capacity(BATCH * frame.len());
+                    for _ in 0..per {
+                        batch.push(&frame);
+                        if batch.len() == BATCH {
+                            let full = std::mem::replace(
+                                &mut batch,
+                                FrameBatch::with_capacity(BATCH * frame.len()),
+                            );
+                            client.send_batch(full).map_err(other)?;
+                        }
+                    }
+                    if !batch.is_empty() {
+                        client.send_batch(batch).map_err(other)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        start.wait();
+        let started = Instant::now();
+        for worker in workers {
+            worker.join().map_err(|_| other("a producer panicked"))??;
+        }
+        client.flush().map_err(other)?;
+        let report = client.close().map_err(other)?;
+        if !report.is_clean() {
+            return Err(other(format!("unclean close: {report:?}")));
+        }
+        Ok(started)
+    })
+}
+
 /// `producers` threads each sending `per` frames through `P`.
 fn threads<P: Peer>(frame: usize, producers: usize, per: u64) -> io::Result<Sample> {
     let msgs = per * producers as u64;
@@ -876,6 +929,7 @@ enum Imp {
     Ceiling,
     BufWriter,
     Tidegate,
+    TidegateBatch,
     TidegateBufWriter,
     TidegateTokio,
     TidegateAsyncStd,
@@ -892,6 +946,7 @@ impl Imp {
             Self::Ceiling => "loopback ceiling (256 KiB writes)",
             Self::BufWriter => "BufWriter, 1 thread, unbounded",
             Self::Tidegate => "tidegate Client",
+            Self::TidegateBatch => "tidegate Client, send_batch of 64 frames",
             Self::TidegateBufWriter => "tidegate Client behind a 64 KiB BufWriter",
             Self::TidegateTokio => "tidegate AsyncClient on tokio",
             Self::TidegateAsyncStd => "tidegate AsyncClient on async-std",
@@ -906,7 +961,11 @@ impl Imp {
     fn is_tidegate(self) -> bool {
         matches!(
             self,
-            Self::Tidegate | Self::TidegateBufWriter | Self::TidegateTokio | Self::TidegateAsyncStd
+            Self::Tidegate
+                | Self::TidegateBatch
+                | Self::TidegateBufWriter
+                | Self::TidegateTokio
+                | Self::TidegateAsyncStd
         )
     }
 
@@ -948,6 +1007,7 @@ impl Case {
             Imp::Ceiling => loopback_ceiling(total),
             Imp::BufWriter => bufwriter(frame, per),
             Imp::Tidegate => threads::<Tidegate>(frame, producers, per),
+            Imp::TidegateBatch => tidegate_batch(frame, producers, per),
             Imp::TidegateBufWriter => tidegate_bufwriter(frame, producers, per),
             Imp::TidegateTokio => tidegate_tokio(frame, producers, per),
             Imp::TidegateAsyncStd => tidegate_async_std(frame, producers, per),
@@ -982,6 +1042,9 @@ fn cases() -> Vec<Case> {
         add(Imp::BufWriter, 1);
         for producers in [1, 4] {
             add(Imp::Tidegate, producers);
+            if frame == 64 {
+                add(Imp::TidegateBatch, producers);
+            }
             if frame < BUFWRITER {
                 add(Imp::TidegateBufWriter, producers);
             }

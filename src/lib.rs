@@ -39,9 +39,9 @@ pub use tidegate_async::{
 pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY,
-    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, FlushError, IoGroup,
-    LinkCall, LinkError, RecvError, RecvOp, SendError, Stats, TryRecvError, TrySendError,
-    UnsentFrame, Watermark, WatermarkEvents, codec, transport,
+    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, FlushError,
+    FrameBatch, IoGroup, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, Stats,
+    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

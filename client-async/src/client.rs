@@ -9,8 +9,8 @@ use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
 use tidegate_core::{
-    Budget, Config, ConnectError, Connection, IoGroup, LinkCall, Stats, TryRecvError, TrySendError,
-    Watermark, WatermarkEvents,
+    Budget, Config, ConnectError, Connection, FrameBatch, IoGroup, LinkCall, SendBatchOp, Stats,
+    TryRecvError, TrySendError, Watermark, WatermarkEvents,
 };
 
 use crate::ops::{CloseFuture, FlushFuture, SendFuture};
@@ -240,6 +240,76 @@ impl AsyncClient {
     /// ```
     pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
         self.conn.try_send(frame.into())
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting for room for as long as the
+    /// configured send timeout allows (by default, as long as it takes).
+    ///
+    /// The frames enter the buffer together, back to back and in order, under one lock: a
+    /// producer of many small frames pays for the lock once per batch, not once per frame, and
+    /// keeps its frame boundaries. The batch takes one place in the same FIFO line as single
+    /// frames and is moved in whole when there is room for all of it.
+    ///
+    /// # Errors
+    ///
+    /// The error contains the whole batch: [`SendError::TooLarge`](crate::SendError::TooLarge)
+    /// if its total length could never fit, [`SendError::Empty`](crate::SendError::Empty) for
+    /// a batch without frames (or, without framing, with an empty frame), otherwise as
+    /// [`AsyncClient::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaks no capacity: a batch still waiting in
+    /// line leaves it and is **not sent**; a batch the driver already moved into the buffer
+    /// **is sent**, all of it. [`SendBatchOp::cancel`](crate::SendBatchOp::cancel) tells which,
+    /// and hands the batch back in the first case. A batch is never sent in part.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-batch-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let mut batch = FrameBatch::with_capacity(64 * 64);
+    ///     for i in 0..64u8 {
+    ///         batch.push([i; 64]);
+    ///     }
+    ///     client.send_batch(batch).await.unwrap();
+    ///     assert_eq!(client.stats().frames_accepted, 64);
+    /// });
+    /// ```
+    pub fn send_batch(&self, batch: FrameBatch) -> SendBatchOp<&Connection> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        self.conn.send_batch(batch, deadline)
+    }
+
+    /// Puts every frame of `batch` into the buffer, as one unit, only if all of them fit now
+    /// and no one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when the batch would have to wait; otherwise as
+    /// [`AsyncClient::send_batch`]. The error contains the whole batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_async::{AsyncClient, FrameBatch, TrySendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-try-send-batch-example").unwrap();
+    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("fits");
+    /// client.try_send_batch(batch).unwrap();
+    /// let empty = client.try_send_batch(FrameBatch::new());
+    /// assert!(matches!(empty, Err(TrySendError::Empty(_))));
+    /// ```
+    pub fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
+        self.conn.try_send_batch(batch)
     }
 
     /// Sends an urgent (control) frame, such as a heartbeat or a close frame: it may use the

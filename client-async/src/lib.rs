@@ -101,6 +101,6 @@ pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
-    FlushError, IoGroup, LinkCall, LinkError, RecvError, SendError, Stats, TryRecvError,
-    TrySendError, UnsentFrame, Watermark,
+    FlushError, FrameBatch, IoGroup, LinkCall, LinkError, RecvError, SendBatchOp, SendError, Stats,
+    TryRecvError, TrySendError, UnsentFrame, Watermark,
 };

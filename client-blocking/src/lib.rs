@@ -48,8 +48,8 @@ use tidegate_core::SendOp;
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect,
-    DisconnectKind, FlushError, IoGroup, LinkError, RecvError, SendError, Stats, TryRecvError,
-    TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    DisconnectKind, FlushError, FrameBatch, IoGroup, LinkError, RecvError, SendBatchOp, SendError,
+    Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
 };
 
 /// Unparks the thread it was made on.
@@ -323,6 +323,121 @@ impl Client {
     /// ```
     pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
         self.conn.try_send(frame.into())
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting for room for as long as the
+    /// configured send timeout allows (by default, as long as it takes).
+    ///
+    /// The frames enter the buffer together, back to back and in order, under one lock: a
+    /// producer of many small frames pays for the lock once per batch, not once per frame, and
+    /// keeps its frame boundaries (unlike a `BufWriter` over [`Client`]'s `io::Write`). The
+    /// batch takes one place in the same FIFO line as single frames, passes no one and is
+    /// passed by no one, and is moved in whole when there is room for all of it.
+    ///
+    /// # Errors
+    ///
+    /// The error contains the whole batch: [`SendError::TooLarge`] if its total length
+    /// (headers included, with framing) exceeds the capacity less the urgent reserve,
+    /// [`SendError::Empty`] for a batch without frames or, without framing, with an empty
+    /// frame, and otherwise as [`Client::send`], [`SendError::WouldDeadlock`] included.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread while the batch does not fit or others wait ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-send-batch-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let mut batch = FrameBatch::with_capacity(64 * 64);
+    /// for i in 0..64u8 {
+    ///     batch.push([i; 64]);
+    /// }
+    /// client.send_batch(batch).unwrap();
+    /// assert_eq!(client.stats().frames_accepted, 64);
+    /// ```
+    pub fn send_batch(&self, batch: FrameBatch) -> Result<(), SendError<FrameBatch>> {
+        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
+        self.send_batch_until(batch, deadline)
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send_batch`]; [`SendError::Timeout`] carries the whole batch back when
+    /// `timeout` passes.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout` (plus scheduling delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::{Client, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-send-batch-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("ping");
+    /// batch.push("pong");
+    /// client.send_batch_timeout(batch, Duration::from_millis(100)).unwrap();
+    /// ```
+    pub fn send_batch_timeout(
+        &self,
+        batch: FrameBatch,
+        timeout: Duration,
+    ) -> Result<(), SendError<FrameBatch>> {
+        self.send_batch_until(batch, Some(Instant::now() + timeout))
+    }
+
+    fn send_batch_until(
+        &self,
+        batch: FrameBatch,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<FrameBatch>> {
+        // As for a frame: the fast path first, and the full path decides again under the lock.
+        let batch = match self.conn.try_send_batch(batch) {
+            Ok(()) => return Ok(()),
+            Err(err) => err.into_inner(),
+        };
+        let mut op = self.conn.send_batch(batch, deadline);
+        match wait_guarded(deadline, |waker| op.poll_with(waker)) {
+            Ok(result) => result,
+            // Leave the line; if the batch was let in meanwhile, it is sent after all.
+            Err(OnDriverThread) => op.cancel().map_or(Ok(()), |b| Err(SendError::WouldDeadlock(b))),
+        }
+    }
+
+    /// Puts every frame of `batch` into the buffer, as one unit, only if all of them fit now
+    /// and no one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when the batch would have to wait; otherwise as
+    /// [`Client::send_batch`]. The error contains the whole batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::{Client, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-try-send-batch-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("fits");
+    /// client.try_send_batch(batch).unwrap();
+    /// ```
+    pub fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
+        self.conn.try_send_batch(batch)
     }
 
     /// Sends an urgent (control) frame, such as a heartbeat or a close frame: it may use the

@@ -413,6 +413,31 @@ impl OutBuffer {
         self.queued += len;
     }
 
+    /// Appends the frames of a batch: `bytes` holds them back to back (each with its header,
+    /// with framing), `lens` their lengths on the wire. The caller has checked that they fit.
+    ///
+    /// A small batch is copied into the tail like a small frame; a larger one is queued as
+    /// one chunk, without a copy. Either way its frames are contiguous and whole, in order.
+    pub(crate) fn push_batch(&mut self, bytes: Bytes, lens: &[usize]) {
+        let len = bytes.len();
+        debug_assert_eq!(len, lens.iter().sum::<usize>(), "the lengths cover the bytes");
+        debug_assert!(
+            lens.iter().all(|&l| l > 0),
+            "empty frames are refused before they reach the buffer"
+        );
+        debug_assert!(lens.iter().all(|&l| l >= self.header_len), "every frame has its header");
+        if len <= COPY_MAX {
+            self.tail_room(len);
+            self.tail.extend_from_slice(&bytes);
+        } else {
+            self.seal_tail();
+            self.chunks.push_back(bytes);
+        }
+        self.frames.extend(lens.iter().copied());
+        self.held += len;
+        self.queued += len;
+    }
+
     /// Makes room for `len` more bytes in the tail, sealing it first if it is full.
     #[inline]
     fn tail_room(&mut self, len: usize) {
@@ -706,6 +731,60 @@ pub(crate) mod tests {
         assert!(out.iter().all(|c| c.len() % 7 == 0));
         assert_eq!(out.iter().map(Bytes::len).sum::<usize>(), 350);
     }
+
+    #[test]
+    fn a_batch_keeps_its_frames_whole_and_in_order_between_others() {
+        let mut buf = OutBuffer::new(1 << 20);
+        buf.push(frame(1, 3));
+        // Small: copied into the tail behind the frame before it.
+        buf.push_batch(Bytes::from_static(&[2, 2, 3, 3, 3]), &[2, 3]);
+        // Large: one chunk of its own, not copied.
+        let big: Vec<u8> = [vec![4; COPY_MAX], vec![5; 10]].concat();
+        let big = Bytes::from(big);
+        buf.push_batch(big.clone(), &[COPY_MAX, 10]);
+        buf.push(frame(6, 1));
+        assert_eq!(buf.held(), 3 + 5 + COPY_MAX + 10 + 1);
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        let lens: Vec<usize> = in_flight.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [8, COPY_MAX + 10, 1]);
+        assert_eq!(in_flight[1].as_ptr(), big.as_ptr(), "a large batch is queued without a copy");
+        // Every frame of the batch counts as one when it completes.
+        assert_eq!(buf.consume(3 + 2 + 3), 3);
+        assert_eq!(buf.consume(COPY_MAX + 10 + 1), 3);
+        assert_eq!(buf.held(), 0);
+    }
+
+    #[test]
+    fn unsent_batch_frames_come_back_one_by_one() {
+        let mut buf = OutBuffer::new(1 << 20);
+        let big: Vec<u8> = [vec![1; 4], vec![2; COPY_MAX], vec![3; 6]].concat();
+        buf.push_batch(Bytes::from(big), &[4, COPY_MAX, 6]);
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        buf.push_batch(Bytes::from_static(&[7, 8, 8]), &[1, 2]);
+        // The first frame and 5 bytes of the second are out.
+        assert_eq!(buf.consume(9), 1);
+        let unsent = buf.drain_unsent(&mut in_flight, 9);
+        let got: Vec<(u8, usize, usize)> =
+            unsent.iter().map(|u| (u.frame()[0], u.frame().len(), u.written())).collect();
+        assert_eq!(got, [(2, COPY_MAX, 5), (3, 6, 0), (7, 1, 0), (8, 2, 0)]);
+        assert!(unsent.iter().all(|u| u.frame().iter().all(|b| *b == u.frame()[0])));
+    }
+
+    #[test]
+    fn a_framed_batch_comes_back_without_its_headers() {
+        let mut buf = framed_buffer();
+        let wire: Vec<u8> = [&[0u8, 2, 1, 1][..], &[0, 0], &[0, 1, 2]].concat();
+        buf.push_batch(Bytes::from(wire.clone()), &[4, 2, 3]);
+        let mut in_flight = VecDeque::new();
+        buf.take_chunks(&mut in_flight);
+        assert_eq!(wire_of(&in_flight), wire);
+        let unsent = buf.drain_unsent(&mut in_flight, 0);
+        let got: Vec<&[u8]> = unsent.iter().map(|u| &u.frame()[..]).collect();
+        assert_eq!(got, [&[1u8, 1][..], &[], &[2]]);
+    }
+
     /// A 2-byte big-endian length header, as `LengthDelimited::new().width(2)` writes it.
     fn header(payload_len: usize) -> Header {
         let codec = crate::codec::LengthDelimited::new().width(2);

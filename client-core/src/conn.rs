@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use crate::batch::FrameBatch;
 use crate::buffer::Header;
 use crate::codec::EncodeError;
 use crate::config::Config;
@@ -84,6 +85,59 @@ impl ConnShared {
             }
         };
         self.lock().admit_framed(frame, header, urgent, deadline, waker, Instant::now, fx)
+    }
+
+    /// Offers a batch (its frozen bytes and frame lengths) to the state as one unit. With
+    /// framing, the wire image (each frame's header, then its payload) is built first, outside
+    /// the lock: one copy. Errors leave the batch with the caller.
+    fn admit_batch(
+        &self,
+        bytes: &Bytes,
+        lens: &[usize],
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<()>> {
+        let Some(encoder) = self.config.framing_ref().encoder() else {
+            if lens.is_empty() || lens.contains(&0) {
+                return Err(SendError::Empty(()));
+            }
+            // Copied before the lock is taken, so it is held only to push.
+            let (wire, lens) = (bytes.clone(), Box::<[usize]>::from(lens));
+            let admitted =
+                self.lock().admit_batch(wire, lens, 0, deadline, waker, Instant::now, fx);
+            return admitted.map_err(|err| err.map(drop));
+        };
+        if lens.is_empty() {
+            return Err(SendError::Empty(()));
+        }
+        let header_len = encoder.header_len();
+        let headers = header_len * lens.len();
+        let mut wire = BytesMut::with_capacity(bytes.len() + headers);
+        let mut wire_lens = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &len in lens {
+            match Header::encode(&**encoder, len) {
+                Ok(header) => wire.extend_from_slice(header.as_slice()),
+                Err(EncodeError::TooLarge { max, .. }) => {
+                    return Err(SendError::TooLarge { frame: (), capacity: max });
+                }
+            }
+            wire.extend_from_slice(&bytes[at..at + len]);
+            at += len;
+            wire_lens.push(header_len + len);
+        }
+        let wire = wire.freeze();
+        let admitted = self.lock().admit_batch(
+            wire,
+            wire_lens.into_boxed_slice(),
+            headers,
+            deadline,
+            waker,
+            Instant::now,
+            fx,
+        );
+        admitted.map_err(|err| err.map(drop))
     }
 
     /// Carries out what a state change asked for. Call without holding the lock.
@@ -408,6 +462,119 @@ impl Connection {
     /// ```
     pub fn send_owned(self, frame: Bytes, deadline: Option<Instant>) -> SendOp<Self> {
         SendOp::new(self, frame, false, deadline)
+    }
+
+    /// Puts every frame of `batch` into the buffer, as one unit, only if all of them fit now
+    /// and no one is waiting; never waits.
+    ///
+    /// The frames go in together, back to back and in order, under one lock, or none does.
+    /// A batch counts as one sender: it passes no one waiting, and it fits the capacity (less
+    /// the urgent reserve) and any shared [`Budget`](crate::Budget) as a single frame of its
+    /// total length (headers included, with framing) would. Its frames are counted one by one
+    /// in [`Stats`] and in a close report.
+    ///
+    /// # Errors
+    ///
+    /// The error contains the whole batch: [`TrySendError::Full`] if it does not fit now or
+    /// others wait ahead of it, [`TrySendError::TooLarge`] if it could never fit,
+    /// [`TrySendError::Empty`] for a batch without frames or, without framing, with an empty
+    /// frame, and the other variants as for [`Connection::try_send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-try-send-batch").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(1024)).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("one");
+    /// batch.push("two");
+    /// conn.try_send_batch(batch).unwrap();
+    /// assert_eq!(conn.stats().frames_accepted, 2);
+    /// ```
+    pub fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
+        let shared = self.shared();
+        let (bytes, lens) = batch.into_parts();
+        let mut fx = Effects::default();
+        let admitted = shared.admit_batch(&bytes, &lens, None, None, &mut fx);
+        shared.apply(fx);
+        match admitted {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.map(|()| FrameBatch::from_parts(bytes, lens)).into()),
+        }
+    }
+
+    /// Starts sending every frame of `batch` as one unit: the returned operation resolves once
+    /// all of them are in the buffer, or with an error carrying the whole batch. `deadline`
+    /// bounds the wait for room, as for [`Connection::send`].
+    ///
+    /// The batch takes one place in the same FIFO line as single frames: it passes no one and
+    /// no one passes it. When there is room for all of it, the driver moves it into the buffer
+    /// in one step; its frames then go on the wire back to back and in order, never
+    /// interleaved with other frames.
+    ///
+    /// # Errors
+    ///
+    /// The operation resolves to a [`SendError`] that carries the batch:
+    /// [`SendError::TooLarge`] at once if its total length (headers included, with framing)
+    /// exceeds the capacity less the urgent reserve, or a shared budget's limit;
+    /// [`SendError::Empty`] at once for a batch without frames or, without framing, with an
+    /// empty frame; otherwise as [`Connection::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendBatchOp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-batch").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// for i in 0..10u8 {
+    ///     batch.push([i; 64]);
+    /// }
+    /// futures::executor::block_on(conn.send_batch(batch, None)).unwrap();
+    /// assert_eq!(conn.stats().frames_accepted, 10);
+    /// ```
+    pub fn send_batch(&self, batch: FrameBatch, deadline: Option<Instant>) -> SendBatchOp<&Self> {
+        SendBatchOp::new(self, batch, deadline)
+    }
+
+    /// Like [`Connection::send_batch`], but the operation owns a handle to the connection, so
+    /// it can be stored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send_batch`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`SendBatchOp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-batch-owned").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("hi");
+    /// futures::executor::block_on(conn.clone().send_batch_owned(batch, None)).unwrap();
+    /// ```
+    pub fn send_batch_owned(
+        self,
+        batch: FrameBatch,
+        deadline: Option<Instant>,
+    ) -> SendBatchOp<Self> {
+        SendBatchOp::new(self, batch, deadline)
     }
 
     /// Starts a flush: the returned operation resolves once every byte accepted before this
@@ -975,6 +1142,238 @@ impl<C: Borrow<Connection>> Drop for SendOp<C> {
         // sender that is gone.
         if matches!(self.stage, Stage::Queued { .. }) && self.take_back().is_some() {
             log::trace!("a pending send was dropped; its frame was not sent");
+        }
+    }
+}
+
+/// Where a [`SendBatchOp`] is.
+#[derive(Debug)]
+enum BatchStage {
+    /// Not polled yet.
+    Start { deadline: Option<Instant> },
+    /// The batch waits in the connection's queue under this ticket.
+    Queued { ticket: u64 },
+    /// Completed, or cancelled.
+    Done,
+}
+
+/// A batch send in progress, returned by [`Connection::send_batch`] and
+/// [`Connection::send_batch_owned`].
+///
+/// Resolves to `Ok(())` once every frame of the batch is in the buffer, or to an error
+/// carrying the whole batch. The batch is one unit: all of its frames are accepted together,
+/// or none.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `SendBatchOp` removes the batch from the queue, unless the driver
+/// already moved it into the buffer, in which case all of its frames will be sent. To find out
+/// which, and to get the batch back, call [`SendBatchOp::cancel`] instead of dropping it.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_core::{Config, Connection, FrameBatch};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-send-batch-op").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let mut batch = FrameBatch::new();
+/// batch.push("x");
+/// let op = conn.send_batch(batch.clone(), None);
+/// assert_eq!(op.cancel(), Some(batch), "never polled: never sent");
+/// ```
+#[must_use = "a send does nothing unless polled"]
+pub struct SendBatchOp<C: Borrow<Connection>> {
+    conn: C,
+    /// The caller's batch, frozen, until the operation completes: what goes back on an error
+    /// or a cancel.
+    batch: Option<(Bytes, Vec<usize>)>,
+    stage: BatchStage,
+}
+
+impl<C: Borrow<Connection>> fmt::Debug for SendBatchOp<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendBatchOp").field("stage", &self.stage).finish_non_exhaustive()
+    }
+}
+
+impl<C: Borrow<Connection>> SendBatchOp<C> {
+    fn new(conn: C, batch: FrameBatch, deadline: Option<Instant>) -> Self {
+        Self { conn, batch: Some(batch.into_parts()), stage: BatchStage::Start { deadline } }
+    }
+
+    /// The batch back, out of `slot`.
+    fn thaw(slot: &mut Option<(Bytes, Vec<usize>)>) -> FrameBatch {
+        let (bytes, lens) = slot.take().unwrap_or_default();
+        FrameBatch::from_parts(bytes, lens)
+    }
+
+    /// Polls with a bare waker: the blocking facade's way in.
+    ///
+    /// On `Pending`, `waker` is woken once the batch was accepted or the wait ended; polling
+    /// again then returns `Ready`.
+    ///
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-batch-op-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("room to spare");
+    /// let mut op = conn.send_batch(batch, None);
+    /// assert!(matches!(op.poll_with(Waker::noop()), Poll::Ready(Ok(()))));
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<FrameBatch>>> {
+        let shared = self.conn.borrow().shared();
+        let mut fx = Effects::default();
+        let result = match std::mem::replace(&mut self.stage, BatchStage::Done) {
+            BatchStage::Start { deadline } => {
+                let (bytes, lens) = self.batch.as_ref().expect("kept until completion");
+                match shared.admit_batch(bytes, lens, deadline, Some(waker), &mut fx) {
+                    Ok(Admit::Accepted) => {
+                        self.batch = None;
+                        Poll::Ready(Ok(()))
+                    }
+                    Ok(Admit::Queued(ticket)) => {
+                        self.stage = BatchStage::Queued { ticket };
+                        Poll::Pending
+                    }
+                    Err(err) => Poll::Ready(Err(err.map(|()| Self::thaw(&mut self.batch)))),
+                }
+            }
+            BatchStage::Queued { ticket } => {
+                let outcome = shared.lock().poll_queued(ticket, waker, &mut fx);
+                match outcome {
+                    Some(Ok(())) => {
+                        self.batch = None;
+                        Poll::Ready(Ok(()))
+                    }
+                    // The state's copy is dropped first, so the batch's bytes are not copied.
+                    Some(Err(err)) => Poll::Ready(Err(err.map(|wire| {
+                        drop(wire);
+                        Self::thaw(&mut self.batch)
+                    }))),
+                    None => {
+                        self.stage = BatchStage::Queued { ticket };
+                        Poll::Pending
+                    }
+                }
+            }
+            BatchStage::Done => panic!("SendBatchOp polled after completion"),
+        };
+        shared.apply(fx);
+        result
+    }
+
+    /// Returns whether the batch is waiting in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-batch-op-is-queued").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"full")).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("ne");
+    /// batch.push("xt");
+    /// let mut op = conn.send_batch(batch, None);
+    /// assert!(op.poll_with(Waker::noop()).is_pending());
+    /// assert!(op.is_queued());
+    /// ```
+    pub fn is_queued(&self) -> bool {
+        matches!(self.stage, BatchStage::Queued { .. })
+    }
+
+    /// Gives up: returns the batch if it was not accepted, or `None` if it was (all of its
+    /// frames will be sent) or the operation already completed.
+    ///
+    /// A queued batch leaves the queue at once, and the sender behind it is reconsidered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, FrameBatch};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-send-batch-op-cancel").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// conn.try_send(Bytes::from_static(b"full")).unwrap();
+    /// let mut batch = FrameBatch::new();
+    /// batch.push("ne");
+    /// batch.push("xt");
+    /// let mut op = conn.send_batch(batch.clone(), None);
+    /// assert!(op.poll_with(Waker::noop()).is_pending());
+    /// assert_eq!(op.cancel(), Some(batch));
+    /// assert_eq!(conn.stats().waiters, 0);
+    /// ```
+    pub fn cancel(mut self) -> Option<FrameBatch> {
+        self.take_back()
+    }
+
+    fn take_back(&mut self) -> Option<FrameBatch> {
+        match std::mem::replace(&mut self.stage, BatchStage::Done) {
+            BatchStage::Start { .. } => Some(Self::thaw(&mut self.batch)),
+            BatchStage::Queued { ticket } => {
+                let shared = self.conn.borrow().shared();
+                let mut fx = Effects::default();
+                let wire = shared.lock().cancel(ticket, &mut fx);
+                shared.apply(fx);
+                match wire {
+                    Some(wire) => {
+                        drop(wire);
+                        Some(Self::thaw(&mut self.batch))
+                    }
+                    None => {
+                        self.batch = None;
+                        None
+                    }
+                }
+            }
+            BatchStage::Done => None,
+        }
+    }
+}
+
+impl<C: Borrow<Connection> + Unpin> Future for SendBatchOp<C> {
+    type Output = Result<(), SendError<FrameBatch>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+impl<C: Borrow<Connection>> Drop for SendBatchOp<C> {
+    fn drop(&mut self) {
+        // Leave the queue, so the next waiter is reconsidered and no capacity is held for a
+        // sender that is gone.
+        if matches!(self.stage, BatchStage::Queued { .. }) && self.take_back().is_some() {
+            log::trace!("a pending batch send was dropped; its frames were not sent");
         }
     }
 }

@@ -51,6 +51,7 @@
 
 #![forbid(unsafe_code)]
 
+mod batch;
 mod budget;
 mod buffer;
 pub mod codec;
@@ -69,11 +70,12 @@ mod state;
 pub mod transport;
 mod watermark;
 
+pub use batch::FrameBatch;
 pub use budget::Budget;
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
-pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, RecvOp, SendOp};
+pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, RecvOp, SendBatchOp, SendOp};
 pub use driver::{IoGroup, is_driver_thread};
 pub use error::{
     CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, RecvError,

@@ -17,6 +17,10 @@
 //! the same lock and takes its frame back; if it was the head, [`State::grant`] runs again so the
 //! next one is reconsidered at once. Wakers are collected while the lock is held and woken by
 //! the caller after it is released.
+//!
+//! A batch of frames ([`State::admit_batch`]) is one sender under the same rules: it enters
+//! whole or waits whole, as one frame of its total length would, and its frames are counted
+//! one by one once it is in.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
@@ -67,8 +71,11 @@ pub(crate) type Outcome = Result<(), SendError<Bytes>>;
 struct Waiter {
     /// The caller's frame (the payload, with framing): what goes back if it never enters.
     frame: Bytes,
-    /// Its header, encoded already; `None` without framing.
+    /// Its header, encoded already; `None` without framing, and for a batch.
     header: Option<Header>,
+    /// For a batch, the length of each of its frames on the wire (headers included, which
+    /// are then in `frame`); `None` for a single frame.
+    lens: Option<Box<[usize]>>,
     waker: Waker,
     deadline: Option<Instant>,
     since: Instant,
@@ -327,6 +334,37 @@ impl State {
         self.marks.grew(self.buf.held(), fx);
     }
 
+    /// Moves a batch into the buffer: its frames count one by one, and it wakes the driver as
+    /// a single frame would. The caller has checked that it fits.
+    fn push_batch(&mut self, bytes: Bytes, lens: &[usize], fx: &mut Effects) {
+        let len = bytes.len();
+        debug_assert!(self.fits(len, false));
+        if self.buf.held() == 0 {
+            fx.notify_driver = true;
+        }
+        self.buf.push_batch(bytes, lens);
+        self.stats.frames_accepted += lens.len() as u64;
+        self.stats.bytes_accepted += len as u64;
+        self.stats.high_water = self.stats.high_water.max(self.buf.held());
+        debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
+        self.marks.grew(self.buf.held(), fx);
+    }
+
+    /// Moves a waiter's frame or batch into the buffer.
+    fn push_waiter(
+        &mut self,
+        frame: Bytes,
+        header: Option<Header>,
+        lens: Option<Box<[usize]>>,
+        urgent: bool,
+        fx: &mut Effects,
+    ) {
+        match lens {
+            None => self.push(frame, header, urgent, fx),
+            Some(lens) => self.push_batch(frame, &lens, fx),
+        }
+    }
+
     /// A send: straight into the buffer if no one waits and it fits, else into the queue (or,
     /// with `waker` = `None`, refused as full).
     ///
@@ -371,15 +409,62 @@ impl State {
         if len == 0 {
             return Err(SendError::Empty(frame));
         }
+        let headers = header.len();
+        self.queue(frame, header.get().copied(), None, headers, urgent, deadline, waker, now, fx)
+    }
+
+    /// A batch of data frames: `bytes` holds them back to back, each with its header if the
+    /// connection frames them, `lens` their lengths on the wire, and `headers` the bytes of
+    /// header among them. The batch is one unit: it enters the buffer whole under this lock,
+    /// or waits whole in the data line, exactly as a single frame of its total length would.
+    /// Errors carry `bytes`. The caller has refused an empty batch and, without framing, a
+    /// batch with an empty frame.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit_batch(
+        &mut self,
+        bytes: Bytes,
+        lens: Box<[usize]>,
+        headers: usize,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        now: impl FnOnce() -> Instant,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<Bytes>> {
+        let len = bytes.len();
+        debug_assert!(!lens.is_empty() && lens.iter().all(|&l| l > 0), "refused by the caller");
+        let clear = self.urgent_waiters.is_empty() && self.waiters.is_empty();
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open);
+        if open && clear && self.fits(len, false) && self.budget_allows(len, false) {
+            self.push_batch(bytes, &lens, fx);
+            return Ok(Admit::Accepted);
+        }
+        self.queue(bytes, None, Some(lens), headers, false, deadline, waker, now, fx)
+    }
+
+    /// The way in when the fast path refused a frame or batch of `frame.len()` plus the
+    /// header's bytes: refuses it if it can never fit (`headers` bytes of it being headers) or
+    /// the connection no longer takes frames, else it waits in line (or, without a `waker`, is
+    /// refused as full).
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &mut self,
+        frame: Bytes,
+        header: Option<Header>,
+        lens: Option<Box<[usize]>>,
+        headers: usize,
+        urgent: bool,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        now: impl FnOnce() -> Instant,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<Bytes>> {
+        let len = frame.len() + header.len();
         let limit = match &self.budget {
             Some(slot) if !urgent => self.limit(urgent).min(slot.shared.limit()),
             _ => self.limit(urgent),
         };
         if len > limit {
-            return Err(SendError::TooLarge {
-                frame,
-                capacity: limit.saturating_sub(header.len()),
-            });
+            return Err(SendError::TooLarge { frame, capacity: limit.saturating_sub(headers) });
         }
         let frame = self.refuse(frame)?;
         // No barging: a newcomer may not pass anyone already waiting in its lane, and data
@@ -408,8 +493,7 @@ impl State {
                 self.capacity
             );
         }
-        let header = header.get().copied();
-        let waiter = Waiter { frame, header, waker: waker.clone(), deadline, since: now };
+        let waiter = Waiter { frame, header, lens, waker: waker.clone(), deadline, since: now };
         self.lane(urgent).insert(ticket, waiter);
         self.stats.sends_waited += 1;
         log::trace!("sender {ticket} waits; {} waiting", self.waiting_count());
@@ -440,7 +524,7 @@ impl State {
                 let (ticket, waiter) = self.lane(urgent).pop_first().expect("the head was seen");
                 self.forget_deadline(ticket, waiter.deadline);
                 self.stats.wait_time += now.saturating_duration_since(waiter.since);
-                self.push(waiter.frame, waiter.header, urgent, fx);
+                self.push_waiter(waiter.frame, waiter.header, waiter.lens, urgent, fx);
                 self.outcomes.insert(ticket, Ok(()));
                 fx.wake.push(waiter.waker);
             }
@@ -495,7 +579,7 @@ impl State {
             let (ticket, waiter) = self.waiters.pop_first().expect("the head was seen");
             self.forget_deadline(ticket, waiter.deadline);
             self.stats.wait_time += Instant::now().saturating_duration_since(waiter.since);
-            self.push(waiter.frame, waiter.header, false, fx);
+            self.push_waiter(waiter.frame, waiter.header, waiter.lens, false, fx);
             self.outcomes.insert(ticket, Ok(()));
             fx.wake.push(waiter.waker);
         }
@@ -947,6 +1031,54 @@ mod tests {
                 ticket
             }
             other => panic!("the frame should wait: {other:?}"),
+        }
+    }
+
+    fn admit_batch(state: &mut State, lens: &[usize], waker: Option<&Waker>) -> Admit {
+        let bytes: Vec<u8> =
+            lens.iter().enumerate().flat_map(|(i, &len)| vec![i as u8; len]).collect();
+        let mut fx = Effects::default();
+        let admitted =
+            state.admit_batch(bytes.into(), lens.into(), 0, None, waker, Instant::now, &mut fx);
+        admitted.expect("admitted")
+    }
+
+    #[test]
+    fn a_batch_enters_whole_or_waits_whole_in_the_data_line() {
+        let mut state = State::new(10);
+        assert!(matches!(admit_batch(&mut state, &[2, 3], None), Admit::Accepted));
+        assert_eq!((state.stats().frames_accepted, state.stats().buffered), (2, 5));
+        // 7 bytes do not fit beside 5: the batch waits whole, and a frame that fits waits
+        // behind it.
+        let (batch_wakes, waker) = counter();
+        let Admit::Queued(batch) = admit_batch(&mut state, &[3, 4], Some(&waker)) else {
+            panic!("the batch should wait");
+        };
+        let (_, frame_waker) = counter();
+        let frame = enqueue(&mut state, marked(9, 1), None, &frame_waker);
+        assert_eq!(state.stats().buffered, 5, "no part of the batch went in");
+        // One byte written: 6 free, not enough for 7, so neither moves (no barging).
+        let mut in_flight = VecDeque::new();
+        state.buffer().take_chunks(&mut in_flight);
+        let mut fx = Effects::default();
+        state.written(1, &mut fx);
+        assert_eq!(state.waiting(), [batch, frame]);
+        // The rest: the batch moves in whole, then the frame behind it.
+        state.written(4, &mut fx);
+        fx.wake_all();
+        assert_eq!(wakes(&batch_wakes), 1);
+        assert!(matches!(state.poll_queued(batch, &waker, &mut fx), Some(Ok(()))));
+        assert!(matches!(state.poll_queued(frame, &frame_waker, &mut fx), Some(Ok(()))));
+        let stats = state.stats();
+        assert_eq!((stats.frames_accepted, stats.buffered, stats.frames_written), (5, 8, 2));
+        // A batch waiting at the close comes back whole.
+        let Admit::Queued(last) = admit_batch(&mut state, &[2, 2], Some(&waker)) else {
+            panic!("the batch should wait");
+        };
+        assert!(state.begin_close(Instant::now(), &mut fx));
+        match state.poll_queued(last, &waker, &mut fx) {
+            Some(Err(SendError::Closed(back))) => assert_eq!(&back[..], [0, 0, 1, 1]),
+            other => panic!("expected Closed: {other:?}"),
         }
     }
 
