@@ -62,6 +62,10 @@ use crate::transport::Link;
 
 /// The most bytes one read asks the link for.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+/// The most bytes the first read of a turn asks for. Reading zero-fills the room it reads
+/// into, and most turns of a busy writer find nothing to read: a small first read keeps that
+/// cost small, and the reads after it, once bytes are flowing, ask for [`READ_CHUNK`].
+const FIRST_READ: usize = 4 * 1024;
 /// The most bytes one unframed receive returns.
 pub(crate) const RECV_CHUNK: usize = 64 * 1024;
 /// The most reads in one call of [`Inbound::read_from`], so `Interrupted` cannot loop forever.
@@ -245,6 +249,7 @@ impl Inbound {
         let before = self.bytes_received;
         let mut left = budget;
         let mut outcome = Ok(Read::Budget);
+        let mut chunk = FIRST_READ;
         for _ in 0..MAX_READS {
             if left == 0 {
                 break;
@@ -256,7 +261,8 @@ impl Inbound {
                 outcome = Ok(Read::Full);
                 break;
             }
-            let want = room.min(left).min(READ_CHUNK);
+            let want = room.min(left).min(chunk);
+            chunk = READ_CHUNK;
             let len = self.data.len();
             debug_assert!(len + want <= self.data.capacity(), "a read never reallocates");
             self.data.resize(len + want, 0);
