@@ -703,8 +703,8 @@ type MakeDecoder = dyn Fn() -> Box<dyn Decoder> + Send + Sync;
 /// How a connection frames what it sends and receives: an optional [`Encoder`] for the send
 /// side and an optional [`Decoder`] for the receive side.
 ///
-/// Cheap to clone; set it with [`Config::framing`](crate::Config::framing). Each receiver gets a
-/// fresh decoder from [`new_decoder`](Framing::new_decoder), since decoders may keep state.
+/// Cheap to clone; set it with [`Config::framing`](crate::Config::framing). Each connection gets
+/// a fresh decoder from [`new_decoder`](Framing::new_decoder), since decoders may keep state.
 ///
 /// # Examples
 ///
