@@ -994,6 +994,20 @@ impl AsyncClientBuilder {
         self
     }
 
+    /// Makes the driver drop what the peer sends instead of keeping it for receives, so a
+    /// producer that never receives never pushes back on its peer. See
+    /// [`Config::discard_inbound`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tidegate_async::AsyncClient::builder().discard_inbound(true);
+    /// ```
+    pub fn discard_inbound(mut self, yes: bool) -> Self {
+        self.config = self.config.discard_inbound(yes);
+        self
+    }
+
     /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
     /// after writing what it could (64 KiB by default): lower favours outgoing data under an
     /// inbound flood. See [`Config::write_bias`].

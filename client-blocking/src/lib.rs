@@ -1206,6 +1206,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Makes the driver drop what the peer sends instead of keeping it for
+    /// [`Client::recv`], so a producer that never receives never pushes back on its peer. See
+    /// [`Config::discard_inbound`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-clientbuilder-discard-inbound").unwrap();
+    /// let client = Client::builder().discard_inbound(true).connect(&listener.url()).unwrap();
+    /// assert!(client.connection().config().discards_inbound());
+    /// ```
+    pub fn discard_inbound(mut self, yes: bool) -> Self {
+        self.config = self.config.discard_inbound(yes);
+        self
+    }
+
     /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
     /// after writing what it could (64 KiB by default): lower favours outgoing data under an
     /// inbound flood. See [`Config::write_bias`].

@@ -73,6 +73,7 @@ pub struct Config {
     io_group: Option<IoGroup>,
     /// Capacity of the inbound buffer, in bytes.
     inbound_capacity: usize,
+    discard_inbound: bool,
     /// The most bytes read per connection per turn of the driver's loop.
     write_bias: usize,
     watermarks: Option<(usize, usize)>,
@@ -94,6 +95,7 @@ impl Default for Config {
             max_waiters: None,
             io_group: None,
             inbound_capacity: DEFAULT_INBOUND_CAPACITY,
+            discard_inbound: false,
             write_bias: DEFAULT_WRITE_BIAS,
             watermarks: None,
             urgent_reserve: 0,
@@ -561,6 +563,40 @@ impl Config {
         self.inbound_capacity
     }
 
+    /// Makes the driver read what the peer sends and drop it, instead of keeping it for
+    /// receives (off by default).
+    ///
+    /// For a producer that never receives: with the default, once the inbound buffer is full
+    /// the driver stops reading, and a peer that keeps writing (acknowledgements, heartbeats)
+    /// stalls, which may in turn stop it reading what the producer sends. With this on, the
+    /// peer is never pushed back and nothing is kept: `Stats::bytes_received` counts what was
+    /// dropped, and a receive returns only the end of the stream (`Ok(None)` or the error).
+    /// It cannot be combined with a decoder ([`Config::framing`] with a receive side).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::Config;
+    ///
+    /// let config = Config::new().discard_inbound(true);
+    /// assert!(config.discards_inbound());
+    /// ```
+    pub fn discard_inbound(mut self, yes: bool) -> Self {
+        self.discard_inbound = yes;
+        self
+    }
+
+    /// Returns whether the driver drops what the peer sends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!tidegate_core::Config::new().discards_inbound());
+    /// ```
+    pub fn discards_inbound(&self) -> bool {
+        self.discard_inbound
+    }
+
     /// Sets the balance between writing and reading (Qpid's "write biasing"): the most bytes
     /// the I/O driver reads from this connection per turn of its loop (64 KiB by default).
     ///
@@ -632,6 +668,11 @@ impl Config {
         if self.write_bias == 0 {
             return Err(ConnectError::InvalidConfig(
                 "the write bias must let the driver read at least 1 byte per turn".into(),
+            ));
+        }
+        if self.discard_inbound && self.framing.new_decoder().is_some() {
+            return Err(ConnectError::InvalidConfig(
+                "a connection that discards what it receives cannot decode it".into(),
             ));
         }
         if let Some(max) = self.framing.new_decoder().and_then(|d| d.max_encoded_len())

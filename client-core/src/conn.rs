@@ -267,10 +267,14 @@ impl Connection {
                 }
                 state
             }),
-            inbound: Mutex::new(Inbound::new(
-                config.inbound_capacity_bytes(),
-                config.framing_ref().new_decoder(),
-            )),
+            inbound: Mutex::new({
+                let mut inbound = Inbound::new(
+                    config.inbound_capacity_bytes(),
+                    config.framing_ref().new_decoder(),
+                );
+                inbound.set_discard(config.discards_inbound());
+                inbound
+            }),
             driver: Arc::downgrade(driver.shared()),
             id: driver.shared().reserve_id(),
             config,

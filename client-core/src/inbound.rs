@@ -118,6 +118,9 @@ pub(crate) struct Inbound {
     front: usize,
     /// Whether the driver stopped reading because there was no room.
     stalled: bool,
+    /// Whether what is read is dropped at once (`Config::discard_inbound`). Then `data` is
+    /// empty between reads.
+    discard: bool,
     /// Cuts frames out of `data`, if the connection is framed.
     decoder: Option<Box<dyn Decoder>>,
     /// Set once the stream ended; sticky.
@@ -170,6 +173,7 @@ impl Inbound {
             allocated: false,
             front: 0,
             stalled: false,
+            discard: false,
             decoder,
             end: None,
             eof_decoded: false,
@@ -192,6 +196,12 @@ impl Inbound {
             bytes_delivered: self.bytes_delivered,
             receivers: self.waiters.len(),
         }
+    }
+
+    /// Drops what is read from now on, instead of keeping it for receives.
+    pub(crate) fn set_discard(&mut self, discard: bool) {
+        debug_assert!(!(discard && self.framed()), "the configuration was validated");
+        self.discard = discard;
     }
 
     fn framed(&self) -> bool {
@@ -280,6 +290,10 @@ impl Inbound {
                     self.bytes_received += n as u64;
                     self.high_water = self.high_water.max(self.data.len());
                     debug_assert!(self.data.len() <= self.capacity, "the inbound bound holds");
+                    if self.discard {
+                        log::trace!("dropped {n} inbound bytes");
+                        self.data.clear();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     outcome = Ok(Read::Drained);
@@ -298,7 +312,7 @@ impl Inbound {
         if got > 0 {
             log::trace!("read {got} inbound bytes; {} buffered", self.data.len());
         }
-        if got > 0 || outcome.is_err() {
+        if (got > 0 && !self.discard) || outcome.is_err() {
             self.wake_head(fx);
         }
         outcome
