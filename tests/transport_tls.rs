@@ -222,10 +222,7 @@ impl TlsServer {
     /// Waits up to `timeout` for the connection to end, then returns what the server saw.
     fn finish(mut self, timeout: Duration) -> ServerReport {
         let thread = self.thread.take().expect("finished once");
-        if !wait_until(timeout, || thread.is_finished()) {
-            self.control.stop.store(true, Ordering::SeqCst);
-        }
-        thread.join().expect("the server thread panicked")
+        support::finish_thread(thread, timeout, &self.control.stop)
     }
 }
 

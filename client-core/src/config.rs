@@ -670,12 +670,13 @@ impl Config {
                 "the write bias must let the driver read at least 1 byte per turn".into(),
             ));
         }
-        if self.discard_inbound && self.framing.new_decoder().is_some() {
+        let decoder = self.framing.new_decoder();
+        if self.discard_inbound && decoder.is_some() {
             return Err(ConnectError::InvalidConfig(
                 "a connection that discards what it receives cannot decode it".into(),
             ));
         }
-        if let Some(max) = self.framing.new_decoder().and_then(|d| d.max_encoded_len())
+        if let Some(max) = decoder.and_then(|d| d.max_encoded_len())
             && max > self.inbound_capacity
         {
             return Err(ConnectError::InvalidConfig(format!(

@@ -102,10 +102,8 @@ impl ConnShared {
             if lens.is_empty() || lens.contains(&0) {
                 return Err(SendError::Empty(()));
             }
-            // Copied before the lock is taken, so it is held only to push.
-            let (wire, lens) = (bytes.clone(), Box::<[usize]>::from(lens));
             let admitted =
-                self.lock().admit_batch(wire, lens, 0, deadline, waker, Instant::now, fx);
+                self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, Instant::now, fx);
             return admitted.map_err(|err| err.map(drop));
         };
         if lens.is_empty() {
@@ -128,15 +126,8 @@ impl ConnShared {
             wire_lens.push(header_len + len);
         }
         let wire = wire.freeze();
-        let admitted = self.lock().admit_batch(
-            wire,
-            wire_lens.into_boxed_slice(),
-            headers,
-            deadline,
-            waker,
-            Instant::now,
-            fx,
-        );
+        let admitted =
+            self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, Instant::now, fx);
         admitted.map_err(|err| err.map(drop))
     }
 

@@ -423,7 +423,7 @@ impl State {
     pub(crate) fn admit_batch(
         &mut self,
         bytes: Bytes,
-        lens: Box<[usize]>,
+        lens: &[usize],
         headers: usize,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
@@ -435,10 +435,11 @@ impl State {
         let clear = self.urgent_waiters.is_empty() && self.waiters.is_empty();
         let open = matches!(self.phase, Phase::Connecting | Phase::Open);
         if open && clear && self.fits(len, false) && self.budget_allows(len, false) {
-            self.push_batch(bytes, &lens, fx);
+            self.push_batch(bytes, lens, fx);
             return Ok(Admit::Accepted);
         }
-        self.queue(bytes, None, Some(lens), headers, false, deadline, waker, now, fx)
+        // Off the fast path: the waiter keeps its own copy of the lengths.
+        self.queue(bytes, None, Some(lens.into()), headers, false, deadline, waker, now, fx)
     }
 
     /// The way in when the fast path refused a frame or batch of `frame.len()` plus the
@@ -1038,8 +1039,7 @@ mod tests {
         let bytes: Vec<u8> =
             lens.iter().enumerate().flat_map(|(i, &len)| vec![i as u8; len]).collect();
         let mut fx = Effects::default();
-        let admitted =
-            state.admit_batch(bytes.into(), lens.into(), 0, None, waker, Instant::now, &mut fx);
+        let admitted = state.admit_batch(bytes.into(), lens, 0, None, waker, Instant::now, &mut fx);
         admitted.expect("admitted")
     }
 

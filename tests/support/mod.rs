@@ -255,10 +255,7 @@ impl TcpSink {
     /// sink saw. Stops the sink at the deadline either way.
     pub fn finish(mut self, timeout: Duration) -> SinkReport {
         let thread = self.thread.take().expect("finished once");
-        if !wait_until(timeout, || thread.is_finished()) {
-            self.control.stop.store(true, Ordering::SeqCst);
-        }
-        thread.join().expect("the sink thread panicked")
+        finish_thread(thread, timeout, &self.control.stop)
     }
 }
 
@@ -380,10 +377,7 @@ impl MemSink {
     /// what the sink saw. Stops the sink at the deadline either way.
     pub fn finish(mut self, timeout: Duration) -> SinkReport {
         let thread = self.thread.take().expect("finished once");
-        if !wait_until(timeout, || thread.is_finished()) {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-        thread.join().expect("the sink thread panicked")
+        finish_thread(thread, timeout, &self.stop)
     }
 }
 
@@ -391,6 +385,15 @@ impl Drop for MemSink {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// Waits up to `timeout` for a reading thread to end by itself, raises `stop` if it has not,
+/// then joins it and returns what it saw.
+pub fn finish_thread<T>(thread: JoinHandle<T>, timeout: Duration, stop: &AtomicBool) -> T {
+    if !wait_until(timeout, || thread.is_finished()) {
+        stop.store(true, Ordering::SeqCst);
+    }
+    thread.join().expect("the reading thread panicked")
 }
 
 /// Joins `handle`, panicking if the thread has not finished within `timeout` (so a test that
