@@ -176,12 +176,20 @@ fn flush_on_a_disconnected_idle_connection_fails() {
     client.send(frame(0, 0, 100)).unwrap();
     client.flush().unwrap();
     peer.close();
+    // The peer's end of stream ends the receive side only (it may be a half-close) ...
+    assert_eq!(client.recv_timeout(LONG).unwrap(), None);
+    assert!(!client.connection().is_closed());
+    // ... and the next write finds the peer gone: the connection ends, and flushes fail.
+    client.send(frame(0, 1, 100)).unwrap();
     assert!(wait_until(LONG, || client.connection().is_closed()));
     let err = client.flush().unwrap_err();
     assert!(
         matches!(&err, FlushError::Disconnected(cause) if cause.kind() == DisconnectKind::PeerClosed),
         "{err:?}"
     );
+    let report = client.close_timeout(LONG).expect("close");
+    assert_eq!(report.unsent().len(), 1, "the frame the peer never took comes back");
+    assert_eq!(report.unsent()[0].frame(), &frame(0, 1, 100));
 }
 
 #[test]

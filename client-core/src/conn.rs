@@ -631,6 +631,86 @@ impl Connection {
         CloseOp { conn: self, timeout, started: false }
     }
 
+    /// Finishes sending and keeps receiving: no new frames are taken (waiting senders get
+    /// theirs back in a [`SendError::Closed`]), the driver drains the buffer, then ends the
+    /// link's write side (for TCP, `shutdown(Write)`: a FIN after the last byte). The returned
+    /// operation resolves once the write side has ended.
+    ///
+    /// This is the half-close idiom: the peer reads to the end of stream, sends its last
+    /// answers and ends its own side; receive until `Ok(None)`. The connection ends once the
+    /// peer has ended its side; what arrived stays readable, and [`Connection::close`] then
+    /// returns the report at once.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Timeout`] at `deadline` (the drain goes on), [`FlushError::Closed`] or
+    /// [`FlushError::Disconnected`] if the connection ended before its write side could.
+    ///
+    /// # Cancel safety
+    ///
+    /// The half-close starts at the first poll and goes on if the operation is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-shutdown-write").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.hold_open();
+    /// conn.try_send(Bytes::from_static(b"question")).unwrap();
+    /// futures::executor::block_on(conn.shutdown_write(None)).unwrap();
+    /// // The peer reads everything, then the end of stream, and answers.
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 8);
+    /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 0);
+    /// peer.write(b"answer");
+    /// peer.close();
+    /// let answer = futures::executor::block_on(conn.recv(None)).unwrap();
+    /// assert_eq!(answer.as_deref(), Some(&b"answer"[..]));
+    /// assert_eq!(futures::executor::block_on(conn.recv(None)).unwrap(), None);
+    /// assert!(futures::executor::block_on(conn.close(Duration::from_secs(5))).is_clean());
+    /// ```
+    pub fn shutdown_write(&self, deadline: Option<Instant>) -> ShutdownWriteOp<'_> {
+        ShutdownWriteOp { conn: self, deadline, started: false }
+    }
+
+    /// Takes this handle if it is the last one to the connection, and returns the close that
+    /// dropping it would start, to be waited for; `None` (and the handle is dropped) if other
+    /// handles remain.
+    ///
+    /// This is how a facade drains on drop, as std's `BufWriter` does: the close drains for
+    /// the configured close timeout, like [`Connection::close`]; since no handle is left to
+    /// receive them, frames that could not be written are logged with a warning and dropped.
+    /// The decision is race-free: of handles dropped at the same time on several threads,
+    /// exactly one gets the close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-close-if-last").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let other = conn.clone();
+    /// assert!(other.close_if_last().is_none(), "`conn` is still there");
+    /// conn.try_send(Bytes::from_static(b"kept")).unwrap();
+    /// let report = futures::executor::block_on(conn.close_if_last().unwrap());
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.bytes_written(), 4);
+    /// ```
+    pub fn close_if_last(self) -> Option<LastClose> {
+        let handle = Arc::into_inner(self.handle)?;
+        Some(LastClose { handle, started: false })
+    }
+
     /// Runs `f` with the connection's link on the driver thread, between two rounds of I/O,
     /// and resolves to what it returns. This is how options are changed on a live link.
     ///
@@ -768,6 +848,7 @@ impl Connection {
             inbound_high_water: inbound.high_water,
             bytes_received: inbound.bytes_received,
             bytes_delivered: inbound.bytes_delivered,
+            inbound_discarded: inbound.discarded,
             receivers: inbound.receivers,
             ..stats
         }
@@ -1567,6 +1648,157 @@ impl Future for CloseOp<'_> {
     }
 }
 
+/// A half-close in progress, returned by [`Connection::shutdown_write`].
+///
+/// # Cancel safety
+///
+/// The half-close starts at the first poll and goes on if the operation is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection, FlushError, ShutdownWriteOp};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-shutdown-write-op").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
+/// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
+/// let op: ShutdownWriteOp<'_> = conn.shutdown_write(Some(Instant::now() + Duration::from_millis(20)));
+/// assert!(matches!(futures::executor::block_on(op), Err(FlushError::Timeout)));
+/// ```
+#[must_use = "a half-close does nothing unless polled"]
+#[derive(Debug)]
+pub struct ShutdownWriteOp<'a> {
+    conn: &'a Connection,
+    deadline: Option<Instant>,
+    started: bool,
+}
+
+impl ShutdownWriteOp<'_> {
+    /// Polls with a bare waker.
+    ///
+    /// The first poll starts the half-close. On `Pending`, `waker` is woken once the write side
+    /// has ended, the connection has ended, or the deadline has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, SendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-shutdown-write-poll").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let _ = conn.shutdown_write(None).poll_with(Waker::noop());
+    /// let refused = conn.try_send(Bytes::from_static(b"late"));
+    /// assert!(refused.is_err(), "sending has finished");
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
+        let shared = self.conn.shared();
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        if !self.started {
+            self.started = true;
+            if state.begin_shutdown_write(&mut fx) {
+                log::debug!("ending the write side of {}", shared.endpoint.url());
+            }
+        }
+        let result = state.poll_write_ended(self.deadline, waker, &mut fx);
+        drop(state);
+        shared.apply(fx);
+        result.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl Future for ShutdownWriteOp<'_> {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+/// The close of a connection whose last handle is going away, returned by
+/// [`Connection::close_if_last`]. It resolves with the report once the link is gone.
+///
+/// # Cancel safety
+///
+/// The close starts at the first poll, or when the operation is dropped, and goes on either
+/// way; dropping it stops only the waiting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_core::{Config, Connection, LastClose};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-last-close").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let close: LastClose = conn.close_if_last().unwrap();
+/// assert!(futures::executor::block_on(close).is_clean());
+/// ```
+#[must_use = "a close of the last handle is only waited for if polled"]
+#[derive(Debug)]
+pub struct LastClose {
+    handle: Handle,
+    started: bool,
+}
+
+impl LastClose {
+    /// Polls with a bare waker. The first poll starts the close; on `Pending`, `waker` is
+    /// woken once the link is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-last-close-poll").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut close = conn.close_if_last().unwrap();
+    /// while close.poll_with(Waker::noop()).is_pending() {
+    ///     std::thread::yield_now();
+    /// }
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
+        let shared = &self.handle.shared;
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        if !self.started {
+            self.started = true;
+            // No handle is left to take the unsent frames: they are logged when dropped.
+            state.abandon();
+            let deadline = Instant::now() + shared.config.close_timeout_duration();
+            if state.begin_close(deadline, &mut fx) {
+                log::debug!("last handle to {} dropped; draining", shared.endpoint.url());
+            }
+        }
+        let report = state.report();
+        if report.is_none() {
+            state.watch(waker);
+        }
+        drop(state);
+        shared.apply(fx);
+        report.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl Future for LastClose {
+    type Output = CloseReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
 /// Waits for a connection to be established, returned by [`Connection::connected`].
 ///
 /// # Cancel safety
@@ -1635,6 +1867,11 @@ impl Connected<'_> {
                 Poll::Pending
             }
             Phase::Open => Poll::Ready(Ok(())),
+            Phase::Finishing if state.was_opened() => Poll::Ready(Ok(())),
+            Phase::Finishing => {
+                state.watch(waker);
+                Poll::Pending
+            }
             Phase::Closing | Phase::Closed => Poll::Ready(Err(match state.cause() {
                 None if state.was_opened() => return Poll::Ready(Ok(())),
                 None => ConnectError::Closed,

@@ -306,6 +306,15 @@ struct Entry {
     in_flight: VecDeque<Bytes>,
     /// Bytes of `in_flight[0]` already written.
     offset: usize,
+    /// Bytes offered by the last write, if it returned `WouldBlock`: the next write must offer
+    /// the same bytes again, and no fewer (the link's retry contract, see [`Link`]).
+    retry: Option<usize>,
+    /// The phase of the connection, as of the last write turn.
+    phase: Phase,
+    /// Whether the write side was ended (after the last byte).
+    write_ended: bool,
+    /// Whether the peer's end of stream was read.
+    read_ended: bool,
     connected: bool,
     connect_deadline: Option<Instant>,
     /// The earliest timer pushed for this connection and not yet fired.
@@ -419,6 +428,10 @@ impl Loop {
             link,
             in_flight: VecDeque::new(),
             offset: 0,
+            retry: None,
+            phase: Phase::Connecting,
+            write_ended: false,
+            read_ended: false,
             connected: false,
             connect_deadline,
             armed: None,
@@ -450,7 +463,9 @@ impl Loop {
         self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
         let mut fx = Effects::default();
         let cause = ending.flatten();
+        let discarded = conn.inbound().stats().discarded;
         let mut state = conn.lock();
+        state.set_inbound_discarded(discarded);
         let calls = state.finish(cause.clone(), &mut in_flight, offset, &mut fx);
         let gone = state.link_error();
         drop(state);
@@ -516,22 +531,15 @@ impl Entry {
         // Outgoing data first: the driver drains before it reads.
         let next = match self.write() {
             Ok(next) => next,
-            Err(cause) => {
-                // A write fails with a broken pipe after the peer closed its side in order;
-                // the read side tells that from a reset. (After a reset the write took the
-                // socket's error, so a read would wrongly see an orderly end.)
-                let broken_pipe =
-                    cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
-                let cause = match self.read(self.conn.config().inbound_capacity_bytes()) {
-                    Err(eof) if broken_pipe && eof.kind() == DisconnectKind::PeerClosed => eof,
-                    _ => cause,
-                };
-                return self.finish(Some(cause));
-            }
+            Err(cause) => return self.write_failed(cause),
         };
         let next = match self.read(self.conn.config().write_bias_bytes()) {
-            Ok(true) => Next::Again,
-            Ok(false) => next,
+            Ok(Read::Budget) => Next::Again,
+            Ok(Read::Eof) => {
+                self.peer_ended(None);
+                next
+            }
+            Ok(Read::Drained | Read::Full) => next,
             Err(cause) => return self.finish(Some(cause)),
         };
         match self.expire_and_close(now) {
@@ -540,41 +548,100 @@ impl Entry {
         }
     }
 
-    /// Fires passed deadlines, runs queued link calls, and finishes a closing connection that
-    /// drained or ran out of time.
+    /// A write failed: tells an orderly end from a reset, and ends the connection.
+    fn write_failed(&mut self, cause: Disconnect) -> Next {
+        // A write fails with a broken pipe after the peer closed its side in order; a read
+        // tells that from a reset. After a reset the write took the socket's error, so a read
+        // then sees what looks like an end of stream and is not one: the receive side must end
+        // with the reset, so the probe's end of stream is recorded only if it is the cause.
+        let broken_pipe = cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+        let eof = self.read_ended
+            || matches!(self.read(self.conn.config().inbound_capacity_bytes()), Ok(Read::Eof));
+        if broken_pipe && eof {
+            let closed = Disconnect::new(DisconnectKind::PeerClosed);
+            if !self.read_ended {
+                self.peer_ended(Some(closed.clone()));
+            }
+            return self.finish(Some(closed));
+        }
+        self.finish(Some(cause))
+    }
+
+    /// The peer ended its side in order: the receive side ends (receivers get what arrived,
+    /// then the end), and sending goes on until a write fails (a half-close).
+    fn peer_ended(&mut self, cause: Option<Disconnect>) {
+        self.read_ended = true;
+        log::debug!("{} ended its side of the connection", self.conn.endpoint().url());
+        let mut fx = Effects::default();
+        let eof = cause.unwrap_or_else(|| Disconnect::new(DisconnectKind::PeerClosed));
+        self.conn.inbound().finish(Some(eof), &mut fx);
+        self.conn.lock().peer_ended();
+        fx.wake_all();
+    }
+
+    /// Fires passed deadlines, runs queued link calls, and carries an ending connection
+    /// through its close: drained, then the write side ended, then the peer's end of stream
+    /// (or the close deadline), and only then the link dropped.
     fn expire_and_close(&mut self, now: Instant) -> Next {
         let mut fx = Effects::default();
         let mut state = self.conn.lock();
         let next_send = state.expire(now, &mut fx);
         // Link calls ride on this lock rather than taking one of their own each turn.
         let calls = state.take_link_calls();
-        let closing = state.phase() == Phase::Closing;
+        let phase = state.phase();
         let drained = state.drained();
         let overdue = state.close_deadline().is_some_and(|d| d <= now);
         drop(state);
+        self.phase = phase;
         let next_recv = self.conn.inbound().expire(now, &mut fx);
         self.next_timer = [next_send, next_recv].into_iter().flatten().min();
         fx.wake_all();
         for call in calls {
             call(Ok(&mut *self.link));
         }
-        if !closing {
+        let closing = phase == Phase::Closing;
+        if !closing && phase != Phase::Finishing {
             return Next::Wait;
         }
-        if drained {
-            // Nothing left to write; a link still connecting is simply dropped.
-            if self.connected {
-                let flushed = self.link.flush().and_then(|()| self.link.shutdown());
-                if let Err(e) = flushed {
-                    log::debug!("shutting down {}: {e}", self.conn.endpoint().url());
-                }
+        if !self.connected {
+            // A link still connecting is simply dropped once a close has nothing left to
+            // write, or runs out of time; a `shutdown_write` waits for it to connect.
+            return if closing && (drained || overdue) { self.finish(None) } else { Next::Wait };
+        }
+        if drained && !self.write_ended {
+            match self.end_write() {
+                Ok(true) => {}
+                // Retried when the link is writable again.
+                Ok(false) if !(closing && overdue) => return Next::Wait,
+                Ok(false) => return self.finish(None),
+                Err(cause) => return self.finish(Some(cause)),
             }
+        }
+        if self.write_ended && self.read_ended {
             return self.finish(None);
         }
-        if overdue {
+        if closing && overdue {
             return self.finish(None);
         }
         Next::Wait
+    }
+
+    /// Flushes the link and ends its write side. `Ok(false)` if the link would block.
+    fn end_write(&mut self) -> Result<bool, Disconnect> {
+        match self.link.flush().and_then(|()| self.link.shutdown()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => {
+                log::debug!("ending the write side of {}: {e}", self.conn.endpoint().url());
+                return Err(Disconnect::from_io(e));
+            }
+        }
+        log::debug!("ended the write side of {}", self.conn.endpoint().url());
+        self.write_ended = true;
+        let mut fx = Effects::default();
+        self.conn.lock().ended_write(&mut fx);
+        fx.wake_all();
+        Ok(true)
     }
 
     /// The earliest deadline the connection still waits for.
@@ -584,27 +651,37 @@ impl Entry {
     }
 
     /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
-    /// or the buffer is full. Returns whether more may be waiting (the budget ran out).
+    /// or the buffer is full (while closing, past a full buffer: see [`Inbound::read_from`]).
+    /// Nothing is read once the peer's end of stream was.
     ///
     /// # Errors
     ///
     /// The end of the stream or the link's error, already recorded in the inbound state.
-    fn read(&mut self, budget: usize) -> Result<bool, Disconnect> {
+    fn read(&mut self, budget: usize) -> Result<Read, Disconnect> {
+        if self.read_ended {
+            return Ok(Read::Drained);
+        }
+        // While closing, nothing stops the reading: what does not fit the inbound buffer is
+        // counted and dropped, so no unread byte turns the link's drop into a reset.
+        let overflow = self.phase == Phase::Closing;
         let mut fx = Effects::default();
-        let read = self.conn.inbound().read_from(&mut *self.link, budget, &mut fx);
+        let read = self.conn.inbound().read_from(&mut *self.link, budget, overflow, &mut fx);
         fx.wake_all();
-        read.map(|read| read == Read::Budget)
+        read
     }
 
     /// Drains the buffer into the link until it would block or the round budget is spent.
     fn write(&mut self) -> Result<Next, Disconnect> {
         let mut fx = Effects::default();
-        let mut limit = refill(&mut self.in_flight, self.offset, &mut self.conn.lock());
+        let mut state = self.conn.lock();
+        self.phase = state.phase();
+        let mut limit = refill(&mut self.in_flight, self.offset, self.retry, &mut state);
+        drop(state);
         for _ in 0..WRITE_ROUNDS {
             if self.in_flight.is_empty() {
                 return Ok(Next::Wait);
             }
-            let result = {
+            let (result, offered) = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut count = 0;
                 let mut left = limit.unwrap_or(usize::MAX);
@@ -618,20 +695,26 @@ impl Entry {
                         break;
                     }
                 }
-                self.link.write_vectored(&slices[..count])
+                let offered = limit.unwrap_or(usize::MAX) - left;
+                (self.link.write_vectored(&slices[..count]), offered)
             };
             match result {
                 Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
+                    self.retry = None;
                     self.advance(n);
                     let mut state = self.conn.lock();
                     state.written(n, &mut fx);
-                    limit = refill(&mut self.in_flight, self.offset, &mut state);
+                    limit = refill(&mut self.in_flight, self.offset, None, &mut state);
                     drop(state);
                     log::trace!("wrote {n} bytes");
                     fx.wake_all();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Wait),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.retry = Some(offered);
+                    return Ok(Next::Wait);
+                }
+                // Nothing was taken; the next round offers the same slices.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Disconnect::from_io(e)),
             }
@@ -667,11 +750,21 @@ impl Entry {
 /// Takes more chunks from the buffer into `in_flight` (whose first chunk has `offset` bytes
 /// written), and splices urgent frames in if the wire is at a frame boundary. Returns how many
 /// bytes may be written before the next boundary, when urgent frames wait for it.
-fn refill(in_flight: &mut VecDeque<Bytes>, offset: usize, state: &mut State) -> Option<usize> {
+///
+/// `retry` is the length of the last write if it returned `WouldBlock`. The link's retry
+/// contract then holds: nothing is spliced in front of the bytes it was offered, and the next
+/// write is not shorter (a TLS session has already framed those bytes as a record and must be
+/// given them again). Urgent frames go in at the first boundary after that write completes.
+fn refill(
+    in_flight: &mut VecDeque<Bytes>,
+    offset: usize,
+    retry: Option<usize>,
+    state: &mut State,
+) -> Option<usize> {
     let buffer = state.buffer();
     let mut limit = None;
     if buffer.urgent_queued() > 0 {
-        if buffer.at_boundary() {
+        if retry.is_none() && buffer.at_boundary() {
             buffer.splice_urgent(in_flight, offset);
         } else {
             limit = Some(buffer.head_remaining());
@@ -680,5 +773,8 @@ fn refill(in_flight: &mut VecDeque<Bytes>, offset: usize, state: &mut State) -> 
     if in_flight.len() < MAX_IOV && buffer.queued() > 0 {
         buffer.take_chunks(in_flight);
     }
-    limit
+    match (limit, retry) {
+        (Some(limit), Some(retry)) => Some(limit.max(retry)),
+        (limit, _) => limit,
+    }
 }

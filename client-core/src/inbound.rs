@@ -70,6 +70,8 @@ const FIRST_READ: usize = 4 * 1024;
 pub(crate) const RECV_CHUNK: usize = 64 * 1024;
 /// The most reads in one call of [`Inbound::read_from`], so `Interrupted` cannot loop forever.
 const MAX_READS: usize = 64;
+/// The size of the scratch space a close reads into, and drops, once the buffer is full.
+const DISCARD_CHUNK: usize = 16 * 1024;
 
 /// How the inbound stream ended.
 #[derive(Debug, Clone)]
@@ -91,6 +93,9 @@ pub(crate) enum Read {
     Full,
     /// The read budget of this turn is spent and more may be waiting.
     Budget,
+    /// The peer ended its side in order. Not recorded here: the caller decides what the end
+    /// means (after a write found a reset, a read sees an end of stream that is not one).
+    Eof,
 }
 
 /// A receiver waiting for data.
@@ -138,6 +143,10 @@ pub(crate) struct Inbound {
     high_water: usize,
     bytes_received: u64,
     bytes_delivered: u64,
+    /// Bytes read while closing that found the buffer full, and were dropped.
+    discarded: u64,
+    /// Where those bytes are read to; allocated by the first close that needs it.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -162,6 +171,7 @@ pub(crate) struct InboundStats {
     pub(crate) bytes_received: u64,
     pub(crate) bytes_delivered: u64,
     pub(crate) receivers: usize,
+    pub(crate) discarded: u64,
 }
 
 impl Inbound {
@@ -184,6 +194,8 @@ impl Inbound {
             high_water: 0,
             bytes_received: 0,
             bytes_delivered: 0,
+            discarded: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -195,6 +207,7 @@ impl Inbound {
             bytes_received: self.bytes_received,
             bytes_delivered: self.bytes_delivered,
             receivers: self.waiters.len(),
+            discarded: self.discarded,
         }
     }
 
@@ -247,13 +260,21 @@ impl Inbound {
     /// Reads from `link` into the buffer, at most `budget` bytes, until the link would block
     /// or the buffer is full. Wakes the first waiting receiver if anything arrived.
     ///
+    /// With `overflow` (a close is reading to the peer's end of stream), a full buffer does not
+    /// stop the reading: what does not fit is read into scratch space, counted and dropped, so
+    /// the link never holds unread bytes that would turn its drop into a reset.
+    ///
+    /// The peer's end of stream is returned as [`Read::Eof`] and not recorded: the caller
+    /// records it with [`Inbound::finish`].
+    ///
     /// # Errors
     ///
-    /// The end of the stream (`PeerClosed`) or the link's error, already recorded here.
+    /// The link's error, already recorded here.
     pub(crate) fn read_from(
         &mut self,
         link: &mut dyn Link,
         budget: usize,
+        overflow: bool,
         fx: &mut Effects,
     ) -> Result<Read, Disconnect> {
         let before = self.bytes_received;
@@ -265,6 +286,27 @@ impl Inbound {
                 break;
             }
             let room = self.room();
+            if room == 0 && overflow {
+                match self.read_to_scratch(link, left) {
+                    Ok(None) => {
+                        outcome = Ok(Read::Eof);
+                        break;
+                    }
+                    Ok(Some(n)) => left = left.saturating_sub(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        outcome = Ok(Read::Drained);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let cause = Disconnect::from_io(e);
+                        self.end_with(End::Failed(cause.clone()));
+                        outcome = Err(cause);
+                        break;
+                    }
+                }
+                continue;
+            }
             if room == 0 {
                 self.stalled = true;
                 log::debug!("inbound buffer full ({} bytes): stopped reading", self.data.len());
@@ -281,8 +323,7 @@ impl Inbound {
             self.data.truncate(len + got.min(want));
             match read {
                 Ok(0) => {
-                    self.end_with(End::Eof);
-                    outcome = Err(Disconnect::new(DisconnectKind::PeerClosed));
+                    outcome = Ok(Read::Eof);
                     break;
                 }
                 Ok(n) => {
@@ -316,6 +357,24 @@ impl Inbound {
             self.wake_head(fx);
         }
         outcome
+    }
+
+    /// One read into the scratch space, for a close that found the buffer full: `Ok(None)` at
+    /// the end of stream, else the bytes read and dropped.
+    fn read_to_scratch(&mut self, link: &mut dyn Link, left: usize) -> io::Result<Option<usize>> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; DISCARD_CHUNK];
+        }
+        let want = left.min(DISCARD_CHUNK);
+        match link.read(&mut self.scratch[..want])? {
+            0 => Ok(None),
+            n => {
+                self.bytes_received += n as u64;
+                self.discarded += n as u64;
+                log::trace!("closing with a full inbound buffer: dropped {n} bytes");
+                Ok(Some(n))
+            }
+        }
     }
 
     /// Records the end of the connection, unless the stream already ended: `None` for the

@@ -75,11 +75,14 @@ pub use budget::Budget;
 pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
-pub use conn::{CloseOp, Connected, Connection, FlushOp, LinkCall, RecvOp, SendBatchOp, SendOp};
+pub use conn::{
+    CloseOp, Connected, Connection, FlushOp, LastClose, LinkCall, RecvOp, SendBatchOp, SendOp,
+    ShutdownWriteOp,
+};
 pub use driver::{IoGroup, is_driver_thread};
 pub use error::{
     CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, RecvError,
     SendError, TryRecvError, TrySendError,
 };
-pub use report::{CloseReport, Stats};
+pub use report::{CloseReport, Ending, Stats};
 pub use watermark::{Watermark, WatermarkEvents};

@@ -52,12 +52,66 @@ pub struct Stats {
     pub bytes_delivered: u64,
     /// Receivers waiting now.
     pub receivers: usize,
+    /// Bytes read from the link while closing that found the inbound buffer full, and were
+    /// counted and dropped so that the close could go on reading to the peer's end of stream.
+    pub inbound_discarded: u64,
+}
+
+/// How a connection's ending went, as far as this side can tell: [`CloseReport::ending`].
+///
+/// A close drains the buffer, ends the write side (for TCP, a FIN after the last byte), then
+/// keeps reading until the peer ends its side too, or the close timeout passes. Only then is the
+/// link dropped: dropping a socket with unread bytes in it makes the kernel answer with a reset,
+/// and a reset discards what the peer's kernel had received but the peer had not read yet.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate_core::{Config, Connection, Ending};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-ending").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.hold_open();
+/// let report = futures::executor::block_on(conn.close(Duration::from_millis(50)));
+/// assert_eq!(report.ending(), Ending::PeerKeptOpen);
+/// assert!(!report.is_clean());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Ending {
+    /// Every accepted frame was written, the write side was ended after the last byte, and the
+    /// peer ended its side in order (this side read its end of stream) without resetting.
+    ///
+    /// What this promises: every byte reached the peer's transport, and the peer did not throw
+    /// any of it away with a reset while this side was listening. A peer that reads to the end
+    /// of stream before it closes (most brokers do) has read all of it. Whether the peer's
+    /// application *acted* on the data is for the application's protocol to say
+    /// (acknowledgements).
+    #[default]
+    Clean,
+    /// Everything was written and the write side was ended, but the peer did not end its side
+    /// within the close timeout. The data is in the peer's transport, most likely delivered;
+    /// nothing more can be known.
+    PeerKeptOpen,
+    /// Everything was written and the write side was ended, then the peer reset the
+    /// connection: bytes the peer had not read yet may have been discarded (possibly lost).
+    ResetAfterEnd,
+    /// The close timeout passed before the buffer drained: the frames not written are in
+    /// [`CloseReport::unsent`].
+    NotDrained,
+    /// The connection failed before it could be ended in order: [`CloseReport::cause`] says
+    /// why, and the frames not written are in [`CloseReport::unsent`].
+    Disconnected,
 }
 
 /// How a connection ended, returned by `close` in both facades.
 ///
 /// Every frame that was accepted is accounted for: either it was written
 /// ([`frames_written`](Self::frames_written)), or it is in [`unsent`](Self::unsent).
+/// [`ending`](Self::ending) tells what is known of the written bytes' arrival.
 ///
 /// # Examples
 ///
@@ -75,6 +129,8 @@ pub struct CloseReport {
     pub(crate) unsent: Vec<UnsentFrame>,
     pub(crate) cause: Option<Disconnect>,
     pub(crate) timed_out: bool,
+    pub(crate) ending: Ending,
+    pub(crate) inbound_discarded: u64,
 }
 
 impl CloseReport {
@@ -213,8 +269,50 @@ impl CloseReport {
         self.timed_out
     }
 
-    /// Returns whether everything was written and the connection ended by the application's
-    /// close.
+    /// Returns how the ending went: see [`Ending`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, Ending};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-ending").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.try_send(Bytes::from_static(b"all of it")).unwrap();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert_eq!(report.ending(), Ending::Clean);
+    /// ```
+    pub fn ending(&self) -> Ending {
+        self.ending
+    }
+
+    /// Returns how many bytes arrived while closing that found the inbound buffer full and
+    /// were dropped (the close reads to the peer's end of stream whatever arrives).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closereport-discarded").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().inbound_capacity(4)).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.write(b"0123456789");
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.inbound_discarded(), 6, "four bytes stay readable");
+    /// ```
+    pub fn inbound_discarded(&self) -> u64 {
+        self.inbound_discarded
+    }
+
+    /// Returns whether the ending was [`Ending::Clean`]: every frame written, the write side
+    /// ended after it, and the peer then ended its side in order.
     ///
     /// # Examples
     ///
@@ -231,6 +329,6 @@ impl CloseReport {
     /// assert!(report.is_clean());
     /// ```
     pub fn is_clean(&self) -> bool {
-        self.unsent.is_empty() && self.cause.is_none() && !self.timed_out
+        self.ending == Ending::Clean
     }
 }

@@ -33,7 +33,7 @@ use crate::budget::{self, BudgetShared, Grant};
 use crate::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
 use crate::conn::ConnShared;
 use crate::error::{Disconnect, FlushError, LinkError, SendError};
-use crate::report::{CloseReport, Stats};
+use crate::report::{CloseReport, Ending, Stats};
 use crate::transport::Link;
 use crate::watermark::Marks;
 
@@ -44,7 +44,11 @@ pub(crate) enum Phase {
     Connecting,
     /// The link is up.
     Open,
-    /// `close` was called: no new frames; the driver drains the buffer until the deadline.
+    /// `shutdown_write` was called: no new frames; the driver drains the buffer, ends the
+    /// write side, and goes on reading until the peer ends its side too.
+    Finishing,
+    /// `close` was called: no new frames; the driver drains the buffer, ends the write side
+    /// and reads until the peer's end of stream, all before the deadline.
     Closing,
     /// The link is gone. `cause` says why, if the application did not close it.
     Closed,
@@ -175,6 +179,14 @@ pub(crate) struct State {
     /// Frames not written when the connection ended, for the first `close` to take.
     unsent: Option<Vec<UnsentFrame>>,
     close_timed_out: bool,
+    /// Whether the driver ended the link's write side (after the last byte).
+    write_ended: bool,
+    /// Whether the peer ended its side in order (the driver read its end of stream).
+    peer_ended: bool,
+    /// How the connection ended, once it has.
+    ending: Ending,
+    /// Inbound bytes a close dropped because the inbound buffer was full, for the report.
+    inbound_discarded: u64,
     /// Whether the link was ever up.
     opened: bool,
     /// Whether every handle was dropped without a close.
@@ -207,6 +219,10 @@ impl State {
             close_deadline: None,
             unsent: None,
             close_timed_out: false,
+            write_ended: false,
+            peer_ended: false,
+            ending: Ending::Clean,
+            inbound_discarded: 0,
             opened: false,
             abandoned: false,
             max_waiters: None,
@@ -725,8 +741,63 @@ impl State {
         }
     }
 
+    /// Starts ending the write side: refuses new frames, fails waiting senders with their
+    /// frames, and asks the driver to drain, then end the link's write side. Reading goes on.
+    /// Returns false if the connection is already ending.
+    pub(crate) fn begin_shutdown_write(&mut self, fx: &mut Effects) -> bool {
+        if !matches!(self.phase, Phase::Connecting | Phase::Open) {
+            return false;
+        }
+        self.phase = Phase::Finishing;
+        self.fail_waiters(fx);
+        fx.notify_driver = true;
+        true
+    }
+
+    /// The driver ended the link's write side, after the last byte.
+    pub(crate) fn ended_write(&mut self, fx: &mut Effects) {
+        self.write_ended = true;
+        fx.wake.append(&mut self.watchers);
+    }
+
+    /// The driver read the peer's end of stream.
+    pub(crate) fn peer_ended(&mut self) {
+        self.peer_ended = true;
+    }
+
+    /// Records the inbound bytes a close dropped, for the report.
+    pub(crate) fn set_inbound_discarded(&mut self, bytes: u64) {
+        self.inbound_discarded = bytes;
+    }
+
+    /// Polls a `shutdown_write`: done once the write side has ended; an error if the
+    /// connection ended first (with its cause), or at the deadline.
+    pub(crate) fn poll_write_ended(
+        &mut self,
+        deadline: Option<Instant>,
+        waker: &Waker,
+        fx: &mut Effects,
+    ) -> Option<Result<(), FlushError>> {
+        if self.write_ended {
+            return Some(Ok(()));
+        }
+        if self.phase == Phase::Closed {
+            return Some(Err(match &self.cause {
+                Some(cause) => FlushError::Disconnected(cause.clone()),
+                None => FlushError::Closed,
+            }));
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Some(Err(FlushError::Timeout));
+        }
+        self.watch(waker);
+        fx.timer = deadline;
+        None
+    }
+
     /// Starts closing: refuses new frames, fails waiting senders with their frames, and gives
-    /// the driver until `deadline` to drain. Returns false if already closing or closed.
+    /// the driver until `deadline` to drain, end the write side and read to the peer's end of
+    /// stream. Returns false if already closing or closed.
     pub(crate) fn begin_close(&mut self, deadline: Instant, fx: &mut Effects) -> bool {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return false;
@@ -802,6 +873,13 @@ impl State {
                 unsent.iter().map(|u| u.frame().len()).sum::<usize>()
             );
         }
+        self.ending = match (&self.cause, unsent.is_empty()) {
+            (Some(_), true) if self.write_ended => Ending::ResetAfterEnd,
+            (Some(_), _) => Ending::Disconnected,
+            (None, false) => Ending::NotDrained,
+            (None, true) if self.write_ended && !self.peer_ended => Ending::PeerKeptOpen,
+            (None, true) => Ending::Clean,
+        };
         self.unsent = Some(unsent);
         fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
         fx.wake.append(&mut self.watchers);
@@ -840,6 +918,8 @@ impl State {
             unsent: self.unsent.take().unwrap_or_default(),
             cause: self.cause.clone(),
             timed_out: self.close_timed_out,
+            ending: self.ending,
+            inbound_discarded: self.inbound_discarded,
         })
     }
 

@@ -231,6 +231,9 @@ struct PipeInner {
     inbound: VecDeque<u8>,
     peer_end: Option<End>,
     client_end: Option<End>,
+    /// Whether the peer keeps its side open after the client's end of stream; by default it
+    /// answers with its own, as a server that closes when its client does.
+    hold_open: bool,
     client_waker: Option<LinkWaker>,
 }
 
@@ -243,6 +246,7 @@ impl Default for PipeInner {
             inbound: VecDeque::new(),
             peer_end: None,
             client_end: None,
+            hold_open: false,
             client_waker: None,
         }
     }
@@ -286,6 +290,9 @@ impl Link for MemLink {
             return match inner.peer_end {
                 Some(End::Closed) => Ok(0),
                 Some(End::Reset) => Err(io::ErrorKind::ConnectionReset.into()),
+                // The peer answers the client's end of stream with its own once it has read
+                // everything, unless it holds its side open.
+                None if inner.client_end.is_some() && !inner.hold_open => Ok(0),
                 None => Err(io::ErrorKind::WouldBlock.into()),
             };
         }
@@ -319,10 +326,9 @@ impl Link for MemLink {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
-        let mut inner = lock(&self.pipe.inner);
-        inner.client_end.get_or_insert(End::Closed);
-        drop(inner);
-        self.pipe.changed.notify_all();
+        self.pipe.update(|inner| {
+            inner.client_end.get_or_insert(End::Closed);
+        });
         Ok(())
     }
 }
@@ -627,6 +633,29 @@ impl MemPeer {
         self.pipe.update(|inner| {
             inner.peer_end.get_or_insert(End::Closed);
         });
+    }
+
+    /// Keeps this side open after the client ends its own, until [`MemPeer::close`] or
+    /// [`MemPeer::reset`]: a peer that does not answer a half-close. By default a peer answers
+    /// the client's end of stream with its own, as most servers do when their client closes,
+    /// so a close finds the peer's end at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection, Ending};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-mempeer-hold-open").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.hold_open();
+    /// let report = futures::executor::block_on(conn.close(Duration::from_millis(20)));
+    /// assert_eq!(report.ending(), Ending::PeerKeptOpen);
+    /// ```
+    pub fn hold_open(&self) {
+        self.pipe.update(|inner| inner.hold_open = true);
     }
 
     /// Resets the connection: the client's next read or write fails with `ConnectionReset`.

@@ -160,8 +160,9 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 ///
 /// # Dropping
 ///
-/// The driver deregisters the link and drops it when the connection ends, after calling
-/// [`Link::shutdown`] on an orderly close. Dropping must release the OS resources.
+/// The driver deregisters the link and drops it when the connection ends: on an orderly
+/// close, after [`Link::shutdown`] and after reading the peer's end of stream (or at the close
+/// timeout). Dropping must release the OS resources.
 ///
 /// # Examples
 ///
@@ -271,9 +272,16 @@ pub trait Link: Send + fmt::Debug + 'static {
 
     /// Writes from `bufs`, in order, and returns how many bytes the link accepted.
     ///
-    /// After a `WouldBlock`, the driver's next write starts with the same bytes (it may offer
-    /// more after them), so a link that must retry a half-done operation with the same data,
-    /// as TLS must, can count on it.
+    /// # The retry contract
+    ///
+    /// After a write returned `WouldBlock`, the driver's next write starts with the same bytes
+    /// and offers at least as many (it may offer more after them): nothing is spliced in
+    /// front of them (an urgent frame waits for the next frame boundary after them) and the
+    /// offer is never cut shorter. A link that must retry a half-done operation with the same
+    /// data can count on it. TLS must: OpenSSL has already framed and encrypted those bytes as
+    /// a record, part of which may be in the socket, and it writes that record again on the
+    /// retry, whatever it is given; a different or shorter buffer would duplicate or drop
+    /// bytes on the wire, or fail with "bad length".
     ///
     /// # Errors
     ///
@@ -289,11 +297,15 @@ pub trait Link: Send + fmt::Debug + 'static {
         Ok(())
     }
 
-    /// Ends the link in an orderly way (for TCP, sends FIN).
+    /// Ends the link's write side in an orderly way, after the last byte written (for TCP,
+    /// `shutdown(Write)`: a FIN; for TLS, the close_notify alert, then that). Reading goes on:
+    /// a close keeps reading until the peer's end of stream, so that no unread byte makes the
+    /// link's drop a reset.
     ///
     /// # Errors
     ///
-    /// Errors are logged; the link is dropped afterwards either way.
+    /// `WouldBlock` when the link cannot finish now: the driver calls it again once the link
+    /// is writable, so it must be safe to call again. Any other error ends the connection.
     fn shutdown(&mut self) -> io::Result<()>;
 
     /// Applies a socket option.

@@ -239,6 +239,7 @@ impl Transport for Tls {
             insecure: self.insecure,
             retry: None,
             scratch: Vec::new(),
+            notified: false,
         }))
     }
 }
@@ -669,6 +670,8 @@ pub struct TlsLink {
     retry: Option<usize>,
     /// Where small slices are gathered into one record.
     scratch: Vec<u8>,
+    /// Whether the close_notify alert was sent.
+    notified: bool,
 }
 
 impl TlsLink {
@@ -830,8 +833,13 @@ impl Link for TlsLink {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
-        if let Stage::Ready(tls) = &mut self.stage {
+        // The close_notify alert first, whole; a `WouldBlock` here is retried by the driver,
+        // and ending TCP's write side before the alert is out would cut it short.
+        if let Stage::Ready(tls) = &mut self.stage
+            && !self.notified
+        {
             tls.shutdown()?;
+            self.notified = true;
         }
         self.tcp_mut()?.shutdown()
     }
