@@ -5,7 +5,10 @@
 //! Proves invariant 4 (giving up is clean) under volume: each cancelled sender leaves the line
 //! at once and without waking anyone, `cancel()` hands back exactly its frame, the others are
 //! served in FIFO order with no cancelled frame on the wire, and afterwards no waiter is left
-//! and the whole capacity is available again.
+//! and the whole capacity is available again. A watchdog aborts the run if the remaining sends
+//! never complete (a lost wake-up would leave `block_on` waiting forever).
+
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use support::{Watchdog, join_within};
 use tidegate_async::{AsyncClient, Bytes};
 use tidegate_core::transport::mem::MemListener;
 
@@ -55,7 +59,8 @@ impl Lcg {
 
 #[test]
 fn cancelling_half_of_ten_thousand_waiters_leaves_the_rest_in_order_and_leaks_nothing() {
-    let listener = MemListener::bind("cancel-storm").unwrap();
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "the cancellation storm");
+    let listener = MemListener::bind(&support::unique_name("cancel-storm")).unwrap();
     let connecting = AsyncClient::builder().capacity(CAPACITY).connect(&listener.url());
     let client = futures::executor::block_on(connecting).unwrap();
     let peer = listener.accept_timeout(LONG).unwrap();
@@ -135,7 +140,7 @@ fn cancelling_half_of_ten_thousand_waiters_leaves_the_rest_in_order_and_leaks_no
         }
         client.flush_timeout(LONG).await.unwrap();
     });
-    let peer = reader.join().unwrap();
+    let peer = join_within(reader, LONG, "the reader");
 
     let stats = client.stats();
     assert_eq!((stats.buffered, stats.waiters), (0, 0), "capacity fully returned, no waiter left");

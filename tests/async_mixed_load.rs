@@ -3,19 +3,31 @@
 //! Proves that both facades queue in one line on one core under load: every byte arrives
 //! exactly once, frames are whole and never interleaved (invariant 7), and each producer's
 //! frames arrive in the order it sent them, whether the producer is a task or a thread. The
-//! peer starts reading only once senders wait (or after a short deadline), so the run goes
-//! through the waiting path, not only the fast path.
+//! peer starts reading only once at least [`QUEUED`] senders wait, so the run goes through the
+//! waiting path, not only the fast path; if they never do within [`GATE`], the test fails
+//! (after the peer has read everything, so it fails fast instead of timing out). Every wait is
+//! bounded, and a watchdog aborts a run that hangs in a wait it cannot bound (a task's
+//! `await`, the executor's `block_on`).
+
+mod support;
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::{Watchdog, join_within};
 use tidegate_async::{AsyncClient, Bytes, Config, Connection};
 use tidegate_blocking::Client;
 use tidegate_core::transport::SocketOption;
 
 const LONG: Duration = Duration::from_secs(20);
+/// The whole run, past which the watchdog aborts the test process.
+const WATCHDOG: Duration = Duration::from_secs(120);
+/// How many senders must wait in line before the peer starts reading.
+const QUEUED: usize = 100;
+/// How long the peer waits for them.
+const GATE: Duration = Duration::from_secs(10);
 const TASKS: u32 = 10_000;
 const TASK_FRAMES: u32 = 3;
 const THREADS: u32 = 4;
@@ -39,6 +51,8 @@ fn payload(producer: u32, seq: u32, i: usize) -> u8 {
 
 /// What the peer saw.
 struct Seen {
+    /// The most senders seen waiting before the peer started reading.
+    waiting_before_reading: usize,
     bytes: u64,
     /// For each producer, how many frames arrived (each one checked to be the next in order).
     frames: Vec<u32>,
@@ -60,14 +74,18 @@ fn peer(listener: TcpListener, client: AsyncClient) -> thread::JoinHandle<Seen> 
         };
         stream.set_nonblocking(false).unwrap();
         stream.set_read_timeout(Some(LONG)).unwrap();
-        // Let the buffer fill and senders queue before reading.
-        let gate = Instant::now() + Duration::from_secs(3);
-        while client.stats().waiters < 100 && Instant::now() < gate {
+        // Let the buffer fill and senders queue before reading. If they never do, read anyway,
+        // so the run ends quickly, and let the caller fail on `waiting_before_reading`.
+        let gate = Instant::now() + GATE;
+        let mut waiting_before_reading = 0;
+        while waiting_before_reading < QUEUED && Instant::now() < gate {
+            waiting_before_reading = waiting_before_reading.max(client.stats().waiters);
             thread::sleep(Duration::from_millis(1));
         }
         drop(client);
 
-        let mut seen = Seen { bytes: 0, frames: vec![0; (TASKS + THREADS) as usize] };
+        let mut seen =
+            Seen { waiting_before_reading, bytes: 0, frames: vec![0; (TASKS + THREADS) as usize] };
         let mut pending = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -100,7 +118,8 @@ fn peer(listener: TcpListener, client: AsyncClient) -> thread::JoinHandle<Seen> 
 
 /// Opens one connection, shares it between the tasks `spawn_tasks` runs to completion and
 /// [`THREADS`] blocking threads, closes it, and checks what the peer got.
-fn run(spawn_tasks: impl FnOnce(AsyncClient)) {
+fn run(what: &'static str, spawn_tasks: impl FnOnce(AsyncClient)) {
+    let _watchdog = Watchdog::new(WATCHDOG, what);
     let start = Instant::now();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("tcp://{}", listener.local_addr().unwrap());
@@ -126,13 +145,20 @@ fn run(spawn_tasks: impl FnOnce(AsyncClient)) {
         .collect();
     spawn_tasks(client.clone());
     for thread in threads {
-        thread.join().unwrap();
+        join_within(thread, LONG, "a blocking producer");
     }
 
     let report = futures::executor::block_on(client.close_timeout(LONG));
     assert!(report.is_clean(), "{report:?}");
     let stats = client.stats();
-    let seen = peer.join().unwrap();
+    let seen = join_within(peer, LONG, "the peer");
+    assert!(
+        seen.waiting_before_reading >= QUEUED,
+        "only {} senders ever waited in line within {GATE:?} (wanted {QUEUED}): the run did not \
+         go through the waiting path",
+        seen.waiting_before_reading
+    );
+    assert!(stats.sends_waited >= QUEUED as u64, "{stats:?}");
     let frames = u64::from(TASKS * TASK_FRAMES + THREADS * THREAD_FRAMES);
     assert_eq!(stats.frames_accepted, frames);
     assert_eq!(report.frames_written(), frames);
@@ -161,7 +187,7 @@ async fn produce(client: AsyncClient, producer: u32) {
 
 #[test]
 fn ten_thousand_tokio_tasks_and_four_threads_share_one_connection() {
-    run(|client| {
+    run("tokio tasks and threads on one connection", |client| {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
         rt.block_on(async {
             let tasks: Vec<_> =
@@ -175,7 +201,7 @@ fn ten_thousand_tokio_tasks_and_four_threads_share_one_connection() {
 
 #[test]
 fn ten_thousand_async_std_tasks_and_four_threads_share_one_connection() {
-    run(|client| {
+    run("async-std tasks and threads on one connection", |client| {
         async_std::task::block_on(async {
             let tasks: Vec<_> =
                 (0..TASKS).map(|p| async_std::task::spawn(produce(client.clone(), p))).collect();

@@ -206,3 +206,112 @@ fn dropping_the_last_handle_gives_up_after_the_close_timeout() {
     let seen = sink.finish(LONG);
     assert_eq!((seen.verifier.bytes, seen.error), (0, None));
 }
+
+/// Three producers send until they fail; each returns the frames accepted and the frame it
+/// got back, which must be `Closed(its own frame)`.
+fn produce_until_closed(client: &Client) -> Vec<thread::JoinHandle<(Vec<Bytes>, Bytes)>> {
+    (0..3u32)
+        .map(|id| {
+            let client = client.clone();
+            thread::spawn(move || {
+                let mut accepted = Vec::new();
+                for seq in 0.. {
+                    let sent = frame(id, seq, 100 + (seq as usize * 37) % 400);
+                    match client.send(sent.clone()) {
+                        Ok(()) => accepted.push(sent),
+                        Err(SendError::Closed(back)) => {
+                            assert_eq!(back, sent, "producer {id}: Closed carries its frame");
+                            return (accepted, back);
+                        }
+                        Err(other) => panic!("producer {id}: {other:?}"),
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect()
+}
+
+/// Parks three producers on a paused peer, then closes from another thread: the producers get
+/// their frames back at once while the close goes on draining. Returns the closer, the frames
+/// accepted (by producer), and how many were accepted in all.
+#[allow(clippy::type_complexity)]
+fn close_with_parked_senders(
+    client: &Client,
+    timeout: Duration,
+) -> (thread::JoinHandle<tidegate::CloseReport>, Vec<Vec<Bytes>>, u64) {
+    let producers = produce_until_closed(client);
+    assert!(wait_until(LONG, || client.stats().waiters == 3), "{:?}", client.stats());
+    let accepted = client.stats().frames_accepted;
+    let closer = {
+        let client = client.clone();
+        thread::spawn(move || client.close_timeout(timeout).expect("close"))
+    };
+    let produced: Vec<Vec<Bytes>> =
+        producers.into_iter().map(|p| join_within(p, LONG, "a parked producer").0).collect();
+    assert_eq!(produced.iter().map(Vec::len).sum::<usize>() as u64, accepted);
+    assert!(!closer.is_finished(), "the close waits for the buffer to drain");
+    assert_eq!(client.stats().frames_accepted, accepted, "a closing connection takes nothing");
+    (closer, produced, accepted)
+}
+
+#[test]
+fn a_close_drains_the_buffer_while_parked_senders_get_their_frames_back() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "close drains past parked senders");
+    let (_listener, client, peer) = mem_client("close-drain-parked", 4096);
+    peer.pause();
+    let (closer, produced, accepted) = close_with_parked_senders(&client, LONG);
+    // The peer resumes, through a small pipe (partial writes), while a sink reads.
+    peer.set_write_capacity(333);
+    let sink = MemSink::start(peer, Verifier::new());
+    sink.peer().resume();
+    let report = join_within(closer, LONG, "the close");
+    assert!(report.is_clean() && report.unsent().is_empty(), "{report:?}");
+    assert_eq!(report.frames_written() + report.unsent().len() as u64, accepted);
+    let bytes: usize = produced.iter().flatten().map(Bytes::len).sum();
+    assert_eq!(report.bytes_written(), bytes as u64);
+    let seen = sink.finish(LONG);
+    assert_eq!(seen.error, None);
+    assert_eq!(seen.verifier.bytes, report.bytes_written(), "the peer got every written byte");
+    assert_eq!(seen.verifier.frames, report.frames_written());
+    assert!(seen.verifier.at_boundary(), "whole frames");
+    for (id, frames) in produced.iter().enumerate() {
+        let next = seen.verifier.next_seq().get(&(id as u32)).copied().unwrap_or(0);
+        assert_eq!(next, frames.len() as u64, "producer {id}: all its accepted frames arrived");
+    }
+}
+
+#[test]
+fn a_close_that_times_out_while_draining_accounts_for_every_accepted_frame() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "close times out while draining");
+    let (_listener, client, peer) = mem_client("close-drain-timeout", 4096);
+    peer.pause();
+    let (closer, produced, accepted) =
+        close_with_parked_senders(&client, Duration::from_millis(300));
+    // The peer takes 1,000 bytes (ending inside a frame), then nothing more.
+    peer.set_write_capacity(1000);
+    peer.resume();
+    let report = join_within(closer, LONG, "the close");
+    assert!(report.timed_out(), "{report:?}");
+    assert_eq!(report.bytes_written(), 1000);
+    assert_eq!(report.frames_written() + report.unsent().len() as u64, accepted);
+    let mut wire = vec![0u8; 1000];
+    let mut got = 0;
+    while got < 1000 {
+        got += peer.read_timeout(&mut wire[got..], LONG).unwrap();
+    }
+    // What the peer got, then the rest of each unsent frame, is every accepted frame, whole,
+    // each producer's in order.
+    let mut verifier = Verifier::new();
+    verifier.feed(&wire).unwrap();
+    // If the peer's last frame is cut, the report has it first, with the bytes written.
+    let cut = !verifier.at_boundary();
+    assert_eq!(report.unsent()[0].written() > 0, cut, "{:?}", report.unsent()[0]);
+    for unsent in report.unsent() {
+        verifier.feed(&unsent.frame()[unsent.written()..]).unwrap();
+    }
+    assert!(verifier.at_boundary());
+    assert_eq!(verifier.frames, accepted);
+    let bytes: usize = produced.iter().flatten().map(Bytes::len).sum();
+    assert_eq!(verifier.bytes, bytes as u64);
+}

@@ -10,11 +10,11 @@
 
 mod support;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Watchdog, frame, join_within, wait_until};
+use support::{Watchdog, current_tid, frame, is_asleep, join_within, wait_until};
 use tidegate::transport::mem::{MemListener, MemPeer};
 use tidegate::{Client, FlushError, SendError};
 
@@ -59,21 +59,29 @@ fn paused_client(prefix: &str) -> (MemListener, Client, MemPeer) {
 }
 
 /// Runs `wait` on a thread of its own, which measures its own CPU time around it, while the
-/// test measures the process's once `parked` holds; checks both.
+/// test measures the process's once the thread is parked: `parked` holds (the connection shows
+/// the wait) and the kernel reports the thread asleep. Checks both.
 fn assert_idle_while<T: Send + 'static>(
     what: &str,
     parked: impl Fn() -> bool,
     wait: impl FnOnce() -> T + Send + 'static,
 ) -> T {
     let hz = clock_ticks_per_second();
+    let (started, tid) = mpsc::channel();
     let waiter = thread::spawn(move || {
+        started.send(current_tid()).unwrap();
         let before = ticks("/proc/thread-self/stat");
         let start = Instant::now();
         let value = wait();
         let elapsed = start.elapsed();
         (value, ticks("/proc/thread-self/stat") - before, elapsed)
     });
-    assert!(wait_until(LONG, &parked), "{what}: the thread never parked");
+    let tid = tid.recv_timeout(LONG).unwrap_or_else(|_| panic!("{what}: the thread never started"));
+    assert!(
+        wait_until(LONG, || waiter.is_finished() || (parked() && is_asleep(tid))),
+        "{what}: the thread never parked"
+    );
+    assert!(!waiter.is_finished(), "{what}: returned instead of waiting");
     let process_before = ticks("/proc/self/stat");
     let (value, thread_ticks, elapsed) = join_within(waiter, LONG, what);
     let process_ticks = ticks("/proc/self/stat") - process_before;
@@ -110,11 +118,14 @@ fn a_parked_flush_uses_no_cpu() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "parked flush");
     let (_listener, client, peer) = paused_client("cpu-flush");
     let flusher = client.clone();
-    // Nothing says a flush is waiting; give the thread a moment to get there.
-    let start = Instant::now();
+    // The flush cannot complete (nothing was written of the 1,024 bytes it waits for), and
+    // the kernel shows its thread asleep.
     let result = assert_idle_while(
         "flush_timeout",
-        || start.elapsed() >= Duration::from_millis(20),
+        || {
+            let stats = client.stats();
+            stats.buffered == 1024 && stats.bytes_written == 0
+        },
         move || flusher.flush_timeout(WAIT),
     );
     assert!(matches!(result, Err(FlushError::Timeout)), "{result:?}");

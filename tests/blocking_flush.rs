@@ -1,13 +1,15 @@
 //! `flush` through the blocking facade: it returns once every byte accepted before the call is
 //! on the link — so the peer has it — waits (without a deadline, or up to one) while the peer
-//! stalls, and fails with the cause when the connection ends first (invariant 8).
+//! stalls, and fails with the cause when the connection ends first (invariant 8). A flush said
+//! to wait is seen waiting: its thread started, the kernel shows it asleep, and nothing it
+//! waits for was written.
 
 mod support;
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Lcg, TcpSink, Verifier, Watchdog, frame, join_within, wait_until};
+use support::{Lcg, TcpSink, Verifier, Watchdog, frame, join_within, spawn_parked, wait_until};
 use tidegate::transport::mem::{MemListener, MemPeer};
 use tidegate::{Client, DisconnectKind, FlushError};
 
@@ -45,6 +47,14 @@ fn read_all(peer: &MemPeer, bytes: u64) -> Verifier {
         verifier.feed(&buf[..n]).unwrap();
     }
     verifier
+}
+
+/// While a flush waits on a paused peer: the `buffered` bytes it waits for are all still in
+/// the buffer, none was written, and the peer has nothing.
+fn assert_nothing_written(client: &Client, peer: &MemPeer, buffered: usize) {
+    let stats = client.stats();
+    assert_eq!((stats.buffered, stats.bytes_written), (buffered, 0), "{stats:?}");
+    assert_eq!(peer.unread(), 0);
 }
 
 #[test]
@@ -128,11 +138,9 @@ fn flush_waits_while_the_peer_stalls() {
 
     let flusher = {
         let client = client.clone();
-        thread::spawn(move || client.flush())
+        spawn_parked(LONG, "the flush of a stalled peer", move || client.flush())
     };
-    thread::sleep(Duration::from_millis(50));
-    assert!(!flusher.is_finished(), "flush returned with nothing written");
-    assert_eq!(peer.unread(), 0);
+    assert_nothing_written(&client, &peer, 3000);
     peer.resume();
     join_within(flusher, LONG, "the flush").unwrap();
     assert_eq!(peer.unread(), 3000);
@@ -147,9 +155,9 @@ fn flush_fails_with_the_cause_when_the_connection_breaks() {
     client.send(frame(0, 0, 1000)).unwrap();
     let flusher = {
         let client = client.clone();
-        thread::spawn(move || client.flush())
+        spawn_parked(LONG, "the flush before a reset", move || client.flush())
     };
-    assert!(!wait_until(Duration::from_millis(50), || flusher.is_finished()));
+    assert_nothing_written(&client, &peer, 1000);
     peer.reset();
     let err = join_within(flusher, LONG, "the flush").unwrap_err();
     let FlushError::Disconnected(cause) = &err else {
@@ -200,9 +208,9 @@ fn a_flush_cut_short_by_close_reports_closed() {
     client.send(frame(0, 0, 1000)).unwrap();
     let flusher = {
         let client = client.clone();
-        thread::spawn(move || client.flush())
+        spawn_parked(LONG, "the flush before a close", move || client.flush())
     };
-    assert!(!wait_until(Duration::from_millis(50), || flusher.is_finished()));
+    assert_nothing_written(&client, &peer, 1000);
     let report = client.close_timeout(Duration::from_millis(100)).expect("close");
     assert!(report.timed_out());
     let err = join_within(flusher, LONG, "the flush").unwrap_err();

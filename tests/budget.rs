@@ -4,8 +4,9 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use futures::task::noop_waker;
 use support::{MemSink, Verifier, Watchdog};
 use tidegate::transport::mem::{MemListener, MemPeer};
 use tidegate::{Budget, Bytes, Client, Config, Connection, SendError};
+use tidegate_core::SendOp;
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -165,10 +167,111 @@ fn a_cancelled_waiter_leaves_the_budget_line_and_hands_on_its_turn() {
     assert_eq!(budget.waiting(), 0);
 }
 
+/// A send parked in a slot that a waker of another send can reach.
+type Slot = Arc<Mutex<Option<SendOp<Connection>>>>;
+
+/// A waker that, the first time it is woken, cancels the send in `other` (if it is still
+/// there) and keeps what the cancel returned.
+struct CancelsOther {
+    woken: AtomicUsize,
+    other: Slot,
+    cancelled: Mutex<Option<Option<Bytes>>>,
+}
+
+impl Wake for CancelsOther {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.woken.fetch_add(1, Ordering::SeqCst) == 0 {
+            let op = self.other.lock().unwrap().take();
+            if let Some(op) = op {
+                *self.cancelled.lock().unwrap() = Some(op.cancel());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_grant_to_a_waiter_that_left_before_its_delivery_is_passed_on() {
+    // Two waiters on two connections are granted room in the same release; grants are
+    // delivered one at a time, with no lock held. The wake-up of whichever is delivered
+    // first cancels the other, whose grant is then still on its way: that grant must go to
+    // the third waiter, the next in the budget's line. Deterministic: the cancel happens
+    // inside the delivery, between the two grants.
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "budget grant to a leaver");
+    let budget = Budget::new(1000);
+    let (_a, _la, pa) = fill(&budget);
+    let (b, _lb, _pb) = connect(&budget, 1000, "budget-leaver-b");
+    let (c, _lc, _pc) = connect(&budget, 1000, "budget-leaver-c");
+    let (d, _ld, _pd) = connect(&budget, 1000, "budget-leaver-d");
+    let frames: Vec<Bytes> = (1..=3).map(|i| support::frame(i, 0, 300)).collect();
+    let slots: Vec<Slot> = [&b, &c]
+        .iter()
+        .zip(&frames)
+        .map(|(client, frame)| {
+            let op = client.connection().clone().send_owned(frame.clone(), None);
+            Arc::new(Mutex::new(Some(op)))
+        })
+        .collect();
+    let wakers: Vec<Arc<CancelsOther>> = [1, 0]
+        .into_iter()
+        .map(|other| {
+            Arc::new(CancelsOther {
+                woken: AtomicUsize::new(0),
+                other: slots[other].clone(),
+                cancelled: Mutex::new(None),
+            })
+        })
+        .collect();
+    for (i, (slot, waker)) in slots.iter().zip(&wakers).enumerate() {
+        let waker = Waker::from(waker.clone());
+        let mut op = slot.lock().unwrap();
+        assert!(op.as_mut().unwrap().poll_with(&waker).is_pending());
+        assert_eq!(budget.waiting(), i + 1);
+    }
+    let mut third = d.connection().clone().send_owned(frames[2].clone(), None);
+    let (third_wakes, third_waker) = support::WakeCounter::new();
+    assert!(third.poll_with(&third_waker).is_pending());
+    assert_eq!(budget.waiting(), 3);
+
+    // 600 bytes free in one write: room for the first two waiters, not for the third.
+    pa.set_write_capacity(600);
+    let delivered =
+        support::wait_until(LONG, || wakers.iter().any(|w| w.cancelled.lock().unwrap().is_some()));
+    assert!(delivered, "no grant was delivered");
+    let winner = wakers.iter().position(|w| w.woken.load(Ordering::SeqCst) > 0).unwrap();
+    let loser = 1 - winner;
+    assert_eq!(
+        *wakers[winner].cancelled.lock().unwrap(),
+        Some(Some(frames[loser].clone())),
+        "the other waiter was cancelled before its grant arrived, and got its frame back"
+    );
+    assert_eq!(wakers[loser].woken.load(Ordering::SeqCst), 0, "a cancelled waiter is not woken");
+    let passed_on = support::wait_until(LONG, || third_wakes.count() == 1);
+    assert!(
+        passed_on,
+        "the grant of the waiter that left was not passed on: the third waiter still waits \
+         (budget: {budget:?})"
+    );
+    assert!(matches!(third.poll_with(&third_waker), Poll::Ready(Ok(()))));
+    let mut won = slots[winner].lock().unwrap().take().expect("the winner is still in its slot");
+    assert!(matches!(won.poll_with(Waker::noop()), Poll::Ready(Ok(()))));
+    // 400 left of the filler, and the two frames that went in: nothing leaked, nothing owed.
+    assert_eq!(budget.used(), 1000);
+    assert_eq!(budget.waiting(), 0);
+    let accepted: Vec<u64> = [&b, &c, &d].iter().map(|x| x.stats().frames_accepted).collect();
+    let mut expected = vec![0, 0, 1];
+    expected[winner] = 1;
+    assert_eq!(accepted, expected);
+}
+
 #[test]
 fn a_grant_to_a_waiter_that_left_is_passed_on() {
-    // Many waiters on a few connections give up while room is being freed: whatever they were
-    // granted must go to the next ones, and the budget must end exactly empty.
+    // A stress test of the same rule (the test above forces the race): many waiters on a few
+    // connections give up while room is being freed: whatever they were granted must go to
+    // the next ones, and the budget must end exactly empty.
     let _watchdog = Watchdog::new(Duration::from_secs(60), "budget hand-on");
     let budget = Budget::new(2000);
     let (a, _la, pa) = fill(&budget);

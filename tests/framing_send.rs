@@ -3,7 +3,8 @@
 //! (copied) and large (zero-copy) payloads mixed with urgent frames spliced in at frame
 //! boundaries. Headers count in the capacity and the size check; every frame handed back (a
 //! `TooLarge`, a timeout, a cancel, the close report of a stalled peer) is the caller's
-//! payload without its header.
+//! payload without its header. Every test runs under a watchdog, since `block_on` cannot be
+//! given a deadline.
 
 mod support;
 
@@ -20,6 +21,8 @@ use tidegate::{AsyncClient, Bytes, Client, Config, Connection, SendError, TrySen
 use tidegate_core::codec::{Decoder, Encoder, LengthDelimited};
 
 const LONG: Duration = Duration::from_secs(10);
+/// The most any test of this file may take before the watchdog aborts the process.
+const WATCHDOG: Duration = Duration::from_secs(60);
 const DATA: u8 = 0xD0;
 const URGENT: u8 = 0x0E;
 
@@ -117,7 +120,7 @@ fn assert_delivered(codec: LengthDelimited, wire: &[u8], sent: (Vec<Bytes>, Vec<
 
 #[test]
 fn mixed_framed_frames_arrive_whole_and_in_order_over_mem() {
-    let _watchdog = Watchdog::new(Duration::from_secs(60), "framed sends over mem");
+    let _watchdog = Watchdog::new(WATCHDOG, "framed sends over mem");
     let codec = LengthDelimited::new();
     let listener = MemListener::bind(&unique_name("framing-mem")).unwrap();
     let client = Client::builder()
@@ -143,7 +146,7 @@ fn mixed_framed_frames_arrive_whole_and_in_order_over_mem() {
 
 #[test]
 fn mixed_framed_frames_arrive_whole_and_in_order_over_tcp() {
-    let _watchdog = Watchdog::new(Duration::from_secs(60), "framed sends over tcp");
+    let _watchdog = Watchdog::new(WATCHDOG, "framed sends over tcp");
     // Another header: two bytes, little-endian, counting itself.
     let codec = LengthDelimited::new().width(2).little_endian().length_includes_header(true);
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,6 +181,7 @@ fn open_framed(name: &str, config: Config) -> (Connection, MemListener, MemPeer)
 
 #[test]
 fn the_close_report_of_a_stalled_peer_returns_payloads_without_headers() {
+    let _watchdog = Watchdog::new(WATCHDOG, "close report of a stalled framed peer");
     // The peer takes `taken` bytes, then stops reading: inside the first header, right after
     // it, and inside the first payload.
     for taken in [2, 4, 7] {
@@ -210,6 +214,7 @@ fn the_close_report_of_a_stalled_peer_returns_payloads_without_headers() {
 
 #[test]
 fn frames_handed_back_while_waiting_have_no_header() {
+    let _watchdog = Watchdog::new(WATCHDOG, "framed frames handed back");
     let config = Config::new().capacity(64).framing(LengthDelimited::new());
     let (conn, _listener, peer) = open_framed("framing-wait", config);
     peer.pause();
@@ -241,6 +246,7 @@ fn frames_handed_back_while_waiting_have_no_header() {
 
 #[test]
 fn too_large_counts_the_header_and_returns_the_payload() {
+    let _watchdog = Watchdog::new(WATCHDOG, "framed too large");
     let config = Config::new()
         .capacity(64)
         .urgent_reserve(8)
@@ -280,6 +286,7 @@ fn too_large_counts_the_header_and_returns_the_payload() {
 
 #[test]
 fn an_empty_payload_is_a_header_only_frame() {
+    let _watchdog = Watchdog::new(WATCHDOG, "framed empty payload");
     let config = Config::new().framing(LengthDelimited::new().width(2));
     let (conn, _listener, peer) = open_framed("framing-empty", config);
     conn.try_send(Bytes::new()).unwrap();
@@ -298,6 +305,7 @@ fn an_empty_payload_is_a_header_only_frame() {
 
 #[test]
 fn the_async_builder_frames_what_it_sends() {
+    let _watchdog = Watchdog::new(WATCHDOG, "framed async builder");
     let listener = MemListener::bind(&unique_name("framing-async")).unwrap();
     let url = listener.url();
     let accept = thread::spawn(move || listener.accept_timeout(LONG).unwrap());
@@ -318,6 +326,7 @@ fn the_async_builder_frames_what_it_sends() {
 
 #[test]
 fn io_write_cuts_frames_that_fit_with_their_headers() {
+    let _watchdog = Watchdog::new(WATCHDOG, "framed io::Write");
     use std::io::Write;
     let codec = LengthDelimited::new().width(2);
     let listener = MemListener::bind(&unique_name("framing-io-write")).unwrap();

@@ -672,7 +672,10 @@ fn resolve<F: Future + Unpin>(mut fut: F) -> F::Output {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
-        max_shrink_iters: 200,
+        // A failing case can take [`LONG`] (a settle that never comes), so shrinking is
+        // bounded in time as well as in steps: a real failure reports within about a minute.
+        max_shrink_iters: 64,
+        max_shrink_time: 30_000,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -14,7 +14,12 @@
 //!   bytes with [`State::written`] under the lock and wakes after releasing it; it fires
 //!   deadlines with [`State::expire`] when a timer it was asked for comes due, and ends the
 //!   connection with [`State::finish`];
-//! - a **closer** calls [`State::begin_close`].
+//! - a **closer** calls [`State::begin_close`];
+//! - a `try_send` admits without a waker (it is accepted or refused, never queued), and a
+//!   timer thread fires a deadline with [`State::expire`] while its sender cancels.
+//!
+//! Every model ends the connection through one helper, `end`, the only caller of
+//! [`State::finish`].
 //!
 //! Blocking senders wait with [`loom::future::block_on`](::loom::future::block_on), whose waker
 //! is loom-aware: a sender that is never woken leaves loom with a thread that cannot run, and
@@ -344,6 +349,13 @@ impl Writer {
     }
 }
 
+/// The link is gone after an orderly close: the one place the models end a connection, with
+/// the driver's chunks not yet fully written.
+fn end(state: &mut State, writer: &mut Writer, fx: &mut Effects) {
+    let calls = state.finish(None, &mut writer.in_flight, writer.offset, fx);
+    assert!(calls.is_empty(), "the models queue no link calls");
+}
+
 /// The end of every execution, once all threads are joined: fills the free space to the byte,
 /// closes, and checks that the wire plus the unsent frames are exactly the accepted frames in
 /// arrival order. `accepted` says which arrivals were accepted.
@@ -364,7 +376,7 @@ fn finish(conn: &Conn, mut writer: Writer, accepted: impl Fn(&Bytes) -> bool) {
     }
     let at = Instant::now();
     inner.state.begin_close(at, &mut fx);
-    inner.state.finish(None, &mut writer.in_flight, writer.offset, &mut fx);
+    end(&mut inner.state, &mut writer, &mut fx);
     let report = inner.state.report().expect("closed");
     let stats = inner.state.stats();
     assert_eq!(
@@ -551,5 +563,152 @@ fn loom_close_racing_a_waiter_and_a_write_accounts_for_every_frame() {
         sent.check_wakes();
         let accepted = sent.accepted(&frame, SendError::is_closed);
         finish(&conn, writer, |f| *f != frame || accepted);
+    });
+}
+
+/// (e) `try_send` with a frame that fits the free space races a waiting sender and a driver
+/// write: it gets in only if no one waits at that moment (no barging, invariant 2), and is
+/// refused as full otherwise; the wire keeps arrival order either way.
+#[test]
+fn loom_a_fitting_try_send_never_passes_a_waiter() {
+    model("a_fitting_try_send_never_passes_a_waiter", || {
+        let conn = Conn::new(&[marked(0, 8)]);
+        let sender = {
+            let conn = conn.clone();
+            thread::spawn(move || conn.send(marked(1, 5), None))
+        };
+        let driver = {
+            let conn = conn.clone();
+            thread::spawn(move || {
+                let mut writer = Writer::default();
+                writer.write(&conn, 8);
+                writer
+            })
+        };
+        let frame = marked(2, 2);
+        let (accepted, waiting, fits) = conn.with(|inner, fx| {
+            let stats = inner.state.stats();
+            let fits = stats.buffered + frame.len() <= CAPACITY;
+            let admitted = inner.state.admit(frame.clone(), false, None, None, Instant::now, fx);
+            let accepted = match admitted {
+                Ok(Admit::Accepted) => true,
+                Err(SendError::Timeout(back)) => {
+                    assert_eq!(back, frame, "a refused try_send gets its frame back");
+                    false
+                }
+                other => panic!("try_send never queues: {other:?}"),
+            };
+            if accepted {
+                inner.arrivals.push(frame.clone());
+            }
+            (accepted, stats.waiters > 0, fits)
+        });
+        assert_eq!(accepted, fits && !waiting, "accepted {accepted}, waiting {waiting}");
+        let sent = sender.join().unwrap();
+        let writer = driver.join().unwrap();
+        assert!(sent.outcome.is_ok(), "{sent:?}");
+        sent.check_wakes();
+        finish(&conn, writer, |f| *f != frame || accepted);
+    });
+}
+
+/// (a') One write frees room for two waiters at once: both are let in by the same grant, in
+/// arrival order, and each is woken exactly once.
+#[test]
+fn loom_one_write_grants_two_waiters_at_once() {
+    model("one_write_grants_two_waiters_at_once", || {
+        let conn = Conn::new(&[marked(0, 8)]);
+        let senders: Vec<_> = [marked(1, 3), marked(2, 4)]
+            .into_iter()
+            .map(|frame| {
+                let conn = conn.clone();
+                thread::spawn(move || conn.send(frame, None))
+            })
+            .collect();
+        let mut writer = Writer::default();
+        writer.write(&conn, 8);
+        for sender in senders {
+            let sent = sender.join().unwrap();
+            assert!(sent.outcome.is_ok(), "{sent:?}");
+            sent.check_wakes();
+        }
+        finish(&conn, writer, |_| true);
+    });
+}
+
+/// (d') Close while the driver drains in partial writes that cross frame boundaries, with a
+/// sender waiting: the sender is accepted or gets `Closed(frame)`; the driver goes on
+/// draining after the close began; what it wrote plus the rest of each unsent frame (the cut
+/// one from its offset) is every accepted frame, whole, in order.
+#[test]
+fn loom_a_close_while_draining_accounts_for_every_byte() {
+    model("a_close_while_draining_accounts_for_every_byte", || {
+        let conn = Conn::new(&[marked(0, 4), marked(1, 4)]);
+        let frame = marked(2, 5);
+        let sender = {
+            let (conn, frame) = (conn.clone(), frame.clone());
+            thread::spawn(move || conn.send(frame, None))
+        };
+        let driver = {
+            let conn = conn.clone();
+            thread::spawn(move || {
+                let mut writer = Writer::default();
+                writer.write(&conn, 3);
+                writer.write(&conn, 3);
+                writer
+            })
+        };
+        let far = Instant::now() + Duration::from_secs(3600);
+        conn.with(|inner, fx| assert!(inner.state.begin_close(far, fx)));
+        let writer = driver.join().unwrap();
+        let sent = sender.join().unwrap();
+        sent.check_wakes();
+        let accepted = sent.accepted(&frame, SendError::is_closed);
+        finish(&conn, writer, |f| *f != frame || accepted);
+    });
+}
+
+/// (f) A queued sender cancels while its deadline fires and a close begins: whichever comes
+/// first, the cancel returns its frame (from the queue, or from the timeout or `Closed` it
+/// had not collected yet, invariant 4), and it was woken once exactly when an outcome came
+/// before the cancel.
+#[test]
+fn loom_a_cancel_after_a_timeout_or_a_close_returns_the_frame() {
+    model("a_cancel_after_a_timeout_or_a_close_returns_the_frame", || {
+        let conn = Conn::new(&[marked(0, 8)]);
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let frame = marked(1, 5);
+        let counter =
+            StdArc::new(Counting { inner: Waker::noop().clone(), wakes: AtomicUsize::new(0) });
+        let waker = Waker::from(counter.clone());
+        let ticket = match conn.admit(frame.clone(), Some(deadline), Some(&waker)) {
+            Ok(Admit::Queued(ticket)) => ticket,
+            other => panic!("the frame cannot fit: {other:?}"),
+        };
+        let timer = {
+            let conn = conn.clone();
+            thread::spawn(move || {
+                conn.with(|inner, fx| {
+                    inner.state.expire(deadline, fx);
+                })
+            })
+        };
+        let closer = {
+            let conn = conn.clone();
+            thread::spawn(move || {
+                let far = deadline + Duration::from_secs(3600);
+                conn.with(|inner, fx| assert!(inner.state.begin_close(far, fx)));
+            })
+        };
+        let (back, ended_first) = conn.with(|inner, fx| {
+            let ended_first = inner.state.stats().waiters == 0;
+            (inner.state.cancel(ticket, fx), ended_first)
+        });
+        timer.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(back.as_ref(), Some(&frame), "the cancel returns the frame");
+        let wakes = counter.wakes.load(Ordering::SeqCst);
+        assert_eq!(wakes, usize::from(ended_first), "woken once if its wait ended first");
+        finish(&conn, Writer::default(), |f| *f != frame);
     });
 }

@@ -205,3 +205,55 @@ impl Drop for WatermarkEvents {
         self.conn.lock().marks().unsubscribe(&self.queue);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The boundaries of the marks: reaching a mark exactly is a crossing ("up to the high mark
+    //! or past it", "down to the low mark or below it"), one byte short of it is not.
+
+    use super::*;
+
+    /// Levels with room on both sides of each mark.
+    const HIGH: usize = 80;
+    const LOW: usize = 20;
+
+    fn taken(queue: &Arc<Mutex<Queue>>) -> Vec<Watermark> {
+        lock(queue).events.drain(..).collect()
+    }
+
+    #[test]
+    fn filling_to_exactly_the_high_mark_fires_high() {
+        let mut marks = Marks::new(Some((HIGH, LOW)));
+        let queue = marks.subscribe();
+        let mut fx = Effects::default();
+        marks.grew(HIGH - 1, &mut fx);
+        assert_eq!(taken(&queue), [], "one byte below the high mark");
+        marks.grew(HIGH, &mut fx);
+        assert_eq!(taken(&queue), [Watermark::High], "at the high mark");
+        marks.grew(HIGH + 1, &mut fx);
+        assert_eq!(taken(&queue), [], "once per crossing");
+    }
+
+    #[test]
+    fn draining_to_exactly_the_low_mark_fires_low() {
+        let mut marks = Marks::new(Some((HIGH, LOW)));
+        let queue = marks.subscribe();
+        let mut fx = Effects::default();
+        marks.grew(HIGH, &mut fx);
+        assert_eq!(taken(&queue), [Watermark::High]);
+        lock(&queue).waker = Some(Waker::noop().clone());
+        fx.wake.clear();
+        marks.shrank(LOW + 1, &mut fx);
+        assert_eq!(taken(&queue), [], "one byte above the low mark");
+        assert!(fx.wake.is_empty(), "nobody is woken for nothing");
+        marks.shrank(LOW, &mut fx);
+        assert_eq!(taken(&queue), [Watermark::Low], "at the low mark");
+        assert_eq!(fx.wake.len(), 1, "the waiting subscriber is woken");
+        marks.shrank(LOW - 1, &mut fx);
+        marks.shrank(0, &mut fx);
+        assert_eq!(taken(&queue), [], "once per crossing");
+        // And the next fill to the high mark is a new crossing.
+        marks.grew(HIGH, &mut fx);
+        assert_eq!(taken(&queue), [Watermark::High]);
+    }
+}

@@ -287,6 +287,48 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// The calling thread's id as the kernel knows it, for [`is_asleep`] (Linux; `None`
+/// elsewhere).
+pub fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// Whether thread `tid` of this process is asleep in the kernel (state `S`), as a thread that
+/// parked is. Without `/proc` (or without a `tid`) it answers `true`, so a wait on it
+/// degrades to waiting for the other conditions it is combined with.
+pub fn is_asleep(tid: Option<u32>) -> bool {
+    let Some(tid) = tid else {
+        return true;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return !std::path::Path::new("/proc/self/task").exists();
+    };
+    // The state is the first field after the command name, which is in parentheses.
+    stat.rfind(')').and_then(|at| stat[at + 1..].split_whitespace().next()) == Some("S")
+}
+
+/// Spawns `f` on a thread that tells its kernel thread id before it calls `f`, and waits up to
+/// `timeout` for that thread to start and then to fall asleep (in `f`, since it does nothing
+/// else): the way to know that a blocking call really is waiting, not merely not started.
+/// Panics if it does not happen in time, or if `f` returns first.
+pub fn spawn_parked<T: Send + 'static>(
+    timeout: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    let (started, tid) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        started.send(current_tid()).expect("the test waits for the start");
+        f()
+    });
+    let tid = tid.recv_timeout(timeout).unwrap_or_else(|_| panic!("{what}: never started"));
+    let parked = wait_until(timeout, || handle.is_finished() || is_asleep(tid));
+    assert!(parked, "{what}: started but never parked within {timeout:?}");
+    assert!(!handle.is_finished(), "{what}: returned instead of waiting");
+    handle
+}
+
 /// A name no other test uses, for `mem://` listeners.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
