@@ -10,7 +10,9 @@
 //! - what reached the sink is whole frames in each producer's order, a prefix of what was
 //!   written (invariant 7);
 //! - nothing hangs: every wait has a deadline, and a watchdog aborts a test that would;
-//! - a new connection through the same proxy works afterwards.
+//! - a new connection through the same proxy works afterwards;
+//! - a peer that talks back while the client closes still receives every byte written, and a
+//!   reset with the client's bytes left unread reaches senders and receivers as a reset.
 //!
 //! RELIABILITY.md has the matrix: fault, observed behaviour, test.
 
@@ -25,7 +27,9 @@ use std::time::{Duration, Instant};
 use proxy::{Fault, Mode, Proxy, addr_of};
 use support::{Lcg, SinkReport, TcpSink, Watchdog, frame, ident, join_within, wait_until};
 use tidegate::transport::SocketOption;
-use tidegate::{Client, CloseReport, Config, DisconnectKind, FlushError, SendError, TrySendError};
+use tidegate::{
+    Client, CloseReport, Config, DisconnectKind, FlushError, RecvError, SendError, TrySendError,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 const WATCHDOG: Duration = Duration::from_secs(90);
@@ -172,6 +176,7 @@ fn fresh_connection_works(proxy: &Proxy) {
     let seen = sink.finish(LONG);
     assert!(seen.error.is_none(), "{:?}", seen.error);
     assert_eq!(seen.verifier.frames, 100, "every frame of the new connection arrived");
+    assert_eq!(seen.verifier.bytes, report.bytes_written(), "every written byte arrived");
 }
 
 /// A proxy in front of a strict sink, with a connected client.
@@ -366,5 +371,81 @@ fn a_half_close_ends_the_connection_and_every_written_byte_arrives() {
     check_accounting(&produced, &report, &seen);
     assert_eq!(seen.verifier.bytes, report.bytes_written(), "every written byte arrived");
     assert_eq!(seen.verifier.frames, report.frames_written());
+    fresh_connection_works(&proxy);
+}
+
+#[test]
+fn a_peer_that_talks_back_while_the_client_closes_receives_every_written_byte() {
+    let _watchdog = Watchdog::new(WATCHDOG, "the talk-back test");
+    let sink = TcpSink::start();
+    let proxy = Proxy::start(addr_of(&sink.url()));
+    proxy.set_talk_back(true);
+    let config = Config::new()
+        .capacity(CAPACITY)
+        .socket_option(SocketOption::SendBufferSize(8 * 1024))
+        .close_timeout(LONG)
+        .discard_inbound(true);
+    let client = Client::builder().config(config).connect(&proxy.url()).expect("connect");
+    let mut produced = join_producers(start_producers(&client, 2_000));
+    assert!(produced.iter().all(|p| p.end.is_none()), "{produced:?}");
+    client.flush_timeout(LONG).expect("flush");
+    // The proxy stops forwarding for 200 ms as the close begins (the fault), so the last
+    // bytes are still on their way while it talks back.
+    proxy.set_mode(Mode::Stall);
+    // More than the proxy's receive window: part of it waits in the client's kernel.
+    const TAIL: u64 = 80;
+    let mut tail = Produced { id: PROBE, lens: Vec::new(), end: None };
+    for seq in 0..TAIL {
+        client.send(frame(PROBE, seq, 256)).expect("send the tail");
+        tail.lens.push(256);
+    }
+    produced.push(tail);
+    let report = thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(200));
+            proxy.set_mode(Mode::Forward);
+        });
+        client.close_timeout(LONG).expect("close")
+    });
+    let seen = sink.finish(LONG);
+
+    assert!(proxy.talked() > 0, "the proxy talked back");
+    check_accounting(&produced, &report, &seen);
+    assert_eq!(seen.verifier.bytes, report.bytes_written(), "every written byte arrived");
+    assert_eq!(seen.verifier.frames, u64::from(PRODUCERS) * 2_000 + TAIL);
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn a_reset_with_unread_data_reaches_senders_and_receivers_as_a_reset() {
+    let _watchdog = Watchdog::new(WATCHDOG, "the reset-with-unread test");
+    let (sink, proxy, client) = setup();
+    let producers = start_producers(&client, 1_000_000);
+    assert!(wait_until(LONG, || proxy.forwarded() > 64 * 1024), "the data got going");
+    proxy.inject(Fault::ResetWithUnread);
+
+    let mut produced = join_producers(producers);
+    assert_eq!(proxy.applied(), 1);
+    assert_all_disconnected(&produced, &[DisconnectKind::Reset]);
+    let ended = loop {
+        match client.recv_timeout(LONG) {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    match ended {
+        Err(RecvError::Disconnected(cause)) => {
+            assert_eq!(cause.kind(), DisconnectKind::Reset, "{cause:?}")
+        }
+        other => panic!("the receive side ended with {other:?}, not the reset"),
+    }
+    let report = client.close_timeout(LONG).expect("close");
+    assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset), "{report:?}");
+    let seen = sink.finish(LONG);
+    produced.push(Produced { id: PROBE, lens: Vec::new(), end: None });
+    check_accounting(&produced, &report, &seen);
+    // The bytes the proxy left unread died with its socket; what it had read, the sink got.
+    assert_eq!(seen.verifier.bytes, proxy.forwarded(), "what the proxy forwarded arrived");
+    assert!(seen.verifier.bytes < report.bytes_written(), "the reset discarded unread bytes");
     fresh_connection_works(&proxy);
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub mod peers;
+
 /// Bytes in a frame header.
 pub const HEADER: usize = 16;
 

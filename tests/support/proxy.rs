@@ -5,8 +5,10 @@
 //! [`Mode`]: at full speed, not at all (a stalled peer: the client's writes back up through
 //! the kernel buffers, which are kept small), at a byte rate, or holding every chunk for a
 //! delay. A one-shot [`Fault`] ends the connection the way a broken peer or network would:
-//! cutting a frame in half and closing in order (FIN), resetting (RST), or half-closing (FIN
-//! towards the client while it keeps forwarding).
+//! cutting a frame in half and closing in order (FIN), resetting (RST), resetting with the
+//! client's bytes left unread, or half-closing (FIN towards the client while it keeps
+//! forwarding). With talk-back on, the proxy also writes to the client all the time, as a
+//! broker sending acknowledgements does, up to and during the client's close.
 //!
 //! The proxy parses the test frames' headers (see `support::frame`) as it forwards, so it can
 //! cut exactly in the middle of a frame. Every loop is bounded in time; dropping the proxy
@@ -53,7 +55,14 @@ pub enum Fault {
     /// Closes the direction towards the client (FIN) and keeps forwarding the client's bytes
     /// until the client closes.
     HalfClose,
+    /// Stops reading, waits until the client's bytes are waiting unread in the proxy's
+    /// socket, then closes the client-facing socket with `SO_LINGER` 0 (RST) and the sink's
+    /// in order.
+    ResetWithUnread,
 }
+
+/// What the proxy writes to the client when talk-back is on.
+pub const TALK_BACK: &[u8] = b"ack\n";
 
 #[derive(Debug)]
 struct Shared {
@@ -67,6 +76,10 @@ struct Shared {
     accepted: AtomicUsize,
     /// Faults carried out so far.
     applied: AtomicUsize,
+    /// Whether the proxy writes [`TALK_BACK`] to the client all the time.
+    talk_back: AtomicBool,
+    /// Bytes written to the client by talk-back, on all connections.
+    talked: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -108,6 +121,8 @@ impl Proxy {
             forwarded: AtomicU64::new(0),
             accepted: AtomicUsize::new(0),
             applied: AtomicUsize::new(0),
+            talk_back: AtomicBool::new(false),
+            talked: AtomicU64::new(0),
         });
         let ctl = shared.clone();
         let thread = std::thread::spawn(move || accept_loop(&listener, &ctl));
@@ -154,6 +169,18 @@ impl Proxy {
     pub fn applied(&self) -> usize {
         self.shared.applied.load(Ordering::SeqCst)
     }
+
+    /// Makes the proxy write [`TALK_BACK`] to each client it accepts from now on, as fast as
+    /// the client takes it, until the connection ends: a peer that talks while the client
+    /// closes.
+    pub fn set_talk_back(&self, on: bool) {
+        self.shared.talk_back.store(on, Ordering::SeqCst);
+    }
+
+    /// Bytes talk-back wrote to clients so far.
+    pub fn talked(&self) -> u64 {
+        self.shared.talked.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Proxy {
@@ -188,12 +215,36 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         shared.forwarded.store(0, Ordering::SeqCst);
         shared.accepted.fetch_add(1, Ordering::SeqCst);
+        if shared.talk_back.load(Ordering::SeqCst) {
+            let writer = client.try_clone().expect("a second handle on the client socket");
+            let ctl = shared.clone();
+            forwarders.push(std::thread::spawn(move || talk_back(writer, &ctl)));
+        }
         let ctl = shared.clone();
         forwarders.push(std::thread::spawn(move || forward(client, upstream, &ctl)));
     }
     shared.stop.store(true, Ordering::SeqCst);
     for forwarder in forwarders {
         let _ = forwarder.join();
+    }
+}
+
+/// Writes [`TALK_BACK`] to the client until a write fails (the connection ended) or the proxy
+/// stops.
+fn talk_back(mut client: TcpStream, shared: &Shared) {
+    client.set_write_timeout(Some(TICK)).expect("write timeout");
+    let deadline = Instant::now() + LIFETIME;
+    let chunk = TALK_BACK.repeat(256);
+    while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
+        match client.write(&chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                shared.talked.fetch_add(n as u64, Ordering::SeqCst);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -267,6 +318,10 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
                 let _ = upstream.shutdown(Shutdown::Write);
                 return;
             }
+            Some(Fault::ResetWithUnread) => {
+                reset_with_unread(client, &upstream, shared, deadline);
+                return;
+            }
             Some(Fault::HalfClose) => {
                 shared.applied.fetch_add(1, Ordering::SeqCst);
                 let _ = client.shutdown(Shutdown::Write);
@@ -323,6 +378,28 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
             data = &data[piece..];
         }
     }
+    let _ = upstream.shutdown(Shutdown::Write);
+    // Ends talk-back too: the client sees the proxy's end of stream.
+    let _ = client.shutdown(Shutdown::Write);
+}
+
+/// Stops reading from the client, waits (bounded) until its bytes wait unread in the socket,
+/// then resets the client's connection and closes the sink's in order.
+fn reset_with_unread(client: TcpStream, upstream: &TcpStream, shared: &Shared, deadline: Instant) {
+    let mut probe = [0u8; 1];
+    while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
+        match client.peek(&mut probe) {
+            Ok(n) if n > 0 => break,
+            Ok(_) => break, // The client closed; a reset is all that is left to do.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    // Counted before the client can see it (see `forward`).
+    shared.applied.fetch_add(1, Ordering::SeqCst);
+    drop(client);
     let _ = upstream.shutdown(Shutdown::Write);
 }
 
