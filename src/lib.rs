@@ -34,14 +34,15 @@
 
 pub use tidegate_async::{
     AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, Incoming,
-    RecvFuture, SendFuture, SinkError, WatermarkStream,
+    RecvFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
 };
 pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY,
-    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, FlushError,
-    FrameBatch, IoGroup, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, Stats,
-    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, transport,
+    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, FlushError,
+    FrameBatch, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError,
+    ShutdownWriteOp, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    codec, transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -44,6 +44,9 @@ struct Script {
     flood: usize,
     /// Whether the first write happened (the flood starts then).
     flowing: bool,
+    /// Whether the client ended its write side; the peer then ends its own once its flood
+    /// has been read.
+    ended: bool,
     /// Every byte written, in order.
     wire: Vec<u8>,
     calls: Vec<Call>,
@@ -96,6 +99,9 @@ impl Link for ScriptedLink {
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut script = self.0.script();
+        if script.ended && script.flood == 0 {
+            return Ok(0);
+        }
         if !script.flowing || script.flood == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -127,6 +133,7 @@ impl Link for ScriptedLink {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
+        self.0.script().ended = true;
         Ok(())
     }
 }

@@ -80,7 +80,11 @@ fn sink(
                     continue;
                 }
                 match stream.read(&mut buf) {
-                    Ok(0) => ended[id] = true,
+                    Ok(0) => {
+                        // Answer the client's end of stream with ours, as a server does.
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                        ended[id] = true;
+                    }
                     Ok(n) => {
                         progress = true;
                         verifiers[id].feed(&buf[..n]).unwrap_or_else(|e| panic!("conn {id}: {e}"));

@@ -81,8 +81,9 @@ fn a_peer_that_writes_while_a_discarding_client_closes_receives_every_byte() {
 /// every byte. The client reads the answers on a thread of its own, or has its driver
 /// discard them.
 fn close_while_the_peer_talks_back(discard: bool) {
-    // socat goes on writing for a second after the client's end, then ends its own side.
-    let peer = Socat::talking_back(Duration::from_secs(1));
+    // socat writes 32 MiB back, more than the client's send takes, so it goes on writing
+    // while the client closes; then it ends its side and waits for the client's end.
+    let peer = Socat::talking_back(32 << 20, LONG);
     let client = Client::builder()
         .config(config().discard_inbound(discard))
         .connect(&peer.url())

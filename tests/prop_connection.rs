@@ -483,6 +483,18 @@ impl Run {
             DisconnectKind::Reset => self.peer.reset(),
             _ => self.peer.close(),
         }
+        if kind == DisconnectKind::PeerClosed && self.model.buffer.is_empty() {
+            // The peer's end of stream ends the receive side only (it may be a half-close):
+            // with nothing to write, no write finds the peer gone, so the connection stays up
+            // until the application closes it, in order.
+            let eof = wait_until(|| matches!(self.conn.try_recv(), Ok(None)));
+            prop_assert!(eof, "the receive side did not end with the peer's end of stream");
+            prop_assert!(!self.conn.is_closed(), "a half-close ended the whole connection");
+            self.model.ended = Some(End::Closed);
+            let report = resolve(self.conn.close(Duration::ZERO));
+            prop_assert!(report.is_clean(), "{report:?}");
+            return self.end(report, None);
+        }
         self.model.ended = Some(End::Disconnected(kind));
         let ended =
             wait_until(|| self.conn.is_closed() && self.pending.iter().all(|p| p.wakes.get() > 0));

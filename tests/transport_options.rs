@@ -6,11 +6,12 @@
 
 mod support;
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
 use std::time::Duration;
 
-use support::{Watchdog, frame, wait_until};
+use support::{Watchdog, frame, join_within, wait_until};
 use tidegate::transport::{Keepalive, SocketOption, SocketOptionKind as Kind};
 use tidegate::{Client, Config, ConnectError, DisconnectKind, LinkError, TrySendError};
 
@@ -39,6 +40,17 @@ fn read(client: &Client, kind: Kind) -> SocketOption {
 fn accept(listener: &TcpListener) -> TcpStream {
     listener.set_nonblocking(false).unwrap();
     listener.accept().unwrap().0
+}
+
+/// Reads what the client sends until its end of stream, then ends this side too, as a server
+/// does; returns the bytes read.
+fn answer_the_end(mut peer: TcpStream) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).expect("the client's end of stream");
+        got.len()
+    })
 }
 
 fn buffer_size(option: SocketOption) -> usize {
@@ -74,7 +86,9 @@ fn options_set_on_the_config_read_back_after_connecting() {
         SocketOption::UserTimeout(Duration::from_millis(2500))
     );
     assert_eq!(read(&client, Kind::Linger), SocketOption::Linger(Some(Duration::from_secs(3))));
+    let peer = answer_the_end(_peer);
     assert!(client.close().expect("close").is_clean());
+    assert_eq!(join_within(peer, Duration::from_secs(10), "the peer"), 0);
 }
 
 #[test]
@@ -84,7 +98,7 @@ fn options_in_the_url_read_back_and_the_config_wins_over_them() {
     let query = "?nodelay=0&sndbuf=36864&rcvbuf=20480&keepalive=30s&keepalive_interval=3s\
                  &keepalive_retries=2&user_timeout=1500ms&linger=0";
     let client = Client::connect(&url(&server, query)).unwrap();
-    let _peer = accept(&server);
+    let _peer = answer_the_end(accept(&server));
     assert_eq!(read(&client, Kind::NoDelay), SocketOption::NoDelay(false));
     assert!(buffer_size(read(&client, Kind::SendBufferSize)) >= 36864);
     assert!(buffer_size(read(&client, Kind::RecvBufferSize)) >= 20480);
@@ -100,7 +114,7 @@ fn options_in_the_url_read_back_and_the_config_wins_over_them() {
 
     // Without options a TCP link has TCP_NODELAY on and keep-alive off.
     let client = Client::connect(&url(&server, "")).unwrap();
-    let _peer = accept(&server);
+    let _peer = answer_the_end(accept(&server));
     assert_eq!(read(&client, Kind::NoDelay), SocketOption::NoDelay(true));
     assert_eq!(read(&client, Kind::Keepalive), SocketOption::Keepalive(None));
     client.close().expect("close");
@@ -111,7 +125,7 @@ fn options_in_the_url_read_back_and_the_config_wins_over_them() {
         .config(config)
         .connect(&url(&server, "?nodelay=0&keepalive=10s"))
         .unwrap();
-    let _peer = accept(&server);
+    let _peer = answer_the_end(accept(&server));
     assert_eq!(read(&client, Kind::NoDelay), SocketOption::NoDelay(true));
     assert_eq!(read(&client, Kind::Keepalive), SocketOption::Keepalive(None));
     client.close().expect("close");
@@ -163,7 +177,9 @@ fn nodelay_toggled_on_a_live_connection_reads_back() {
     }
     client.set_option(SocketOption::SendBufferSize(64 * 1024)).unwrap();
     assert!(buffer_size(read(&client, Kind::SendBufferSize)) >= 64 * 1024);
+    let peer = answer_the_end(_peer);
     assert!(client.close().expect("close").is_clean());
+    assert_eq!(join_within(peer, Duration::from_secs(10), "the peer"), 0);
     // Once the connection is gone, the link is too.
     let gone = client.set_option(SocketOption::NoDelay(true)).unwrap_err();
     assert_eq!(gone.kind(), io::ErrorKind::NotConnected);

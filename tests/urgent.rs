@@ -61,29 +61,48 @@ fn an_urgent_frame_passes_queued_data_at_the_next_frame_boundary() {
     client.try_send_urgent(support::frame(CONTROL, 0, 60)).unwrap();
     peer.set_write_capacity(1 << 20);
     let order = read_order(&peer, 1060);
-    let expected: Vec<(u32, u64)> = [(DATA, 0), (DATA, 1), (CONTROL, 0)]
-        .into_iter()
-        .chain((2..10).map(|seq| (DATA, seq)))
-        .collect();
-    assert_eq!(order, expected);
+    // The write the full pipe refused is retried first with the same bytes (the link's retry
+    // contract): the urgent frame goes in at the first frame boundary after it, which is past
+    // the frame cut in half and ahead of frame 9, sent after that write was offered.
+    let at = order.iter().position(|f| *f == (CONTROL, 0)).expect("the urgent frame arrived");
+    assert!((2..=9).contains(&at), "after the frame being written, ahead of frame 9: {order:?}");
+    let data: Vec<(u32, u64)> = order.iter().copied().filter(|f| f.0 == DATA).collect();
+    assert_eq!(data, (0..10).map(|seq| (DATA, seq)).collect::<Vec<_>>());
     assert!(client.close().expect("close").is_clean());
 }
 
 #[test]
-fn urgent_frames_go_ahead_of_every_data_frame_not_yet_started() {
+fn urgent_frames_go_ahead_of_every_data_frame_not_yet_offered_to_the_link() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "urgent ahead");
     let (client, _listener, peer) = connect("urgent-ahead");
-    peer.pause();
-    for seq in 0..5 {
-        client.send(support::frame(DATA, seq, 100)).unwrap();
-    }
+    // The pipe takes frame 0 and refuses the rest: the refused write holds frames 1 and 2,
+    // which must be offered again first, whole.
+    peer.set_write_capacity(100);
+    client.send_batch(batch(0..3)).unwrap();
+    assert!(peer.wait_unread(100, Duration::from_secs(10)));
+    assert!(support::wait_until(Duration::from_secs(10), || client.stats().buffered == 200));
+    // Frames 3 and 4 come after that write was offered; the urgent frames pass them.
+    client.send_batch(batch(3..5)).unwrap();
     for seq in 0..3 {
         client.send_urgent(support::frame(CONTROL, seq, 20)).unwrap();
     }
-    peer.resume();
+    peer.set_write_capacity(1 << 20);
     let order = read_order(&peer, 560);
-    let expected: Vec<(u32, u64)> =
-        (0..3).map(|seq| (CONTROL, seq)).chain((0..5).map(|seq| (DATA, seq))).collect();
+    let expected: Vec<(u32, u64)> = (0..3)
+        .map(|seq| (DATA, seq))
+        .chain((0..3).map(|seq| (CONTROL, seq)))
+        .chain((3..5).map(|seq| (DATA, seq)))
+        .collect();
     assert_eq!(order, expected);
+}
+
+/// Data frames `seqs`, 100 bytes each, as one batch.
+fn batch(seqs: std::ops::Range<u64>) -> tidegate::FrameBatch {
+    let mut batch = tidegate::FrameBatch::new();
+    for seq in seqs {
+        batch.push(&support::frame(DATA, seq, 100));
+    }
+    batch
 }
 
 #[test]

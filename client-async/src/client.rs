@@ -13,7 +13,7 @@ use tidegate_core::{
     TryRecvError, TrySendError, Watermark, WatermarkEvents,
 };
 
-use crate::ops::{CloseFuture, FlushFuture, SendFuture};
+use crate::ops::{CloseFuture, FlushFuture, SendFuture, ShutdownWriteFuture};
 use crate::recv::{Incoming, RecvFuture};
 use crate::sink::FrameSink;
 
@@ -23,9 +23,15 @@ use crate::sink::FrameSink;
 /// each other, with the [`FrameSink`]s made from them, and with blocking clients built on the
 /// same [`Connection`] (see [`AsyncClient::from_connection`]).
 ///
-/// When the last handle to the connection is dropped without a close, the driver keeps
-/// draining the buffer for the configured close timeout, then discards what is left with a
-/// warning in the log. Call [`AsyncClient::close`] to receive the unsent frames instead.
+/// # Dropping
+///
+/// A `Drop` cannot wait in async code, so dropping the last handle to the connection without
+/// a close only *starts* one: the driver drains the buffer for the configured close timeout
+/// and ends the connection in order, then discards what is left with a warning in the log
+/// naming the frames and bytes. Nothing waits for that: if the process exits first (the end of
+/// `main`, the runtime shutting down), what was still buffered is lost. **Await
+/// [`AsyncClient::close`] before the end** to drain, read the peer's end of stream, and receive
+/// the unsent frames.
 ///
 /// # Examples
 ///
@@ -483,6 +489,47 @@ impl AsyncClient {
     /// ```
     pub fn close_timeout(&self, timeout: Duration) -> CloseFuture<'_> {
         CloseFuture::new(self.conn.close(timeout))
+    }
+
+    /// Finishes sending and keeps receiving (a half-close): new sends are refused, waiting
+    /// senders get their frames back in [`SendError::Closed`](crate::SendError::Closed), what
+    /// is buffered is drained, then the link's write side is ended (for TCP, a FIN after the
+    /// last byte). The future resolves once it has; receive until `Ok(None)`, when the peer
+    /// has ended its side too.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Closed`](crate::FlushError::Closed) or
+    /// [`FlushError::Disconnected`](crate::FlushError::Disconnected) if the connection ended
+    /// before its write side could.
+    ///
+    /// # Cancel safety
+    ///
+    /// The half-close starts at the first poll and goes on if the future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-shutdown-write-example").unwrap();
+    /// futures::executor::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.hold_open();
+    ///     client.send("question").await.unwrap();
+    ///     client.shutdown_write().await.unwrap();
+    ///     peer.write(b"answer");
+    ///     peer.close();
+    ///     assert_eq!(client.recv().await.unwrap().unwrap(), "answer");
+    ///     assert_eq!(client.recv().await.unwrap(), None);
+    ///     assert!(client.close().await.is_clean());
+    /// });
+    /// ```
+    pub fn shutdown_write(&self) -> ShutdownWriteFuture<'_> {
+        ShutdownWriteFuture::new(self.conn.shutdown_write(None))
     }
 
     /// Applies a socket option to the live link, for example to toggle `TCP_NODELAY`.

@@ -95,12 +95,12 @@ mod recv;
 mod sink;
 
 pub use client::{AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
-pub use ops::{CloseFuture, FlushFuture, SendFuture};
+pub use ops::{CloseFuture, FlushFuture, SendFuture, ShutdownWriteFuture};
 pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
-    FlushError, FrameBatch, IoGroup, LinkCall, LinkError, RecvError, SendBatchOp, SendError, Stats,
-    TryRecvError, TrySendError, UnsentFrame, Watermark,
+    Ending, FlushError, FrameBatch, IoGroup, LinkCall, LinkError, RecvError, SendBatchOp,
+    SendError, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark,
 };

@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::FusedFuture;
-use tidegate_core::{CloseOp, CloseReport, Connection, FlushError, FlushOp, SendError, SendOp};
+use tidegate_core::{
+    CloseOp, CloseReport, Connection, FlushError, FlushOp, SendError, SendOp, ShutdownWriteOp,
+};
 
 /// A send in progress, returned by [`AsyncClient::send`](crate::AsyncClient::send) and
 /// [`AsyncClient::send_timeout`](crate::AsyncClient::send_timeout).
@@ -250,6 +252,64 @@ impl Future for CloseFuture<'_> {
 }
 
 impl FusedFuture for CloseFuture<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+/// A half-close in progress, returned by
+/// [`AsyncClient::shutdown_write`](crate::AsyncClient::shutdown_write). Resolves once the
+/// buffer has drained and the write side has ended.
+///
+/// # Cancel safety
+///
+/// The half-close starts at the first poll and goes on if the future is dropped.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::{AsyncClient, ShutdownWriteFuture};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-shutdown-write-future-example").unwrap();
+/// futures::executor::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     client.send("request").await.unwrap();
+///     let ended: ShutdownWriteFuture<'_> = client.shutdown_write();
+///     ended.await.unwrap();
+///     assert_eq!(client.recv().await.unwrap(), None, "the peer ended its side too");
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct ShutdownWriteFuture<'a> {
+    op: ShutdownWriteOp<'a>,
+    done: bool,
+}
+
+impl<'a> ShutdownWriteFuture<'a> {
+    pub(crate) fn new(op: ShutdownWriteOp<'a>) -> Self {
+        Self { op, done: false }
+    }
+}
+
+impl Future for ShutdownWriteFuture<'_> {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "ShutdownWriteFuture polled after completion");
+        let result = this.op.poll_with(cx.waker());
+        this.done = result.is_ready();
+        result
+    }
+}
+
+impl FusedFuture for ShutdownWriteFuture<'_> {
     fn is_terminated(&self) -> bool {
         self.done
     }

@@ -17,6 +17,10 @@
 //!
 //! # let broker = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! # let url = format!("tcp://{}", broker.local_addr()?);
+//! # let reader = std::thread::spawn(move || {
+//! #     let (mut peer, _) = broker.accept().unwrap();
+//! #     std::io::copy(&mut peer, &mut std::io::sink()).unwrap()
+//! # });
 //! let client = Client::builder()
 //!     .capacity(1 << 20)
 //!     .send_timeout(Duration::from_secs(30))
@@ -32,6 +36,7 @@
 //! }
 //! let report = client.close()?;
 //! assert!(report.is_clean());
+//! # assert_eq!(reader.join().unwrap(), report.bytes_written());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -48,8 +53,8 @@ use tidegate_core::SendOp;
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect,
-    DisconnectKind, FlushError, FrameBatch, IoGroup, LinkError, RecvError, SendBatchOp, SendError,
-    Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    DisconnectKind, Ending, FlushError, FrameBatch, IoGroup, LinkError, RecvError, SendBatchOp,
+    SendError, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
 };
 
 /// Unparks the thread it was made on.
@@ -120,11 +125,21 @@ fn wait_inner<T>(
 /// # Dropping
 ///
 /// Dropping the last handle to the connection (the last `Client`, once no core [`Connection`]
-/// or async handle shares it either) starts a close and returns at once, on any thread, an
-/// I/O driver thread included: it never parks.
-/// The driver then drains the buffer for at most the configured close timeout and discards
-/// what is left, with a warning in the log. Call [`Client::close`] instead to wait for the
-/// drain and get the unsent frames back.
+/// or async handle shares it either) does what std's `BufWriter` does: it closes the
+/// connection and **waits** for the close, for at most the configured close timeout, so that a
+/// program ending at the end of `main` loses nothing it sent. The close drains the buffer,
+/// ends the write side, and reads until the peer ends its side, as [`Client::close`] does;
+/// frames it could not write are dropped with a warning in the log naming how many frames and
+/// bytes. Call [`Client::close`] instead to get them back in the report.
+///
+/// On an I/O driver thread (inside a transport plugin or a [`Client::call_link`] closure),
+/// the drop never parks: it starts the close and returns at once. Dropping any other handle
+/// does not wait. `std::process::exit` runs no destructors: close first.
+///
+/// # Blocking
+///
+/// Dropping the last handle parks the thread until the close has finished, for at most the
+/// close timeout (10 s by default).
 ///
 /// # Examples
 ///
@@ -142,6 +157,29 @@ fn wait_inner<T>(
 #[derive(Debug, Clone)]
 pub struct Client {
     conn: Connection,
+    /// Waits for the close when the last `Client` of this family goes (see
+    /// [Dropping](Client#dropping)). It holds a handle of its own, so it runs once the
+    /// others are gone, and only waits if its handle is then the connection's last.
+    _drain: Arc<DrainOnDrop>,
+}
+
+/// Closes the connection and waits for it, when dropped holding its last handle.
+#[derive(Debug)]
+struct DrainOnDrop(Option<Connection>);
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(conn) = self.0.take() else {
+            return;
+        };
+        // On a driver thread the drop of the handle starts the close without waiting.
+        if tidegate_core::is_driver_thread() {
+            return;
+        }
+        if let Some(mut close) = conn.close_if_last() {
+            wait(None, |waker| close.poll_with(waker));
+        }
+    }
 }
 
 impl Client {
@@ -194,7 +232,8 @@ impl Client {
     /// let client = Client::from_connection(conn);
     /// ```
     pub fn from_connection(conn: Connection) -> Self {
-        Self { conn }
+        let drain = Arc::new(DrainOnDrop(Some(conn.clone())));
+        Self { conn, _drain: drain }
     }
 
     /// The core connection, to share it with the async facade.
@@ -551,6 +590,82 @@ impl Client {
 
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
         let mut op = self.conn.flush(deadline);
+        wait_guarded(deadline, |waker| op.poll_with(waker))
+            .unwrap_or(Err(FlushError::WouldDeadlock))
+    }
+
+    /// Finishes sending and keeps receiving (a half-close): new sends are refused, waiting
+    /// senders get their frames back in [`SendError::Closed`], what is buffered is drained,
+    /// then the link's write side is ended (for TCP, `shutdown(Write)`: a FIN after the last
+    /// byte). Returns once it has; then [`Client::recv`] until `Ok(None)`, when the peer has
+    /// ended its side too.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Closed`] or [`FlushError::Disconnected`] if the connection ended before
+    /// its write side could; [`FlushError::WouldDeadlock`] at once on an I/O driver thread
+    /// (the half-close has started then, and goes on).
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until the buffer has drained and the write side has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-shutdown-write-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.hold_open();
+    /// client.send("question").unwrap();
+    /// client.shutdown_write().unwrap();
+    /// assert!(client.send("more").is_err(), "sending has finished");
+    /// peer.write(b"answer");
+    /// peer.close();
+    /// assert_eq!(client.recv().unwrap().unwrap(), "answer");
+    /// assert_eq!(client.recv().unwrap(), None);
+    /// assert!(client.close().unwrap().is_clean());
+    /// ```
+    pub fn shutdown_write(&self) -> Result<(), FlushError> {
+        self.shutdown_write_until(None)
+    }
+
+    /// Like [`Client::shutdown_write`], giving up the wait after `timeout` (the drain and
+    /// the half-close go on).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::shutdown_write`], and [`FlushError::Timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::{Client, FlushError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-shutdown-write-timeout-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// client.send("stuck").unwrap();
+    /// let waited = client.shutdown_write_timeout(Duration::from_millis(20));
+    /// assert!(matches!(waited, Err(FlushError::Timeout)));
+    /// ```
+    pub fn shutdown_write_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.shutdown_write_until(Some(Instant::now() + timeout))
+    }
+
+    fn shutdown_write_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
+        let mut op = self.conn.shutdown_write(deadline);
         wait_guarded(deadline, |waker| op.poll_with(waker))
             .unwrap_or(Err(FlushError::WouldDeadlock))
     }
@@ -1315,6 +1430,6 @@ impl ClientBuilder {
         let conn = Connection::open(url, self.config)?;
         let mut connected = conn.connected();
         wait(None, |waker| connected.poll_with(waker))?;
-        Ok(Client { conn })
+        Ok(Client::from_connection(conn))
     }
 }

@@ -542,10 +542,11 @@ impl Socat {
         Self::start(&format!("printf '{greeting}'"), Duration::from_secs(30))
     }
 
-    /// A peer that writes `ack\n` lines back as fast as the client takes them, for as long as
-    /// the connection lasts and `linger` after the client's end, while reading everything.
-    pub fn talking_back(linger: Duration) -> Self {
-        Self::start("yes ack", linger)
+    /// A peer that writes `bytes` bytes of `ack\n` lines back as fast as the client takes
+    /// them, while reading everything; once it has written them all it ends its side, and it
+    /// waits up to `linger` for the client's end before it exits.
+    pub fn talking_back(bytes: u64, linger: Duration) -> Self {
+        Self::start(&format!("yes ack | head -c {bytes}"), linger)
     }
 
     /// The URL a client connects to.

@@ -367,7 +367,7 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
             if let Some(cut) = cut_from.and_then(|from| framer.cut_within(piece, from)) {
                 let _ = upstream.write_all(&data[..cut]);
                 shared.forwarded.fetch_add(cut as u64, Ordering::SeqCst);
-                cut_and_close(client, upstream, shared, deadline);
+                cut_and_close(client, upstream, shared);
                 return;
             }
             if upstream.write_all(&data[..piece]).is_err() {
@@ -403,22 +403,14 @@ fn reset_with_unread(client: TcpStream, upstream: &TcpStream, shared: &Shared, d
     let _ = upstream.shutdown(Shutdown::Write);
 }
 
-/// Closes both sides in order after a cut, then reads and discards what the client still
-/// sends until it closes, so that it sees a clean end of stream rather than a reset.
-fn cut_and_close(mut client: TcpStream, upstream: TcpStream, shared: &Shared, deadline: Instant) {
+/// Closes both sides after a cut: the sink's in order, the client's completely (a FIN, then
+/// the socket is gone, so what the client still sends is answered with a reset, as a server
+/// that closed answers it).
+fn cut_and_close(client: TcpStream, upstream: TcpStream, shared: &Shared) {
     // Counted before the client can see the close (see `forward`).
     shared.applied.fetch_add(1, Ordering::SeqCst);
     let _ = upstream.shutdown(Shutdown::Write);
     drop(upstream);
     let _ = client.shutdown(Shutdown::Write);
-    let mut sink = vec![0u8; 16 * 1024];
-    while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
-        match client.read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+    drop(client);
 }

@@ -612,13 +612,15 @@ impl MemPeer {
         self.pipe.update(|inner| inner.inbound.extend(bytes));
     }
 
-    /// Closes the connection in an orderly way: the client reads end of stream, and its
-    /// writes fail with `BrokenPipe`.
+    /// Closes the connection in an orderly way: the client reads end of stream (which ends
+    /// its receive side only), and its next write fails with `BrokenPipe`, which ends the
+    /// connection with [`DisconnectKind::PeerClosed`](crate::DisconnectKind::PeerClosed).
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
+    /// use bytes::Bytes;
     /// use tidegate_core::{Config, Connection, DisconnectKind};
     /// use tidegate_core::transport::mem::MemListener;
     ///
@@ -626,8 +628,11 @@ impl MemPeer {
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.close();
+    /// assert_eq!(futures::executor::block_on(conn.recv(None)).unwrap(), None);
+    /// conn.try_send(Bytes::from_static(b"too late")).unwrap();
     /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::PeerClosed));
+    /// assert_eq!(report.unsent().len(), 1);
     /// ```
     pub fn close(&self) {
         self.pipe.update(|inner| {
