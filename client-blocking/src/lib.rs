@@ -797,7 +797,9 @@ impl Client {
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let client = Client::connect(&format!("tcp://{}", listener.local_addr().unwrap())).unwrap();
+    /// # let (peer, _) = listener.accept().unwrap();
     /// client.set_option(SocketOption::NoDelay(false)).unwrap();
+    /// # drop(peer); // ends its side, so the client's close on drop finds the end at once
     /// ```
     pub fn set_option(&self, option: SocketOption) -> io::Result<()> {
         self.call_link(move |link| link.set_option(&option))?

@@ -181,6 +181,8 @@ pub(crate) struct State {
     close_timed_out: bool,
     /// Whether the driver ended the link's write side (after the last byte).
     write_ended: bool,
+    /// The earliest deadline of a waiting `shutdown_write`, for the driver to fire.
+    write_end_deadline: Option<Instant>,
     /// Whether the peer ended its side in order (the driver read its end of stream).
     peer_ended: bool,
     /// How the connection ended, once it has.
@@ -220,6 +222,7 @@ impl State {
             unsent: None,
             close_timed_out: false,
             write_ended: false,
+            write_end_deadline: None,
             peer_ended: false,
             ending: Ending::Clean,
             inbound_discarded: 0,
@@ -706,9 +709,18 @@ impl State {
                 fx.wake.push(flusher.waker);
             }
         }
+        // A `shutdown_write` waits among the watchers: wake them at its deadline, so it can
+        // time out (it checks the deadline itself when polled).
+        if self.write_end_deadline.is_some_and(|d| d <= now) {
+            self.write_end_deadline = None;
+            fx.wake.append(&mut self.watchers);
+        }
         let next_flush = self.flushers.values().filter_map(|f| f.deadline).min();
         let next_send = self.deadlines.first().map(|(d, _)| *d);
-        [next_flush, next_send, self.close_deadline].into_iter().flatten().min()
+        [next_flush, next_send, self.close_deadline, self.write_end_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Records that the link accepted `n` bytes, then lets waiters in.
@@ -791,7 +803,10 @@ impl State {
             return Some(Err(FlushError::Timeout));
         }
         self.watch(waker);
-        fx.timer = deadline;
+        if let Some(d) = deadline {
+            self.write_end_deadline = Some(self.write_end_deadline.map_or(d, |e| e.min(d)));
+            fx.timer = Some(d);
+        }
         None
     }
 
