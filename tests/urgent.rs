@@ -100,7 +100,7 @@ fn urgent_frames_go_ahead_of_every_data_frame_not_yet_offered_to_the_link() {
 fn batch(seqs: std::ops::Range<u64>) -> tidegate::FrameBatch {
     let mut batch = tidegate::FrameBatch::new();
     for seq in seqs {
-        batch.push(&support::frame(DATA, seq, 100));
+        batch.push(support::frame(DATA, seq, 100));
     }
     batch
 }
