@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::budget::Budget;
-use crate::codec::Framing;
-use crate::driver::IoGroup;
-use crate::error::ConnectError;
+use crate::io_group::IoGroup;
+use crate::state::budget::Budget;
+use crate::state::codec::Framing;
+use crate::state::error::ConnectError;
 use crate::transport::{SocketOption, Transport};
 
 /// The default capacity of the outgoing buffer: 1 MiB.
@@ -490,7 +490,7 @@ impl Config {
         self.urgent_reserve
     }
 
-    /// Sets how frames are delimited on the wire (see [`codec`](crate::codec)).
+    /// Sets how frames are delimited on the wire (see [`codec`](crate::state::codec)).
     ///
     /// With an encoder, every send writes the encoder's header then the payload, as one frame:
     /// the header counts in the size check and in the capacity, and errors and the close report
@@ -500,7 +500,7 @@ impl Config {
     /// ([`Stats`](crate::Stats), [`CloseReport`](crate::CloseReport),
     /// [`UnsentFrame::written`](crate::UnsentFrame::written)) are wire bytes, headers included.
     /// With a decoder, the receive side hands out decoded frames. A
-    /// [`LengthDelimited`](crate::codec::LengthDelimited) converts into a framing of both sides.
+    /// [`LengthDelimited`](crate::state::codec::LengthDelimited) converts into a framing of both sides.
     ///
     /// # Examples
     ///

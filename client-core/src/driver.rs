@@ -41,7 +41,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::Instant;
 
@@ -49,9 +49,11 @@ use bytes::Bytes;
 use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
-use crate::error::{Disconnect, DisconnectKind};
-use crate::inbound::Read;
-use crate::state::{Effects, Phase, State};
+use crate::state::effects::{Effects, Notify};
+use crate::state::error::LinkError;
+use crate::state::error::{Disconnect, DisconnectKind};
+use crate::state::inbound::Read;
+use crate::state::machine::{Phase, State};
 use crate::transport::{Link, LinkWaker, Registration};
 
 /// The token of the driver's own waker.
@@ -93,6 +95,10 @@ enum Sleep {
     Forever,
 }
 
+/// A closure to run on the driver thread with a connection's link, or with the reason there is
+/// none ([`Connection::call_link`](crate::Connection::call_link)).
+pub(crate) type LinkTask = Box<dyn FnOnce(Result<&mut dyn Link, LinkError>) + Send>;
+
 /// Requests for the driver thread, handed over under one short lock.
 #[derive(Debug)]
 struct Inbox {
@@ -102,6 +108,8 @@ struct Inbox {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections to start hosting.
     attach: Vec<(Arc<ConnShared>, Box<dyn Link>)>,
+    /// Link calls, with the connection they are for.
+    calls: Vec<(Arc<ConnShared>, Tasks)>,
     /// Ids of connections that ended, free for reuse.
     free_ids: Vec<usize>,
     next_id: usize,
@@ -154,11 +162,48 @@ impl DriverShared {
         })
     }
 
+    /// Queues `task` to run with `conn`'s link on the driver thread. If the connection ends
+    /// first, the task runs with the reason.
+    pub(crate) fn call(&self, conn: Arc<ConnShared>, task: LinkTask) {
+        let mut inbox = lock(&self.inbox);
+        inbox.calls.push((conn, Tasks(vec![task])));
+        self.wake_if_asleep(&mut inbox);
+    }
+
     /// Hands a connection and its link to the driver thread.
     pub(crate) fn attach(&self, conn: Arc<ConnShared>, link: Box<dyn Link>) {
         let mut inbox = lock(&self.inbox);
         inbox.attach.push((conn, link));
         self.wake_if_asleep(&mut inbox);
+    }
+}
+
+impl Notify for DriverShared {
+    fn notify(&self, id: usize) {
+        Self::notify(self, id);
+    }
+
+    fn add_timer(&self, at: Instant, id: usize) {
+        Self::add_timer(self, at, id);
+    }
+}
+
+/// Queued link calls; closures have no `Debug`, so this shows their number.
+#[derive(Default)]
+pub(crate) struct Tasks(Vec<LinkTask>);
+
+impl fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} link calls", self.0.len())
+    }
+}
+
+impl Tasks {
+    /// Runs every task with the reason there is no link.
+    fn fail(self, gone: &LinkError) {
+        for task in self.0 {
+            task(Err(gone.clone()));
+        }
     }
 }
 
@@ -179,6 +224,7 @@ impl Driver {
                 notified: Vec::new(),
                 timers: BinaryHeap::new(),
                 attach: Vec::new(),
+                calls: Vec::new(),
                 free_ids: Vec::new(),
                 next_id: 0,
                 sleep: Sleep::Awake,
@@ -196,104 +242,10 @@ impl Driver {
     pub(crate) fn shared(&self) -> &Arc<DriverShared> {
         &self.shared
     }
-}
 
-/// A fixed set of I/O driver threads that host any number of connections (Qpid's
-/// "multi-io").
-///
-/// A connection opened with [`Config::io_group`](crate::Config::io_group) is assigned, for its
-/// whole life, to the thread of the group that hosts the fewest connections at that moment
-/// (the first such thread on a tie). Each thread serves its connections in turn, with a bounded
-/// amount of work per connection per turn, so a busy connection cannot starve the others.
-///
-/// Without a group, every connection gets a driver thread of its own. That is the default
-/// because it isolates connections completely — a slow transport plugin or TLS handshake on
-/// one never delays another — and costs one sleeping thread per connection, which is cheap
-/// for the few connections most producers open. Use a group when there are many.
-///
-/// The threads live as long as the group or a connection on it.
-///
-/// # Examples
-///
-/// ```
-/// use tidegate_core::{Config, Connection, IoGroup};
-/// use tidegate_core::transport::mem::MemListener;
-///
-/// let group = IoGroup::new(2).unwrap();
-/// let listener = MemListener::bind("doc-io-group").unwrap();
-/// let conns: Vec<Connection> = (0..10)
-///     .map(|_| Connection::open(&listener.url(), Config::new().io_group(&group)).unwrap())
-///     .collect();
-/// assert_eq!(group.threads(), 2);
-/// assert_eq!(group.connections(), 10);
-/// # drop(conns);
-/// ```
-#[derive(Clone)]
-pub struct IoGroup {
-    drivers: Arc<[Driver]>,
-}
-
-impl IoGroup {
-    /// Starts `threads` driver threads.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for zero threads; the error of the OS if a thread or a poll instance
-    /// cannot be created.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(tidegate_core::IoGroup::new(0).is_err());
-    /// ```
-    pub fn new(threads: usize) -> io::Result<Self> {
-        if threads == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "an I/O group needs at least one thread",
-            ));
-        }
-        let drivers = (0..threads).map(|_| Driver::spawn()).collect::<io::Result<Vec<_>>>()?;
-        Ok(Self { drivers: drivers.into() })
-    }
-
-    /// The number of driver threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(tidegate_core::IoGroup::new(3).unwrap().threads(), 3);
-    /// ```
-    pub fn threads(&self) -> usize {
-        self.drivers.len()
-    }
-
-    /// The number of connections the group hosts now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(tidegate_core::IoGroup::new(1).unwrap().connections(), 0);
-    /// ```
-    pub fn connections(&self) -> usize {
-        self.drivers.iter().map(|d| d.shared.hosted.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The driver that hosts the fewest connections.
-    pub(crate) fn pick(&self) -> &Driver {
-        self.drivers
-            .iter()
-            .min_by_key(|d| d.shared.hosted.load(Ordering::Relaxed))
-            .expect("a group has at least one driver")
-    }
-}
-
-impl fmt::Debug for IoGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoGroup")
-            .field("threads", &self.threads())
-            .field("connections", &self.connections())
-            .finish()
+    /// Connections the thread hosts or is about to.
+    pub(crate) fn hosted(&self) -> usize {
+        self.shared.hosted.load(Ordering::Relaxed)
     }
 }
 
@@ -321,6 +273,8 @@ struct Entry {
     armed: Option<Instant>,
     /// The earliest deadline of the connection's state, as of the last service.
     next_timer: Option<Instant>,
+    /// Link calls to run at the next service.
+    calls: Tasks,
     /// Set once the connection is over, with the cause if it was not an orderly close. The
     /// loop then drops the link and records the end in the state, in that order.
     ending: Option<Option<Disconnect>>,
@@ -366,11 +320,17 @@ impl Loop {
                     inbox.timers.pop();
                     ready.push(id);
                 }
-                std::mem::take(&mut inbox.attach)
+                (std::mem::take(&mut inbox.attach), std::mem::take(&mut inbox.calls))
             };
+            let (attach, calls) = attach;
             for (conn, link) in attach {
                 let id = conn.id();
                 self.attach(conn, link);
+                ready.push(id);
+            }
+            for (conn, tasks) in calls {
+                let id = conn.id();
+                self.route(&conn, tasks);
                 ready.push(id);
             }
             ready.append(&mut again);
@@ -387,7 +347,11 @@ impl Loop {
             // Decide how long to sleep, under the inbox lock so no request is missed.
             let timeout = {
                 let mut inbox = lock(&self.shared.inbox);
-                if !inbox.notified.is_empty() || !inbox.attach.is_empty() || !again.is_empty() {
+                if !inbox.notified.is_empty()
+                    || !inbox.attach.is_empty()
+                    || !inbox.calls.is_empty()
+                    || !again.is_empty()
+                {
                     Some(std::time::Duration::ZERO)
                 } else if self.entries.iter().all(Option::is_none)
                     && Arc::strong_count(&self.shared) == 1
@@ -416,9 +380,9 @@ impl Loop {
 
     fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>) {
         let id = conn.id();
-        let waker = LinkWaker::new(Arc::downgrade(&self.shared), id);
+        let waker = LinkWaker::new(Arc::downgrade(&self.shared) as Weak<dyn Notify>, id);
         let registration = Registration::new(self.poll.registry(), Token(id), waker);
-        let connect_deadline = conn.config().connect_timeout_duration().map(|t| Instant::now() + t);
+        let connect_deadline = conn.settings().connect_timeout.map(|t| Instant::now() + t);
         if self.entries.len() <= id {
             self.entries.resize_with(id + 1, || None);
         }
@@ -436,6 +400,7 @@ impl Loop {
             connect_deadline,
             armed: None,
             next_timer: None,
+            calls: Tasks::default(),
             ending: None,
         };
         if let Err(e) = registered {
@@ -448,6 +413,15 @@ impl Loop {
         self.entries[id] = Some(entry);
     }
 
+    /// Hands link calls to the connection they are for, or fails them if it has left.
+    fn route(&mut self, conn: &Arc<ConnShared>, mut tasks: Tasks) {
+        let hosted = self.entries.get_mut(conn.id()).and_then(Option::as_mut);
+        match hosted {
+            Some(entry) if Arc::ptr_eq(&entry.conn, conn) => entry.calls.0.append(&mut tasks.0),
+            _ => tasks.fail(&conn.lock().link_error().unwrap_or(LinkError::Closed)),
+        }
+    }
+
     /// Drops a connection's link, then records the end in its state and wakes everyone, so
     /// that a close resolves only once the link is gone.
     fn detach(&mut self, id: usize) {
@@ -457,7 +431,7 @@ impl Loop {
         if let Err(e) = entry.link.deregister(self.poll.registry()) {
             log::debug!("could not deregister a link: {e}");
         }
-        let Entry { conn, link, mut in_flight, offset, ending, .. } = entry;
+        let Entry { conn, link, mut in_flight, offset, ending, calls, .. } = entry;
         drop(link);
         lock(&self.shared.inbox).free_ids.push(id);
         self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
@@ -466,17 +440,13 @@ impl Loop {
         let discarded = conn.inbound().stats().discarded;
         let mut state = conn.lock();
         state.set_inbound_discarded(discarded);
-        let calls = state.finish(cause.clone(), &mut in_flight, offset, &mut fx);
+        state.finish(cause.clone(), &mut in_flight, offset, &mut fx);
         let gone = state.link_error();
         drop(state);
         // What was read stays readable; receivers get the end after it.
         conn.inbound().finish(cause, &mut fx);
         fx.wake_all();
-        if let Some(gone) = gone {
-            for call in calls {
-                call(Err(gone.clone()));
-            }
-        }
+        calls.fail(&gone.unwrap_or(LinkError::Closed));
         log::debug!("connection {id} left the driver");
     }
 
@@ -510,7 +480,7 @@ impl Entry {
             match self.link.poll_connect() {
                 Ok(true) => {
                     self.connected = true;
-                    log::debug!("connected to {}", self.conn.endpoint().url());
+                    log::debug!("connected to {}", self.conn.url());
                     let mut fx = Effects::default();
                     self.conn.lock().opened(&mut fx);
                     fx.wake_all();
@@ -522,7 +492,7 @@ impl Entry {
                     return self.expire_and_close(now);
                 }
                 Err(e) => {
-                    log::debug!("could not connect to {}: {e}", self.conn.endpoint().url());
+                    log::debug!("could not connect to {}: {e}", self.conn.url());
                     return self
                         .finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
                 }
@@ -533,7 +503,7 @@ impl Entry {
             Ok(next) => next,
             Err(cause) => return self.write_failed(cause),
         };
-        let next = match self.read(self.conn.config().write_bias_bytes()) {
+        let next = match self.read(self.conn.settings().write_bias) {
             Ok(Read::Budget) => Next::Again,
             Ok(Read::Eof) => {
                 self.peer_ended(None);
@@ -556,7 +526,7 @@ impl Entry {
         // with the reset, so the probe's end of stream is recorded only if it is the cause.
         let broken_pipe = cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
         let eof = self.read_ended
-            || matches!(self.read(self.conn.config().inbound_capacity_bytes()), Ok(Read::Eof));
+            || matches!(self.read(self.conn.settings().inbound_capacity), Ok(Read::Eof));
         if broken_pipe && eof {
             let closed = Disconnect::new(DisconnectKind::PeerClosed);
             if !self.read_ended {
@@ -571,7 +541,7 @@ impl Entry {
     /// then the end), and sending goes on until a write fails (a half-close).
     fn peer_ended(&mut self, cause: Option<Disconnect>) {
         self.read_ended = true;
-        log::debug!("{} ended its side of the connection", self.conn.endpoint().url());
+        log::debug!("{} ended its side of the connection", self.conn.url());
         let mut fx = Effects::default();
         let eof = cause.unwrap_or_else(|| Disconnect::new(DisconnectKind::PeerClosed));
         self.conn.inbound().finish(Some(eof), &mut fx);
@@ -586,8 +556,6 @@ impl Entry {
         let mut fx = Effects::default();
         let mut state = self.conn.lock();
         let next_send = state.expire(now, &mut fx);
-        // Link calls ride on this lock rather than taking one of their own each turn.
-        let calls = state.take_link_calls();
         let phase = state.phase();
         let drained = state.drained();
         let overdue = state.close_deadline().is_some_and(|d| d <= now);
@@ -596,7 +564,7 @@ impl Entry {
         let next_recv = self.conn.inbound().expire(now, &mut fx);
         self.next_timer = [next_send, next_recv].into_iter().flatten().min();
         fx.wake_all();
-        for call in calls {
+        for call in std::mem::take(&mut self.calls).0 {
             call(Ok(&mut *self.link));
         }
         let closing = phase == Phase::Closing;
@@ -632,11 +600,11 @@ impl Entry {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => {
-                log::debug!("ending the write side of {}: {e}", self.conn.endpoint().url());
+                log::debug!("ending the write side of {}: {e}", self.conn.url());
                 return Err(Disconnect::from_io(e));
             }
         }
-        log::debug!("ended the write side of {}", self.conn.endpoint().url());
+        log::debug!("ended the write side of {}", self.conn.url());
         self.write_ended = true;
         let mut fx = Effects::default();
         self.conn.lock().ended_write(&mut fx);
@@ -665,7 +633,9 @@ impl Entry {
         // counted and dropped, so no unread byte turns the link's drop into a reset.
         let overflow = self.phase == Phase::Closing;
         let mut fx = Effects::default();
-        let read = self.conn.inbound().read_from(&mut *self.link, budget, overflow, &mut fx);
+        let link = &mut self.link;
+        let read =
+            self.conn.inbound().read_from(&mut |buf| link.read(buf), budget, overflow, &mut fx);
         fx.wake_all();
         read
     }
@@ -739,8 +709,8 @@ impl Entry {
     /// Ends the connection; the loop then detaches it.
     fn finish(&mut self, cause: Option<Disconnect>) -> Next {
         match &cause {
-            Some(cause) => log::debug!("{} ended: {cause}", self.conn.endpoint().url()),
-            None => log::debug!("{} closed", self.conn.endpoint().url()),
+            Some(cause) => log::debug!("{} ended: {cause}", self.conn.url()),
+            None => log::debug!("{} closed", self.conn.url()),
         }
         self.ending.get_or_insert(cause);
         Next::Done

@@ -8,6 +8,39 @@
 //! its thread. The send path — fast path, waiting in line, timing out, giving up, closing — is
 //! written once, here.
 //!
+//! # Layers
+//!
+//! The core is built in four layers. Each uses only the ones below it; where a lower layer must
+//! reach up, it does so through a small trait it defines itself.
+//!
+//! ```text
+//!  4  connection/  config  io_group  builder     the public handle and its settings
+//!       │
+//!  3  driver   transport/{tcp,tls,unix,mem}     I/O: the driver loop, the Link trait, links
+//!       │
+//!  2  conn/{send,send_batch,flush,close,         the shared connection object (its locks,
+//!           connect,recv,link_call,watermarks}   its settings) and one module per operation
+//!       │
+//!  1  state/{machine,buffer,inbound,budget,      pure state: no I/O, no threads, no waiting;
+//!            watermark,effects,codec,batch,      the waiter lines, admission, the bounds,
+//!            error,report}                       the codec, errors and reports
+//! ```
+//!
+//! 1. **`state`** decides. The connection's state machine keeps the outgoing buffer within its
+//!    capacity, the FIFO lines of senders, flushes and receivers, and the life cycle from
+//!    connecting to closed. Unit tests and the loom model drive it directly. A shared budget
+//!    hands room to a connection through `budget::Member`; a change that needs the driver says
+//!    so in its `Effects`, carried out through `effects::Notify`.
+//! 2. **`conn`** shares. `ConnShared` holds the state behind its lock and the inbound buffer
+//!    behind another; each operation ([`SendOp`], [`SendBatchOp`], [`FlushOp`], [`CloseOp`],
+//!    [`ShutdownWriteOp`], [`Connected`], [`RecvOp`], [`LinkCall`]) lives in a module of its
+//!    own with its `poll_with` and its cancel-safety argument.
+//! 3. **`driver`** and **[`transport`]** move bytes: the [`transport::Link`] trait and the
+//!    built-in links, and the `mio` loop that writes, reads, fires deadlines and runs link
+//!    calls.
+//! 4. **[`Connection`]**, [`Config`] and [`IoGroup`] are what applications and the facades
+//!    hold: opening a connection wires the settings into the layers below.
+//!
 //! # Guarantees
 //!
 //! 1. **Bound.** The bytes in a connection's outgoing buffer never exceed its capacity, fixed at
@@ -51,38 +84,38 @@
 
 #![forbid(unsafe_code)]
 
-mod batch;
-mod budget;
-mod buffer;
-pub mod codec;
 mod config;
 mod conn;
+mod connection;
 mod driver;
-mod error;
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub mod fuzzing;
-mod inbound;
-#[cfg(all(test, tidegate_loom))]
-mod loom;
-mod report;
+mod io_group;
 mod state;
 pub mod transport;
-mod watermark;
 
-pub use batch::FrameBatch;
-pub use budget::Budget;
-pub use buffer::UnsentFrame;
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
-pub use conn::{
-    CloseOp, Connected, Connection, FlushOp, LastClose, LinkCall, RecvOp, SendBatchOp, SendOp,
-    ShutdownWriteOp,
-};
-pub use driver::{IoGroup, is_driver_thread};
-pub use error::{
+pub use conn::ConnectionRef;
+pub use conn::close::{CloseOp, ShutdownWriteOp};
+pub use conn::connect::Connected;
+pub use conn::flush::FlushOp;
+pub use conn::link_call::LinkCall;
+pub use conn::recv::RecvOp;
+pub use conn::send::SendOp;
+pub use conn::send_batch::SendBatchOp;
+pub use conn::watermarks::WatermarkEvents;
+pub use connection::{Connection, LastClose};
+pub use driver::is_driver_thread;
+pub use io_group::IoGroup;
+pub use state::batch::FrameBatch;
+pub use state::budget::Budget;
+pub use state::buffer::UnsentFrame;
+pub use state::codec;
+pub use state::error::{
     CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, RecvError,
     SendError, TryRecvError, TrySendError,
 };
-pub use report::{CloseReport, Ending, Stats};
-pub use watermark::{Watermark, WatermarkEvents};
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use state::fuzzing;
+pub use state::report::{CloseReport, Ending, Stats};
+pub use state::watermark::Watermark;

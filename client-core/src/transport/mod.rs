@@ -24,7 +24,7 @@
 //!
 //! Options come from two places, applied in this order, so that the second wins: the URL's
 //! query (`tcp://h:1?nodelay=0&sndbuf=65536`, see [`tcp`] for the keys), then the
-//! [`Config`]'s [`socket_option`](crate::Config::socket_option)s. A live link's
+//! [`Config`](crate::Config)'s [`socket_option`](crate::Config::socket_option)s. A live link's
 //! options can be changed and read back on the driver thread with
 //! [`Connection::call_link`](crate::Connection::call_link), [`Link::set_option`] and
 //! [`Link::socket_option`].
@@ -46,8 +46,8 @@ use std::io::{self, IoSlice};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::error::ConnectError;
+use crate::state::effects::Notify;
+use crate::state::error::ConnectError;
 
 pub mod mem;
 pub mod tcp;
@@ -780,12 +780,12 @@ impl fmt::Debug for Registration<'_> {
 /// ```
 #[derive(Clone)]
 pub struct LinkWaker {
-    driver: std::sync::Weak<crate::driver::DriverShared>,
+    driver: std::sync::Weak<dyn Notify>,
     id: usize,
 }
 
 impl LinkWaker {
-    pub(crate) fn new(driver: std::sync::Weak<crate::driver::DriverShared>, id: usize) -> Self {
+    pub(crate) fn new(driver: std::sync::Weak<dyn Notify>, id: usize) -> Self {
         Self { driver, id }
     }
 
@@ -1052,11 +1052,14 @@ pub fn schemes() -> Vec<String> {
     schemes
 }
 
-/// Parses `url`, finds its transport — the one set on `config`, or else the one registered
-/// for the URL's scheme — and opens a link.
-pub(crate) fn open(url: &str, config: &Config) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
+/// Parses `url`, finds its transport — `chosen` if there is one (a connection's configured
+/// transport), or else the one registered for the URL's scheme — and opens a link.
+pub(crate) fn open(
+    url: &str,
+    chosen: Option<&Arc<dyn Transport>>,
+) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
     let endpoint = Endpoint::parse(url)?;
-    let transport = match config.transport_override() {
+    let transport = match chosen {
         Some(transport) => transport.clone(),
         None => lookup(endpoint.scheme()).ok_or_else(|| ConnectError::UnknownScheme {
             scheme: endpoint.scheme().to_string(),
@@ -1111,9 +1114,7 @@ mod tests {
 
     #[test]
     fn unknown_scheme_lists_the_registered_ones() {
-        let Err(ConnectError::UnknownScheme { scheme, registered }) =
-            open("nope://x", &Config::new())
-        else {
+        let Err(ConnectError::UnknownScheme { scheme, registered }) = open("nope://x", None) else {
             panic!("expected an unknown scheme");
         };
         assert_eq!(scheme, "nope");
@@ -1122,9 +1123,10 @@ mod tests {
 
     #[test]
     fn an_override_replaces_the_scheme_but_the_url_is_still_checked() {
-        let config = Config::new().transport(mem::Mem);
-        assert!(matches!(open("nope://x", &config), Err(ConnectError::Io(_))), "mem: no listener");
-        assert!(matches!(open("no-scheme", &config), Err(ConnectError::InvalidUrl { .. })));
+        let mem: Arc<dyn Transport> = Arc::new(mem::Mem);
+        let chosen = Some(&mem);
+        assert!(matches!(open("nope://x", chosen), Err(ConnectError::Io(_))), "mem: no listener");
+        assert!(matches!(open("no-scheme", chosen), Err(ConnectError::InvalidUrl { .. })));
     }
 
     #[test]

@@ -29,13 +29,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::budget::{self, BudgetShared, Grant};
-use crate::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
-use crate::conn::ConnShared;
-use crate::error::{Disconnect, FlushError, LinkError, SendError};
-use crate::report::{CloseReport, Ending, Stats};
-use crate::transport::Link;
-use crate::watermark::Marks;
+use crate::state::budget::{BudgetShared, Member};
+use crate::state::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
+pub(crate) use crate::state::effects::Effects;
+use crate::state::error::{Disconnect, FlushError, LinkError, SendError};
+use crate::state::report::{CloseReport, Ending, Stats};
+use crate::state::watermark::Marks;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +51,6 @@ pub(crate) enum Phase {
     Closing,
     /// The link is gone. `cause` says why, if the application did not close it.
     Closed,
-}
-
-/// A closure to run on the driver thread with the link, or with the reason there is none.
-pub(crate) type LinkTask = Box<dyn FnOnce(Result<&mut dyn Link, LinkError>) + Send>;
-
-/// Queued link calls; closures have no `Debug`, so this shows their number.
-#[derive(Default)]
-struct LinkCalls(Vec<LinkTask>);
-
-impl std::fmt::Debug for LinkCalls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} link calls", self.0.len())
-    }
 }
 
 /// How a queued send ended.
@@ -101,41 +87,12 @@ pub(crate) enum Admit {
     Queued(u64),
 }
 
-/// Things the caller must do once the lock is released.
-#[derive(Debug, Default)]
-pub(crate) struct Effects {
-    /// Wakers of waiters whose wait ended.
-    pub(crate) wake: Vec<Waker>,
-    /// The driver must look at this connection (new data in an idle buffer, a closing, …).
-    pub(crate) notify_driver: bool,
-    /// The driver must wake up at this instant to fire a deadline.
-    pub(crate) timer: Option<Instant>,
-    /// Room a shared budget reserved for senders of (possibly other) connections.
-    pub(crate) grants: Vec<Grant>,
-}
-
-impl Effects {
-    /// Wakes everyone collected. Call without holding the lock.
-    #[inline]
-    pub(crate) fn wake_all(&mut self) {
-        if !self.grants.is_empty() {
-            budget::deliver(std::mem::take(&mut self.grants));
-        }
-        if self.wake.is_empty() {
-            return;
-        }
-        for waker in self.wake.drain(..) {
-            waker.wake();
-        }
-    }
-}
-
 /// A connection's link to a shared budget.
 #[derive(Debug)]
 struct BudgetSlot {
     shared: Arc<BudgetShared>,
     /// The connection itself, for the budget's line to name it.
-    me: Weak<ConnShared>,
+    me: Weak<dyn Member>,
     /// The head of the data line while it waits on the budget: `(ticket, place in the
     /// budget's line)`. Cleared when the head leaves or the grant arrives.
     pending: Option<(u64, u64)>,
@@ -172,7 +129,6 @@ pub(crate) struct State {
     /// Wakers of those waiting for the phase to change (connect, close).
     watchers: Vec<Waker>,
     /// Closures to run on the link, for the driver to take.
-    link_calls: LinkCalls,
     next_ticket: u64,
     /// Deadline of the drain while closing.
     close_deadline: Option<Instant>,
@@ -216,7 +172,6 @@ impl State {
             flushers: BTreeMap::new(),
             flushed: HashSet::new(),
             watchers: Vec::new(),
-            link_calls: LinkCalls::default(),
             next_ticket: 0,
             close_deadline: None,
             unsent: None,
@@ -256,7 +211,7 @@ impl State {
     }
 
     /// Makes data frames fit `budget` too; `me` is the connection this state belongs to.
-    pub(crate) fn set_budget(&mut self, budget: Arc<BudgetShared>, me: Weak<ConnShared>) {
+    pub(crate) fn set_budget(&mut self, budget: Arc<BudgetShared>, me: Weak<dyn Member>) {
         self.budget = Some(BudgetSlot { shared: budget, me, pending: None });
     }
 
@@ -851,16 +806,15 @@ impl State {
     ///
     /// `in_flight` and `offset` are the driver's chunks not yet fully written.
     ///
-    /// Returns the link calls still queued, for the caller to fail once the lock is released.
     pub(crate) fn finish(
         &mut self,
         cause: Option<Disconnect>,
         in_flight: &mut VecDeque<Bytes>,
         offset: usize,
         fx: &mut Effects,
-    ) -> Vec<LinkTask> {
+    ) {
         if self.phase == Phase::Closed {
-            return Vec::new();
+            return;
         }
         let now = Instant::now();
         self.close_timed_out = self.phase == Phase::Closing
@@ -899,7 +853,6 @@ impl State {
         fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
         fx.wake.append(&mut self.watchers);
         self.marks.end(fx);
-        std::mem::take(&mut self.link_calls.0)
     }
 
     /// Why the link is not available, once the connection has ended.
@@ -908,18 +861,6 @@ impl State {
             Some(cause) => LinkError::Disconnected(cause.clone()),
             None => LinkError::Closed,
         })
-    }
-
-    /// Queues a closure for the driver to run on the link. The caller has checked that the
-    /// connection has not ended.
-    pub(crate) fn push_link_call(&mut self, task: LinkTask, fx: &mut Effects) {
-        self.link_calls.0.push(task);
-        fx.notify_driver = true;
-    }
-
-    /// The closures queued for the link, for the driver.
-    pub(crate) fn take_link_calls(&mut self) -> Vec<LinkTask> {
-        std::mem::take(&mut self.link_calls.0)
     }
 
     /// The report for a `close` call, once closed. The first call gets the unsent frames.
@@ -1048,7 +989,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::buffer::tests::advance;
+    use crate::state::buffer::tests::advance;
 
     /// Counts its wake-ups.
     #[derive(Default)]

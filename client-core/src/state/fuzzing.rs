@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::error::{Disconnect, DisconnectKind, SendError};
-use crate::state::{Admit, Effects, State};
+use crate::state::effects::Effects;
+use crate::state::error::{Disconnect, DisconnectKind, SendError};
+use crate::state::machine::{Admit, State};
 
 /// The length of the header every frame starts with: lane tag, producer, sequence number
 /// (4 bytes, little-endian), frame length (2 bytes, little-endian).

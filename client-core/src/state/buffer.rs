@@ -26,13 +26,13 @@
 //! lengths into the frame list at the same place, so the list keeps the order of the wire.
 //!
 //! This module knows nothing about waiting: deciding *who* may push is the job of
-//! [`crate::state`].
+//! [`crate::state::machine`].
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{EncodeError, Encoder, MAX_HEADER_LEN};
+use crate::state::codec::{EncodeError, Encoder, MAX_HEADER_LEN};
 
 /// Frames up to this many bytes are copied into the tail segment; larger ones are queued
 /// without a copy.
@@ -210,7 +210,7 @@ impl UnsentFrame {
 }
 
 /// The outgoing buffer of one connection. It does not enforce the capacity itself (the
-/// admission rules live in [`crate::state`]) but it does the exact byte accounting they rely on.
+/// admission rules live in [`crate::state::machine`]) but it does the exact byte accounting they rely on.
 #[derive(Debug)]
 pub(crate) struct OutBuffer {
     /// Frozen chunks, oldest first. Each holds whole frames, except that a chunk may end with
@@ -787,7 +787,7 @@ pub(crate) mod tests {
 
     /// A 2-byte big-endian length header, as `LengthDelimited::new().width(2)` writes it.
     fn header(payload_len: usize) -> Header {
-        let codec = crate::codec::LengthDelimited::new().width(2);
+        let codec = crate::state::codec::LengthDelimited::new().width(2);
         Header::encode(&codec, payload_len).expect("fits in 2 bytes")
     }
 
@@ -926,8 +926,8 @@ pub(crate) mod tests {
 
     /// Decodes a wire of whole frames with 2-byte headers.
     fn decode_all(wire: &[u8]) -> Vec<Bytes> {
-        use crate::codec::Decoder;
-        let mut decoder = crate::codec::LengthDelimited::new().width(2);
+        use crate::state::codec::Decoder;
+        let mut decoder = crate::state::codec::LengthDelimited::new().width(2);
         let mut src = BytesMut::from(wire);
         let mut frames = Vec::new();
         while let Some(frame) = decoder.decode(&mut src).expect("valid frames") {

@@ -7,12 +7,11 @@
 //! `High`/`Low` pair is dropped, which keeps the alternation and the latest state right.
 
 use std::collections::VecDeque;
-use std::fmt;
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
-use crate::conn::ConnShared;
-use crate::state::Effects;
+use crate::state::effects::Effects;
 
 /// Events a subscriber keeps before it drops the oldest pair.
 const QUEUE: usize = 64;
@@ -98,18 +97,18 @@ impl Marks {
     }
 
     /// A new subscriber; it starts with a `High` event if the buffer is above the mark now.
-    fn subscribe(&mut self) -> Arc<Mutex<Queue>> {
+    pub(crate) fn subscribe(&mut self) -> Subscription {
         let mut queue = Queue::default();
         if self.above {
             queue.events.push_back(Watermark::High);
         }
         let queue = Arc::new(Mutex::new(queue));
         self.subscribers.push(queue.clone());
-        queue
+        Subscription(queue)
     }
 
-    fn unsubscribe(&mut self, queue: &Arc<Mutex<Queue>>) {
-        self.subscribers.retain(|q| !Arc::ptr_eq(q, queue));
+    pub(crate) fn unsubscribe(&mut self, subscription: &Subscription) {
+        self.subscribers.retain(|q| !Arc::ptr_eq(q, &subscription.0));
     }
 
     /// The connection ended: every subscriber's stream ends once its events are read.
@@ -122,55 +121,16 @@ impl Marks {
     }
 }
 
-/// A subscription to a connection's watermark crossings, returned by
-/// [`Connection::watermarks`](crate::Connection::watermarks).
-///
-/// Yields `High` and `Low` alternately, once per crossing, in order, and ends (`None`) after
-/// the connection ends. Dropping it unsubscribes.
-///
-/// # Examples
-///
-/// ```
-/// use std::task::{Poll, Waker};
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
-///
-/// let listener = MemListener::bind("doc-watermark-events").unwrap();
-/// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();
-/// let mut events = conn.watermarks();
-/// assert_eq!(events.poll_next_with(Waker::noop()), Poll::Pending);
-/// ```
-pub struct WatermarkEvents {
-    conn: Arc<ConnShared>,
-    queue: Arc<Mutex<Queue>>,
-}
+/// One subscriber's end of its queue: what a `WatermarkEvents` handle reads from.
+#[derive(Debug)]
+pub(crate) struct Subscription(Arc<Mutex<Queue>>);
 
-impl fmt::Debug for WatermarkEvents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WatermarkEvents").field("queue", &self.queue).finish_non_exhaustive()
-    }
-}
-
-impl WatermarkEvents {
-    pub(crate) fn new(conn: Arc<ConnShared>) -> Self {
-        let mut state = conn.lock();
-        let queue = state.marks().subscribe();
-        if state.has_ended() {
-            lock(&queue).ended = true;
-        }
-        drop(state);
-        Self { conn, queue }
-    }
-
+impl Subscription {
     /// The next crossing: `Ready(Some(..))` if one happened, `Ready(None)` once the
-    /// connection has ended and every crossing was read, else `Pending` (and `waker` is woken
-    /// at the next crossing or at the end).
-    ///
-    /// # Examples
-    ///
-    /// See [`WatermarkEvents`].
-    pub fn poll_next_with(&mut self, waker: &Waker) -> Poll<Option<Watermark>> {
-        let mut queue = lock(&self.queue);
+    /// connection has ended and every crossing was read, else `Pending`, with `waker` kept
+    /// for the next crossing or the end.
+    pub(crate) fn poll_next(&self, waker: &Waker) -> Poll<Option<Watermark>> {
+        let mut queue = lock(&self.0);
         if let Some(event) = queue.events.pop_front() {
             return Poll::Ready(Some(event));
         }
@@ -183,26 +143,14 @@ impl WatermarkEvents {
         Poll::Pending
     }
 
-    /// The next crossing if one is waiting, without waiting.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-watermark-try-next").unwrap();
-    /// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();
-    /// assert_eq!(conn.watermarks().try_next(), None);
-    /// ```
-    pub fn try_next(&mut self) -> Option<Watermark> {
-        lock(&self.queue).events.pop_front()
+    /// The next crossing if one is waiting.
+    pub(crate) fn try_next(&self) -> Option<Watermark> {
+        lock(&self.0).events.pop_front()
     }
-}
 
-impl Drop for WatermarkEvents {
-    fn drop(&mut self) {
-        self.conn.lock().marks().unsubscribe(&self.queue);
+    /// Ends the stream at once: the connection ended before the subscription was taken.
+    pub(crate) fn end(&self) {
+        lock(&self.0).ended = true;
     }
 }
 
@@ -217,8 +165,8 @@ mod tests {
     const HIGH: usize = 80;
     const LOW: usize = 20;
 
-    fn taken(queue: &Arc<Mutex<Queue>>) -> Vec<Watermark> {
-        lock(queue).events.drain(..).collect()
+    fn taken(queue: &Subscription) -> Vec<Watermark> {
+        lock(&queue.0).events.drain(..).collect()
     }
 
     #[test]
@@ -241,7 +189,7 @@ mod tests {
         let mut fx = Effects::default();
         marks.grew(HIGH, &mut fx);
         assert_eq!(taken(&queue), [Watermark::High]);
-        lock(&queue).waker = Some(Waker::noop().clone());
+        lock(&queue.0).waker = Some(Waker::noop().clone());
         fx.wake.clear();
         marks.shrank(LOW + 1, &mut fx);
         assert_eq!(taken(&queue), [], "one byte above the low mark");

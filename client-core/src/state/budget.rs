@@ -35,9 +35,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use crate::conn::ConnShared;
-use crate::state::Effects;
-
 /// A memory budget shared by many connections: the data bytes buffered by all of them together
 /// never exceed its limit, on top of each connection's own capacity. Cloning gives another
 /// handle to the same budget.
@@ -173,7 +170,7 @@ struct BudgetState {
 /// A head of a connection's line waiting on the budget.
 #[derive(Debug)]
 struct Entry {
-    conn: Weak<ConnShared>,
+    conn: Weak<dyn Member>,
     ticket: u64,
     len: usize,
 }
@@ -182,7 +179,7 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Grant {
     budget: Arc<BudgetShared>,
-    conn: Weak<ConnShared>,
+    conn: Weak<dyn Member>,
     ticket: u64,
     len: usize,
 }
@@ -217,7 +214,7 @@ impl BudgetShared {
     pub(crate) fn take_or_wait(
         &self,
         len: usize,
-        conn: &Weak<ConnShared>,
+        conn: &Weak<dyn Member>,
         ticket: u64,
     ) -> Option<u64> {
         let mut state = self.lock();
@@ -278,6 +275,21 @@ impl BudgetState {
     }
 }
 
+/// A connection as the budget's line knows it: what a grant is delivered to.
+///
+/// The budget sits below connections and cannot name them; a connection implements this and
+/// joins the line as a `Weak<dyn Member>`, so a connection that has gone simply gets nothing
+/// and its reservation is handed on.
+pub(crate) trait Member: Send + Sync + fmt::Debug {
+    /// Offers `len` reserved bytes to the waiter `ticket`, the head of the member's line when
+    /// it joined the budget's. Returns whether it took them; if not (it left meanwhile), the
+    /// caller hands them back. Grants the delivery causes in turn go into `grants`.
+    ///
+    /// Called with no lock held; it takes the member's own lock and wakes what it must after
+    /// releasing it.
+    fn granted(&self, ticket: u64, len: usize, grants: &mut Vec<Grant>) -> bool;
+}
+
 /// Delivers grants to their connections. Call without holding any lock.
 ///
 /// Each delivery may hand room back (the waiter left) or let the connection's next head wait
@@ -286,16 +298,12 @@ impl BudgetState {
 pub(crate) fn deliver(mut grants: Vec<Grant>) {
     // Bounded: each turn either moves a frame into a buffer or shrinks the budget's line.
     while let Some(grant) = grants.pop() {
-        let Some(conn) = grant.conn.upgrade() else {
-            grant.budget.release(grant.len, &mut grants);
-            continue;
+        let taken = match grant.conn.upgrade() {
+            Some(member) => member.granted(grant.ticket, grant.len, &mut grants),
+            None => false,
         };
-        let mut fx = Effects::default();
-        let taken = conn.lock().budget_granted(grant.ticket, grant.len, &mut fx);
-        grants.append(&mut fx.grants);
         if !taken {
             grant.budget.release(grant.len, &mut grants);
         }
-        conn.apply(fx);
     }
 }

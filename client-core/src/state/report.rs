@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::buffer::UnsentFrame;
-use crate::error::Disconnect;
+use crate::state::buffer::UnsentFrame;
+use crate::state::error::Disconnect;
 
 /// A snapshot of a connection's counters.
 ///

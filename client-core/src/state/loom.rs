@@ -49,8 +49,9 @@ use ::loom::sync::{Arc, Mutex};
 use ::loom::thread;
 use bytes::Bytes;
 
-use crate::error::SendError;
-use crate::state::{Admit, Effects, State};
+use crate::state::effects::Effects;
+use crate::state::error::SendError;
+use crate::state::machine::{Admit, State};
 
 /// The capacity of every modelled connection.
 const CAPACITY: usize = 10;

@@ -733,7 +733,7 @@ pub enum RecvError {
     /// The connection is framed and the bytes received cannot form an acceptable frame: a
     /// frame larger than the maximum, or a stream that ended inside a frame. The receive side
     /// is over: every later receive returns the same error.
-    Decode(Arc<crate::codec::DecodeError>),
+    Decode(Arc<crate::state::codec::DecodeError>),
     /// The receive would have to wait, and it was called on an I/O driver thread, which would
     /// then wait for itself (see [`is_driver_thread`](crate::is_driver_thread)).
     WouldDeadlock,
@@ -808,7 +808,7 @@ pub enum TryRecvError {
     /// The connection failed; everything that arrived before was delivered.
     Disconnected(Disconnect),
     /// The inbound frames could not be decoded; see [`RecvError::Decode`].
-    Decode(Arc<crate::codec::DecodeError>),
+    Decode(Arc<crate::state::codec::DecodeError>),
 }
 
 impl TryRecvError {

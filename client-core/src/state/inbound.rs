@@ -1,6 +1,6 @@
 //! The receive side of a connection: the bounded inbound buffer, the FIFO queue of waiting
 //! receivers, and how the stream ended. It lives behind a lock of its own, apart from the send
-//! side's [`State`](crate::state::State), so receiving never contends with sending.
+//! side's [`State`](crate::state::machine::State), so receiving never contends with sending.
 //!
 //! # The buffer
 //!
@@ -55,10 +55,9 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::codec::{DecodeError, Decoder};
-use crate::error::{Disconnect, DisconnectKind, RecvError};
-use crate::state::Effects;
-use crate::transport::Link;
+use crate::state::codec::{DecodeError, Decoder};
+use crate::state::effects::Effects;
+use crate::state::error::{Disconnect, DisconnectKind, RecvError};
 
 /// The most bytes one read asks the link for.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -257,7 +256,7 @@ impl Inbound {
         free && (self.framed() || !self.allocated || tail || self.front >= self.data.len())
     }
 
-    /// Reads from `link` into the buffer, at most `budget` bytes, until the link would block
+    /// Reads with `link` (the I/O layer's read call on its link) into the buffer, at most `budget` bytes, until the link would block
     /// or the buffer is full. Wakes the first waiting receiver if anything arrived.
     ///
     /// With `overflow` (a close is reading to the peer's end of stream), a full buffer does not
@@ -272,7 +271,7 @@ impl Inbound {
     /// The link's error, already recorded here.
     pub(crate) fn read_from(
         &mut self,
-        link: &mut dyn Link,
+        link: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
         budget: usize,
         overflow: bool,
         fx: &mut Effects,
@@ -318,7 +317,7 @@ impl Inbound {
             let len = self.data.len();
             debug_assert!(len + want <= self.data.capacity(), "a read never reallocates");
             self.data.resize(len + want, 0);
-            let read = link.read(&mut self.data[len..]);
+            let read = link(&mut self.data[len..]);
             let got = *read.as_ref().unwrap_or(&0);
             self.data.truncate(len + got.min(want));
             match read {
@@ -361,12 +360,16 @@ impl Inbound {
 
     /// One read into the scratch space, for a close that found the buffer full: `Ok(None)` at
     /// the end of stream, else the bytes read and dropped.
-    fn read_to_scratch(&mut self, link: &mut dyn Link, left: usize) -> io::Result<Option<usize>> {
+    fn read_to_scratch(
+        &mut self,
+        link: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
+        left: usize,
+    ) -> io::Result<Option<usize>> {
         if self.scratch.is_empty() {
             self.scratch = vec![0; DISCARD_CHUNK];
         }
         let want = left.min(DISCARD_CHUNK);
-        match link.read(&mut self.scratch[..want])? {
+        match link(&mut self.scratch[..want])? {
             0 => Ok(None),
             n => {
                 self.bytes_received += n as u64;

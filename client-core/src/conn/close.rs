@@ -1,0 +1,209 @@
+//! Ending a connection: [`CloseOp`] (drain, end the write side, read to the peer's end, then
+//! drop the link) and [`ShutdownWriteOp`] (the half-close: drain and end the write side, and go
+//! on receiving). Both start at their first poll and go on without them: dropping the
+//! operation only stops the waiting.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::conn::ConnShared;
+use crate::state::effects::Effects;
+use crate::state::error::FlushError;
+use crate::state::report::CloseReport;
+
+/// A close in progress, returned by [`Connection::close`](crate::Connection::close).
+///
+/// # Cancel safety
+///
+/// The close starts at the first poll and goes on if the operation is dropped; a later close
+/// returns the report (without the unsent frames, if an earlier close received them).
+///
+/// # Examples
+///
+/// A close that runs out of time against a peer that stopped reading:
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use tidegate_core::{CloseOp, Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-closeop").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
+/// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
+/// let op: CloseOp<'_> = conn.close(Duration::from_millis(20));
+/// let report = futures::executor::block_on(op);
+/// assert!(report.timed_out());
+/// assert_eq!(report.unsent().len(), 1);
+/// ```
+#[must_use = "a close does nothing unless polled"]
+#[derive(Debug)]
+pub struct CloseOp<'a> {
+    conn: &'a ConnShared,
+    timeout: Duration,
+    started: bool,
+}
+
+impl<'a> CloseOp<'a> {
+    /// A close of `conn` that may drain for `timeout`.
+    pub(crate) fn new(conn: &'a ConnShared, timeout: Duration) -> Self {
+        Self { conn, timeout, started: false }
+    }
+}
+
+impl CloseOp<'_> {
+    /// Polls with a bare waker.
+    ///
+    /// The first poll starts the close. On `Pending`, `waker` is woken once the link is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closeop-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut op = conn.close(Duration::from_secs(5));
+    /// let _ = op.poll_with(Waker::noop());
+    /// drop(op);
+    /// assert!(conn.is_closed(), "the close goes on without the operation");
+    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(report.is_clean());
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
+        let shared = self.conn;
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        if !self.started {
+            self.started = true;
+            if state.begin_close(Instant::now() + self.timeout, &mut fx) {
+                log::debug!("closing {}", shared.url());
+            }
+        }
+        let report = state.report();
+        if report.is_none() {
+            state.watch(waker);
+        }
+        drop(state);
+        shared.apply(fx);
+        report.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl Future for CloseOp<'_> {
+    type Output = CloseReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+/// A half-close in progress, returned by [`Connection::shutdown_write`](crate::Connection::shutdown_write).
+///
+/// # Cancel safety
+///
+/// The half-close starts at the first poll and goes on if the operation is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection, FlushError, ShutdownWriteOp};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-shutdown-write-op").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.pause();
+/// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
+/// let op: ShutdownWriteOp<'_> = conn.shutdown_write(Some(Instant::now() + Duration::from_millis(20)));
+/// assert!(matches!(futures::executor::block_on(op), Err(FlushError::Timeout)));
+/// ```
+#[must_use = "a half-close does nothing unless polled"]
+#[derive(Debug)]
+pub struct ShutdownWriteOp<'a> {
+    conn: &'a ConnShared,
+    deadline: Option<Instant>,
+    started: bool,
+}
+
+impl<'a> ShutdownWriteOp<'a> {
+    /// A half-close of `conn` whose wait ends at `deadline`.
+    pub(crate) fn new(conn: &'a ConnShared, deadline: Option<Instant>) -> Self {
+        Self { conn, deadline, started: false }
+    }
+}
+
+impl ShutdownWriteOp<'_> {
+    /// Polls with a bare waker.
+    ///
+    /// The first poll starts the half-close. On `Pending`, `waker` is woken once the write side
+    /// has ended, the connection has ended, or the deadline has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Waker;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, SendError};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-shutdown-write-poll").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let _ = conn.shutdown_write(None).poll_with(Waker::noop());
+    /// let refused = conn.try_send(Bytes::from_static(b"late"));
+    /// assert!(refused.is_err(), "sending has finished");
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
+        let shared = self.conn;
+        let mut fx = Effects::default();
+        let mut state = shared.lock();
+        if !self.started {
+            self.started = true;
+            if state.begin_shutdown_write(&mut fx) {
+                log::debug!("ending the write side of {}", shared.url());
+            }
+        }
+        let result = state.poll_write_ended(self.deadline, waker, &mut fx);
+        drop(state);
+        shared.apply(fx);
+        result.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl Future for ShutdownWriteOp<'_> {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
+    }
+}
+
+impl ConnShared {
+    /// Polls the close of a connection whose last handle has gone: it begins (as when the
+    /// last handle is dropped) on the first call, and resolves with the report once the link
+    /// is gone.
+    pub(crate) fn poll_last_close(&self, started: &mut bool, waker: &Waker) -> Poll<CloseReport> {
+        let mut fx = Effects::default();
+        if !*started {
+            *started = true;
+            self.abandon(&mut fx);
+        }
+        let mut state = self.lock();
+        let report = state.report();
+        if report.is_none() {
+            state.watch(waker);
+        }
+        drop(state);
+        self.apply(fx);
+        report.map_or(Poll::Pending, Poll::Ready)
+    }
+}

@@ -1,0 +1,304 @@
+//! Layer 2: the shared connection object and the operations on it.
+//!
+//! [`ConnShared`] is what a connection's handles, its operations and its driver share: the lock
+//! around its [state](crate::state::machine), the inbound buffer behind a lock of its own, the
+//! settings the layers below the public handle need, and a way to tell the driver
+//! ([`Notify`]). It does no I/O and knows no transport: the driver, one layer up, moves the
+//! bytes.
+//!
+//! Each operation that may have to wait is a [`Future`](std::future::Future) in a module of
+//! its own, with its `poll_with` and its cancel-safety argument next to it:
+//! [`send`] ([`SendOp`]), [`send_batch`] ([`SendBatchOp`]), [`flush`] ([`FlushOp`]), [`close`]
+//! ([`CloseOp`], [`ShutdownWriteOp`]), [`connect`] ([`Connected`]), [`recv`] ([`RecvOp`]) and
+//! [`link_call`] ([`LinkCall`]). None of them blocks: each registers the waker it is polled
+//! with, and the driver wakes it when the operation can complete or its deadline passes. The
+//! async facade awaits them; the blocking facade polls them with a waker that unparks its
+//! thread.
+
+pub(crate) mod close;
+pub(crate) mod connect;
+pub(crate) mod flush;
+pub(crate) mod link_call;
+pub(crate) mod recv;
+pub(crate) mod send;
+pub(crate) mod send_batch;
+pub(crate) mod watermarks;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::state::budget::{BudgetShared, Grant, Member};
+use crate::state::buffer::Header;
+use crate::state::codec::{EncodeError, Encoder};
+use crate::state::effects::{Effects, Notify};
+use crate::state::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::state::inbound::Inbound;
+use crate::state::machine::{Admit, Phase, State};
+use crate::state::report::Stats;
+
+/// A handle an operation can hold on to: a `Connection`, owned or borrowed.
+///
+/// The operations that can outlive a borrow ([`SendOp`](send::SendOp),
+/// [`SendBatchOp`](send_batch::SendBatchOp), [`RecvOp`](recv::RecvOp)) are generic over it.
+/// It is sealed: the core implements it for its own handle only.
+pub trait ConnectionRef: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    /// The hidden half of [`ConnectionRef`](super::ConnectionRef): how an operation reaches the
+    /// shared connection.
+    pub trait Sealed {
+        /// The shared connection this handle stands for.
+        fn shared(&self) -> &super::ConnShared;
+    }
+
+    impl<T: Sealed + ?Sized> Sealed for &T {
+        fn shared(&self) -> &super::ConnShared {
+            (**self).shared()
+        }
+    }
+}
+
+impl<T: ConnectionRef + ?Sized> ConnectionRef for &T {}
+
+/// What the layers below the public handle need of a connection's configuration, taken from it
+/// when the connection opens.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// The URL the connection was opened with, for the log.
+    pub(crate) url: String,
+    /// The framing's encoder, if frames get a header.
+    pub(crate) encoder: Option<Arc<dyn Encoder>>,
+    /// How long a close started by dropping the last handle may drain.
+    pub(crate) close_timeout: Duration,
+    /// How long connecting may take, if limited.
+    pub(crate) connect_timeout: Option<Duration>,
+    /// Bytes the driver reads per turn before it writes again.
+    pub(crate) write_bias: usize,
+    /// The capacity of the inbound buffer.
+    pub(crate) inbound_capacity: usize,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("header_len", &self.encoder.as_ref().map(|e| e.header_len()))
+            .field("close_timeout", &self.close_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("write_bias", &self.write_bias)
+            .field("inbound_capacity", &self.inbound_capacity)
+            .finish()
+    }
+}
+
+/// The part of a connection shared by its handles, its operations and its driver.
+#[derive(Debug)]
+pub struct ConnShared {
+    state: Mutex<State>,
+    /// The receive side, behind a lock of its own so receiving never contends with sending.
+    /// Lock order, if both are ever needed: `state`, then `inbound`.
+    inbound: Mutex<Inbound>,
+    driver: Weak<dyn Notify>,
+    id: usize,
+    settings: Settings,
+}
+
+impl ConnShared {
+    /// A connection in `state` and `inbound`, known to `driver` as `id`.
+    pub(crate) fn new(
+        state: State,
+        inbound: Inbound,
+        driver: Weak<dyn Notify>,
+        id: usize,
+        settings: Settings,
+    ) -> Self {
+        Self { state: Mutex::new(state), inbound: Mutex::new(inbound), driver, id, settings }
+    }
+
+    /// A connection that waits on `budget` as well as on its own capacity.
+    pub(crate) fn join_budget(self: &Arc<Self>, budget: Arc<BudgetShared>) {
+        let me: Weak<dyn Member> = Arc::downgrade(self) as Weak<dyn Member>;
+        self.lock().set_budget(budget, me);
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    pub(crate) fn inbound(&self) -> MutexGuard<'_, Inbound> {
+        self.inbound.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The URL the connection was opened with.
+    pub(crate) fn url(&self) -> &str {
+        &self.settings.url
+    }
+
+    /// Offers a frame to the state: with framing, its header is encoded first, outside the
+    /// lock; a payload the encoder refuses is `TooLarge`, reporting the encoder's maximum.
+    #[inline]
+    fn admit(
+        &self,
+        frame: Bytes,
+        urgent: bool,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<Bytes>> {
+        let Some(encoder) = self.settings.encoder.as_ref() else {
+            return self.lock().admit(frame, urgent, deadline, waker, Instant::now, fx);
+        };
+        let header = match Header::encode(&**encoder, frame.len()) {
+            Ok(header) => header,
+            Err(EncodeError::TooLarge { max, .. }) => {
+                return Err(SendError::TooLarge { frame, capacity: max });
+            }
+        };
+        self.lock().admit_framed(frame, header, urgent, deadline, waker, Instant::now, fx)
+    }
+
+    /// Offers a batch (its frozen bytes and frame lengths) to the state as one unit. With
+    /// framing, the wire image (each frame's header, then its payload) is built first, outside
+    /// the lock: one copy. Errors leave the batch with the caller.
+    fn admit_batch(
+        &self,
+        bytes: &Bytes,
+        lens: &[usize],
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+        fx: &mut Effects,
+    ) -> Result<Admit, SendError<()>> {
+        let Some(encoder) = self.settings.encoder.as_ref() else {
+            if lens.is_empty() || lens.contains(&0) {
+                return Err(SendError::Empty(()));
+            }
+            let admitted =
+                self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, Instant::now, fx);
+            return admitted.map_err(|err| err.map(drop));
+        };
+        if lens.is_empty() {
+            return Err(SendError::Empty(()));
+        }
+        let header_len = encoder.header_len();
+        let headers = header_len * lens.len();
+        let mut wire = BytesMut::with_capacity(bytes.len() + headers);
+        let mut wire_lens = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &len in lens {
+            match Header::encode(&**encoder, len) {
+                Ok(header) => wire.extend_from_slice(header.as_slice()),
+                Err(EncodeError::TooLarge { max, .. }) => {
+                    return Err(SendError::TooLarge { frame: (), capacity: max });
+                }
+            }
+            wire.extend_from_slice(&bytes[at..at + len]);
+            at += len;
+            wire_lens.push(header_len + len);
+        }
+        let wire = wire.freeze();
+        let admitted =
+            self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, Instant::now, fx);
+        admitted.map_err(|err| err.map(drop))
+    }
+
+    /// Carries out what a state change asked for. Call without holding the lock.
+    #[inline]
+    pub(crate) fn apply(&self, mut fx: Effects) {
+        fx.wake_all();
+        if !fx.notify_driver && fx.timer.is_none() {
+            return;
+        }
+        let Some(driver) = self.driver.upgrade() else {
+            return;
+        };
+        if fx.notify_driver {
+            driver.notify(self.id);
+        }
+        if let Some(at) = fx.timer {
+            driver.add_timer(at, self.id);
+        }
+    }
+
+    /// Offers a frame without waiting: it enters the buffer now or comes back in the error.
+    pub(crate) fn try_send(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
+        let mut fx = Effects::default();
+        let admitted = self.admit(frame, urgent, None, None, &mut fx);
+        self.apply(fx);
+        match admitted {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Takes what the inbound buffer holds, without waiting.
+    pub(crate) fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
+        let mut fx = Effects::default();
+        let polled = self.inbound().poll_recv(&mut None, None, None, &mut fx);
+        self.apply(fx);
+        match polled {
+            Poll::Ready(Ok(item)) => Ok(item),
+            Poll::Ready(Err(RecvError::Disconnected(cause))) => {
+                Err(TryRecvError::Disconnected(cause))
+            }
+            Poll::Ready(Err(RecvError::Decode(err))) => Err(TryRecvError::Decode(err)),
+            Poll::Ready(Err(_)) | Poll::Pending => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// The counters of both sides.
+    pub(crate) fn stats(&self) -> Stats {
+        let stats = self.lock().stats();
+        let inbound = self.inbound().stats();
+        Stats {
+            inbound_capacity: inbound.capacity,
+            inbound_held: inbound.held,
+            inbound_high_water: inbound.high_water,
+            bytes_received: inbound.bytes_received,
+            bytes_delivered: inbound.bytes_delivered,
+            inbound_discarded: inbound.discarded,
+            receivers: inbound.receivers,
+            ..stats
+        }
+    }
+
+    /// Whether a close has begun or the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.lock().phase(), Phase::Closing | Phase::Closed)
+    }
+
+    /// Begins closing because no handle is left: the frames still unsent will have no one to
+    /// go back to, so they are logged when the link is gone.
+    pub(crate) fn abandon(&self, fx: &mut Effects) -> bool {
+        let deadline = Instant::now() + self.settings.close_timeout;
+        let mut state = self.lock();
+        state.abandon();
+        let began = state.begin_close(deadline, fx);
+        drop(state);
+        if began {
+            log::debug!("last handle to {} dropped; draining", self.url());
+        }
+        began
+    }
+}
+
+impl Member for ConnShared {
+    fn granted(&self, ticket: u64, len: usize, grants: &mut Vec<Grant>) -> bool {
+        let mut fx = Effects::default();
+        let taken = self.lock().budget_granted(ticket, len, &mut fx);
+        grants.append(&mut fx.grants);
+        self.apply(fx);
+        taken
+    }
+}

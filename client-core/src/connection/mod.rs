@@ -1,0 +1,396 @@
+//! Layer 4: [`Connection`], the public handle both facades wrap, and how it opens.
+//!
+//! The handle holds the shared connection (layer 2), its [`Config`] and its [`Endpoint`], and
+//! a way to reach its driver (layer 3) for link calls. Every operation it starts is one of
+//! layer 2's; this module only wires the settings into the layers below. Its methods are
+//! split by meaning: [`sending`], [`receiving`], [`ending`], and the rest here.
+
+mod ending;
+mod receiving;
+mod sending;
+
+pub use ending::LastClose;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+
+use crate::config::Config;
+use crate::conn::connect::Connected;
+use crate::conn::link_call::LinkCall;
+use crate::conn::sealed::Sealed;
+use crate::conn::watermarks::WatermarkEvents;
+use crate::conn::{ConnShared, ConnectionRef, Settings};
+use crate::driver::{Driver, DriverShared, LinkTask};
+use crate::state::effects::{Effects, Notify};
+use crate::state::error::{ConnectError, LinkError};
+use crate::state::inbound::Inbound;
+use crate::state::machine::State;
+use crate::state::report::Stats;
+use crate::transport::{self, Endpoint, Link, SocketOption};
+
+/// Begins closing when the last [`Connection`] handle is dropped.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<ConnShared>,
+    config: Config,
+    endpoint: Endpoint,
+    /// The driver hosting the connection, for link calls; not kept alive by the handle.
+    driver: Weak<DriverShared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut fx = Effects::default();
+        self.shared.abandon(&mut fx);
+        self.shared.apply(fx);
+    }
+}
+
+/// The state machine a connection with `config` starts in.
+fn state_for(config: &Config) -> State {
+    let mut state = State::new(config.capacity_bytes());
+    state.set_max_waiters(config.max_waiters_count());
+    state.set_watermarks(config.watermark_levels());
+    state.set_reserve(config.urgent_reserve_bytes());
+    if let Some(encoder) = config.framing_ref().encoder() {
+        state.set_header_len(encoder.header_len());
+    }
+    state
+}
+
+/// The inbound buffer of a connection with `config`.
+fn inbound_for(config: &Config) -> Inbound {
+    let mut inbound =
+        Inbound::new(config.inbound_capacity_bytes(), config.framing_ref().new_decoder());
+    inbound.set_discard(config.discards_inbound());
+    inbound
+}
+
+/// What the layers below need of `config`.
+fn settings_for(url: &str, config: &Config) -> Settings {
+    Settings {
+        url: url.to_string(),
+        encoder: config.framing_ref().encoder().cloned(),
+        close_timeout: config.close_timeout_duration(),
+        connect_timeout: config.connect_timeout_duration(),
+        write_bias: config.write_bias_bytes(),
+        inbound_capacity: config.inbound_capacity_bytes(),
+    }
+}
+
+/// One connection: a bounded outgoing buffer, a link, and the driver thread that moves bytes
+/// from one to the other. Cloning gives another handle to the same connection.
+///
+/// This is the shared core the facades wrap; applications use `tidegate::Client` or
+/// `tidegate::AsyncClient`.
+///
+/// When the last handle is dropped without [`Connection::close`], the driver keeps draining
+/// the buffer for the configured [close timeout](Config::close_timeout), then discards what is
+/// left with a warning in the log.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate_core::{Config, Connection};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("connection-example").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new().capacity(1024)).unwrap();
+/// conn.try_send(Bytes::from_static(b"hello")).unwrap();
+/// assert_eq!(conn.stats().frames_accepted, 1);
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").field("url", &self.handle.endpoint.url()).finish()
+    }
+}
+
+impl Connection {
+    /// Starts opening a connection to `url` on a driver thread of its own, and returns at once;
+    /// [`Connection::connected`] resolves when the link is up. Frames sent meanwhile wait in
+    /// the buffer.
+    ///
+    /// Name resolution for `tcp://` happens here, on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL, an unregistered scheme, an unusable configuration (a capacity of zero),
+    /// or a transport that could not start opening the link.
+    ///
+    /// # Blocking
+    ///
+    /// Only as long as the transport takes to start opening the link: for `tcp://`, while a
+    /// host name is resolved (numeric addresses do not wait); `mem://` never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, ConnectError, Connection};
+    ///
+    /// let err = Connection::open("gopher://x", Config::new()).unwrap_err();
+    /// assert!(matches!(err, ConnectError::UnknownScheme { .. }));
+    /// ```
+    pub fn open(url: &str, config: Config) -> Result<Self, ConnectError> {
+        config.validate()?;
+        let (endpoint, mut link) = transport::open(url, config.transport_override())?;
+        for option in config.socket_options() {
+            match link.set_option(option) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    log::debug!("{url}: {option:?} does not apply to this link");
+                }
+                Err(e) => return Err(ConnectError::Io(e)),
+            }
+        }
+        let driver = match config.io_group_ref() {
+            Some(group) => group.pick().clone(),
+            None => Driver::spawn().map_err(ConnectError::Io)?,
+        };
+        let shared = Arc::new(ConnShared::new(
+            state_for(&config),
+            inbound_for(&config),
+            Arc::downgrade(driver.shared()) as Weak<dyn Notify>,
+            driver.shared().reserve_id(),
+            settings_for(url, &config),
+        ));
+        if let Some(budget) = config.budget_ref() {
+            shared.join_budget(budget.shared().clone());
+        }
+        driver.shared().attach(shared.clone(), link);
+        log::debug!("opening {url}");
+        let driver = Arc::downgrade(driver.shared());
+        Ok(Self { handle: Arc::new(Handle { shared, config, endpoint, driver }) })
+    }
+
+    /// Returns a future that resolves once the link is up, or with the reason it never will be.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Failed`] if the attempt failed, [`ConnectError::TimedOut`] after the
+    /// connect timeout, [`ConnectError::Closed`] if the connection was closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`Connected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("connected-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// futures::executor::block_on(conn.connected()).unwrap();
+    /// ```
+    pub fn connected(&self) -> Connected<'_> {
+        Connected::new(self.shared())
+    }
+
+    /// Runs `f` with the connection's link on the driver thread, between two rounds of I/O,
+    /// and resolves to what it returns. This is how options are changed on a live link.
+    ///
+    /// `f` must not block: the driver serves every connection it hosts from that thread.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to [`LinkError`] if the connection has ended, or ends before `f` runs.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned operation does not stop `f`: it runs anyway, and its result is
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-call-link").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let debug = futures::executor::block_on(conn.call_link(|link| format!("{link:?}"))).unwrap();
+    /// assert!(debug.contains("MemLink"));
+    /// ```
+    pub fn call_link<R, F>(&self, f: F) -> LinkCall<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Link) -> R + Send + 'static,
+    {
+        let (call, result) = LinkCall::new();
+        let task: LinkTask = Box::new(move |link| result.deliver(link.map(f)));
+        let shared = &self.handle.shared;
+        let gone = shared.lock().link_error();
+        match (gone, self.handle.driver.upgrade()) {
+            (None, Some(driver)) => driver.call(shared.clone(), task),
+            (Some(gone), _) => task(Err(gone)),
+            (None, None) => task(Err(LinkError::Closed)),
+        }
+        call
+    }
+
+    /// Applies a socket option to the live link.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to the link's error (`Unsupported` for options it does not have), or to
+    /// `NotConnected` if the connection has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Connection::call_link`]: the option is applied even if the operation is
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::SocketOption;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let url = format!("tcp://{}", listener.local_addr().unwrap());
+    /// let conn = Connection::open(&url, Config::new()).unwrap();
+    /// let applied = futures::executor::block_on(async {
+    ///     conn.connected().await.unwrap();
+    ///     conn.set_option(SocketOption::NoDelay(false)).await
+    /// });
+    /// applied.unwrap();
+    /// ```
+    pub fn set_option(&self, option: SocketOption) -> impl Future<Output = std::io::Result<()>> {
+        let call = self.call_link(move |link| link.set_option(&option));
+        async move { call.await? }
+    }
+
+    /// Subscribes to the crossings of the buffer's watermarks (set with
+    /// [`Config::watermarks`]). Without watermarks, the subscription only ends with the
+    /// connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use tidegate_core::{Config, Connection, Watermark};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-watermarks").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(100).watermarks(80, 20))
+    ///     .unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// let mut events = conn.watermarks();
+    /// conn.try_send(Bytes::from(vec![0; 80])).unwrap();
+    /// assert_eq!(events.try_next(), Some(Watermark::High));
+    /// ```
+    pub fn watermarks(&self) -> WatermarkEvents {
+        WatermarkEvents::new(self.handle.shared.clone())
+    }
+
+    /// Returns a snapshot of the connection's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("stats-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(4096)).unwrap();
+    /// assert_eq!(conn.stats().capacity, 4096);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared().stats()
+    }
+
+    /// Returns the largest frame a data send can ever accept: the capacity less the urgent
+    /// reserve and, with [framing](Config::framing), less the header and at most the
+    /// encoder's [maximum](crate::state::codec::Encoder::max_payload_len). Larger frames are
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::codec::LengthDelimited;
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-max-frame-len").unwrap();
+    /// let config = Config::new().capacity(1000).urgent_reserve(100).framing(LengthDelimited::new());
+    /// let conn = Connection::open(&listener.url(), config).unwrap();
+    /// assert_eq!(conn.max_frame_len(), 1000 - 100 - 4);
+    /// ```
+    pub fn max_frame_len(&self) -> usize {
+        let config = &self.handle.config;
+        let max = config.capacity_bytes() - config.urgent_reserve_bytes();
+        match config.framing_ref().encoder() {
+            None => max,
+            Some(encoder) => max
+                .saturating_sub(encoder.header_len())
+                .min(encoder.max_payload_len().unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Returns whether the connection no longer takes frames (closing, closed or
+    /// disconnected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("is-closed-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert!(!conn.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared().is_closed()
+    }
+
+    /// Returns the settings the connection was opened with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("config-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new().capacity(10)).unwrap();
+    /// assert_eq!(conn.config().capacity_bytes(), 10);
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.handle.config
+    }
+
+    /// Returns the endpoint the connection was opened to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_core::{Config, Connection};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("endpoint-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert_eq!(conn.endpoint().scheme(), "mem");
+    /// ```
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.handle.endpoint
+    }
+}
+
+impl Sealed for Connection {
+    fn shared(&self) -> &ConnShared {
+        &self.handle.shared
+    }
+}
+
+impl ConnectionRef for Connection {}

@@ -1,0 +1,56 @@
+//! What a change of state asks the world to do once the lock is released, and the small trait
+//! through which the I/O layer above hears about it.
+//!
+//! State changes happen under a connection's lock and must not wake anyone there: a woken
+//! sender would only block on the same lock, and a budget grant locks another connection.
+//! So every change records its consequences in an [`Effects`], and the caller carries them
+//! out after the lock is dropped ([`Effects::wake_all`], then telling the driver through
+//! [`Notify`]).
+
+use std::fmt;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::state::budget::{self, Grant};
+
+/// Things the caller must do once the lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Wakers of waiters whose wait ended.
+    pub(crate) wake: Vec<Waker>,
+    /// The driver must look at this connection (new data in an idle buffer, a closing, …).
+    pub(crate) notify_driver: bool,
+    /// The driver must wake up at this instant to fire a deadline.
+    pub(crate) timer: Option<Instant>,
+    /// Room a shared budget reserved for senders of (possibly other) connections.
+    pub(crate) grants: Vec<Grant>,
+}
+
+impl Effects {
+    /// Delivers the budget grants and wakes everyone collected. Call without holding a lock.
+    #[inline]
+    pub(crate) fn wake_all(&mut self) {
+        if !self.grants.is_empty() {
+            budget::deliver(std::mem::take(&mut self.grants));
+        }
+        if self.wake.is_empty() {
+            return;
+        }
+        for waker in self.wake.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// How the layers below the driver ask it to look at a connection: the driver implements it,
+/// and connections and links hold it as a `Weak<dyn Notify>`, so that a driver that has gone
+/// is simply not told.
+///
+/// Both calls must be cheap and must not block: they are made by producers on their send path.
+pub(crate) trait Notify: Send + Sync + fmt::Debug {
+    /// Asks the driver to look at connection `id` soon.
+    fn notify(&self, id: usize);
+
+    /// Asks the driver to look at connection `id` at `at`.
+    fn add_timer(&self, at: Instant, id: usize);
+}

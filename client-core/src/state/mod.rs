@@ -1,0 +1,35 @@
+//! Layer 1: the pure state of a connection. No I/O, no threads, no waiting.
+//!
+//! Everything a connection decides is decided here, under its lock, by plain data structures
+//! that unit tests and the loom model drive directly:
+//!
+//! - [`machine`]: the connection's state machine — the outgoing buffer's bound, the FIFO lines
+//!   of waiting senders and flushes, admission, the life cycle from connecting to closed, and
+//!   the report;
+//! - [`buffer`]: the outgoing buffer, its chunks and their byte accounting;
+//! - [`inbound`]: the bounded inbound buffer and its waiting receivers;
+//! - [`budget`]: a memory budget shared by many connections, with its own FIFO line;
+//! - [`watermark`]: the high/low marks and their subscribers' queues;
+//! - [`effects`]: what a change asks for once the lock is released (wakers, budget grants, a
+//!   word to the driver);
+//! - [`codec`], [`batch`], [`error`], [`report`]: the public value types.
+//!
+//! A module here never names a module of a layer above. Where it must reach up — a budget
+//! handing room to a connection, a change that needs the driver — it does so through a trait
+//! it defines itself ([`budget::Member`], [`effects::Notify`]).
+
+pub(crate) mod batch;
+pub(crate) mod budget;
+pub(crate) mod buffer;
+pub mod codec;
+pub(crate) mod effects;
+pub(crate) mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+pub(crate) mod inbound;
+#[cfg(all(test, tidegate_loom))]
+mod loom;
+pub(crate) mod machine;
+pub(crate) mod report;
+pub(crate) mod watermark;
