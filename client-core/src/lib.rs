@@ -54,6 +54,7 @@
 mod batch;
 mod budget;
 mod buffer;
+mod builder;
 pub mod codec;
 mod config;
 mod conn;
@@ -73,6 +74,7 @@ mod watermark;
 pub use batch::FrameBatch;
 pub use budget::Budget;
 pub use buffer::UnsentFrame;
+pub use builder::{Builder, Facade};
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
 pub use conn::{
