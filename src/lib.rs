@@ -13,6 +13,10 @@
 //! - `tidegate-blocking` — [`Client`], for threads;
 //! - `tidegate-async` — [`AsyncClient`], for async tasks on any executor.
 //!
+//! Both facades are configured with the core's one [`Builder`]: [`ClientBuilder`] is
+//! `Builder<`[`Blocking`]`>` and [`AsyncClientBuilder`] is `Builder<`[`Async`]`>`, so they have
+//! the same settings, every one of [`Config`]'s.
+//!
 //! # Examples
 //!
 //! ```
@@ -33,16 +37,17 @@
 #![forbid(unsafe_code)]
 
 pub use tidegate_async::{
-    AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink, Incoming,
-    RecvFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
+    Async, AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink,
+    Incoming, RecvFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
 };
-pub use tidegate_blocking::{Client, ClientBuilder, Watermarks};
+pub use tidegate_blocking::{Blocking, Client, ClientBuilder, Watermarks};
 pub use tidegate_core::{
-    Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, DEFAULT_CAPACITY,
-    DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, FlushError,
-    FrameBatch, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError,
-    ShutdownWriteOp, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
-    codec, transport,
+    Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
+    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
+    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
+    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
+    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
+    transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

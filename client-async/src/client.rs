@@ -1,4 +1,5 @@
-//! [`AsyncClient`], its builder, and the future that connects it.
+//! [`AsyncClient`], its builder (the core's, named by [`Async`]), and the future that connects
+//! it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use futures_core::FusedFuture;
 use tidegate_core::transport::{Link, SocketOption};
 use tidegate_core::{
-    Budget, Config, ConnectError, Connection, FrameBatch, IoGroup, LinkCall, SendBatchOp, Stats,
+    Builder, Config, ConnectError, Connection, Facade, FrameBatch, LinkCall, SendBatchOp, Stats,
     TryRecvError, TrySendError, Watermark, WatermarkEvents,
 };
 
@@ -85,15 +86,33 @@ impl AsyncClient {
         Self::builder().connect(url)
     }
 
-    /// Returns a builder for a connection with other settings.
+    /// Returns a builder for a connection with other settings: every setting of [`Config`],
+    /// then [`connect`](Builder::connect), which returns a [`Connecting`] future like
+    /// [`AsyncClient::connect`].
+    ///
+    /// # Errors
+    ///
+    /// Its future resolves to the errors of [`AsyncClient::connect`], and also to
+    /// [`ConnectError::InvalidConfig`] for unusable settings (see [`Async`]'s
+    /// [`Facade::connect`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::connect`]: dropping the future abandons the attempt.
     ///
     /// # Examples
     ///
     /// ```
-    /// let builder = tidegate_async::AsyncClient::builder().capacity(64 * 1024);
+    /// use tidegate_async::AsyncClient;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-builder-accessor-example").unwrap();
+    /// let connecting = AsyncClient::builder().capacity(64 * 1024).connect(&listener.url());
+    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// assert_eq!(client.stats().capacity, 64 * 1024);
     /// ```
     pub fn builder() -> AsyncClientBuilder {
-        AsyncClientBuilder { config: Config::new() }
+        AsyncClientBuilder::new()
     }
 
     /// Wraps a connection opened with the core. Build a `tidegate_blocking::Client` on a clone
@@ -789,19 +808,25 @@ impl AsyncClient {
     }
 }
 
-/// Settings for a new [`AsyncClient`].
+/// Settings for a new [`AsyncClient`]: the core's [`Builder`], made by
+/// [`AsyncClient::builder`], whose `connect` returns a [`Connecting`] future that resolves to
+/// the [`AsyncClient`] once the link is up (see [`Async`]).
+///
+/// Every setting of [`Config`] has a method here, documented on [`Builder`]. To start from a
+/// ready [`Config`], use [`Builder::from_config`], or call [`Builder::config`] first: it
+/// replaces every setting made before it, and the settings made after it apply on top.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_async::AsyncClient;
+/// use tidegate_async::{AsyncClient, Config};
 /// use tidegate_core::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-builder-example").unwrap();
 /// let client = futures::executor::block_on(
 ///     AsyncClient::builder()
-///         .capacity(256 * 1024)
+///         .config(Config::new().capacity(256 * 1024))
 ///         .connect_timeout(Duration::from_secs(2))
 ///         .send_timeout(Duration::from_secs(1))
 ///         .close_timeout(Duration::from_secs(5))
@@ -809,321 +834,57 @@ impl AsyncClient {
 ///         .connect(&listener.url()),
 /// )
 /// .unwrap();
+/// // From the config, then set on top of it.
+/// assert_eq!(client.stats().capacity, 256 * 1024);
+/// let timeout = client.connection().config().send_timeout_duration();
+/// assert_eq!(timeout, Some(Duration::from_secs(1)));
 /// ```
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `connect`"]
-pub struct AsyncClientBuilder {
-    config: Config,
-}
+pub type AsyncClientBuilder = Builder<Async>;
 
-impl AsyncClientBuilder {
-    /// Sets the capacity of the outgoing buffer in bytes (1 MiB by default). A frame larger
-    /// than this is refused; connecting refuses a capacity of zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-capacity-example").unwrap();
-    /// let connecting = AsyncClient::builder().capacity(4096).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// assert_eq!(client.stats().capacity, 4096);
-    /// ```
-    pub fn capacity(mut self, bytes: usize) -> Self {
-        self.config = self.config.capacity(bytes);
-        self
-    }
+/// The async facade, as the type parameter of [`Builder`]: [`AsyncClientBuilder`] is
+/// `Builder<Async>`, and its `connect` returns a [`Connecting`] future that resolves to an
+/// [`AsyncClient`].
+///
+/// No value of it exists: it only names the facade.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_async::{Async, AsyncClient, AsyncClientBuilder, Builder, Connecting};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-marker-example").unwrap();
+/// let builder: Builder<Async> = AsyncClient::builder().capacity(4096);
+/// let connecting: Connecting = builder.connect(&listener.url());
+/// let client = futures::executor::block_on(connecting).unwrap();
+/// let same: AsyncClientBuilder = Builder::new();
+/// ```
+#[derive(Debug)]
+pub enum Async {}
 
-    /// Sets how long connecting may take (10 s by default).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-connect-timeout-example").unwrap();
-    /// let builder = AsyncClient::builder().connect_timeout(Duration::from_secs(2));
-    /// let client = futures::executor::block_on(builder.connect(&listener.url())).unwrap();
-    /// let config = client.connection().config();
-    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
-    /// ```
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.connect_timeout(timeout);
-        self
-    }
+/// Connects for [`AsyncClientBuilder::connect`]: starts the connection and returns the
+/// [`Connecting`] future that waits for the link.
+impl Facade for Async {
+    type Output = Connecting;
 
-    /// Sets how long [`AsyncClient::send`] and the [`FrameSink`] wait for room before returning the
-    /// frame (no limit by default).
+    /// Starts connecting to `url` with `config`; the future resolves once the link is up.
     ///
-    /// # Examples
+    /// Built-in schemes: `tcp://host:port`, `tls://host:port`, `unix:///path` (Unix only) and
+    /// `mem://name`; more can be registered with
+    /// [`transport::register`](tidegate_core::transport::register).
     ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-send-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
-    ///     let client = AsyncClient::builder()
-    ///         .capacity(4)
-    ///         .send_timeout(Duration::from_millis(20))
-    ///         .connect(&listener.url())
-    ///         .await
-    ///         .unwrap();
-    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    ///     peer.pause();
-    ///     client.send("full").await.unwrap();
-    ///     let err = client.send("more").await.unwrap_err();
-    ///     assert!(err.is_timeout());
-    ///     assert_eq!(err.into_inner(), "more");
-    /// });
-    /// ```
-    pub fn send_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.send_timeout(timeout);
-        self
-    }
-
-    /// Sets how long [`AsyncClient::close`], closing a [`FrameSink`], or dropping the last
-    /// handle drains the buffer (10 s by default).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-close-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
-    ///     let client = AsyncClient::builder()
-    ///         .close_timeout(Duration::from_millis(20))
-    ///         .connect(&listener.url())
-    ///         .await
-    ///         .unwrap();
-    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    ///     peer.pause();
-    ///     client.send("stuck").await.unwrap();
-    ///     let report = client.close().await;
-    ///     assert!(report.timed_out());
-    ///     assert_eq!(report.unsent()[0].frame(), "stuck");
-    /// });
-    /// ```
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.close_timeout(timeout);
-        self
-    }
-
-    /// Turns `TCP_NODELAY` on or off (on by default). Links without the option, like
-    /// `mem://`, ignore it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::SocketOption;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-nodelay-example").unwrap();
-    /// let connecting = AsyncClient::builder().nodelay(false).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// let options = client.connection().config().socket_options();
-    /// assert!(options.contains(&SocketOption::NoDelay(false)));
-    /// ```
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.config = self.config.nodelay(on);
-        self
-    }
-
-    /// Sets the buffer's watermarks (none by default): [`AsyncClient::watermarks`] reports
-    /// when the buffered bytes reach `high` and when they drain back to `low`. Needs
-    /// `low < high <= capacity`, else connecting fails with `ConnectError::InvalidConfig`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_async::AsyncClient::builder().capacity(1 << 20).watermarks(800_000, 200_000);
-    /// ```
-    pub fn watermarks(mut self, high: usize, low: usize) -> Self {
-        self.config = self.config.watermarks(high, low);
-        self
-    }
-
-    /// Keeps `bytes` of the capacity for urgent frames ([`AsyncClient::send_urgent`]); data
-    /// may fill the buffer only up to the rest. None by default; needs `bytes < capacity`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_async::AsyncClient::builder().capacity(1 << 20).urgent_reserve(4096);
-    /// ```
-    pub fn urgent_reserve(mut self, bytes: usize) -> Self {
-        self.config = self.config.urgent_reserve(bytes);
-        self
-    }
-
-    /// Frames what is sent (and, with a decoder, what is received): every frame gets the
-    /// encoder's header, counted in the capacity, and frames handed back in errors or the close
-    /// report are the payloads without it. See
-    /// [`Config::framing`](tidegate_core::Config::framing) and [`tidegate_core::codec`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_core::codec::LengthDelimited;
-    ///
-    /// let builder = tidegate_async::AsyncClient::builder().framing(LengthDelimited::new().width(2));
-    /// ```
-    pub fn framing(mut self, framing: impl Into<tidegate_core::codec::Framing>) -> Self {
-        self.config = self.config.framing(framing);
-        self
-    }
-
-    /// Bounds the number of senders that may wait for room at once (no bound by default).
-    /// Past it, a send that would have to wait fails at once with
-    /// `SendError::TooManyWaiters`, carrying its frame.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-max-waiters-example").unwrap();
-    /// let connecting = AsyncClient::builder().max_waiters(100).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// assert_eq!(client.connection().config().max_waiters_count(), Some(100));
-    /// ```
-    pub fn max_waiters(mut self, waiters: usize) -> Self {
-        self.config = self.config.max_waiters(waiters);
-        self
-    }
-
-    /// Hosts the connection on a thread of `group` (by default it gets a driver thread of its
-    /// own). Use a group to serve many connections with a few threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::{AsyncClient, IoGroup};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let group = IoGroup::new(1).unwrap();
-    /// let listener = MemListener::bind("async-builder-io-group-example").unwrap();
-    /// let connecting = AsyncClient::builder().io_group(&group).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// assert_eq!(group.connections(), 1);
-    /// ```
-    pub fn io_group(mut self, group: &IoGroup) -> Self {
-        self.config = self.config.io_group(group);
-        self
-    }
-
-    /// Sets the capacity of the inbound buffer in bytes (256 KiB by default). When it is full
-    /// the driver stops reading until a receive makes room, so the peer's writes stall.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-inbound-capacity-example").unwrap();
-    /// let connecting = AsyncClient::builder().inbound_capacity(8192).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// assert_eq!(client.stats().inbound_capacity, 8192);
-    /// ```
-    pub fn inbound_capacity(mut self, bytes: usize) -> Self {
-        self.config = self.config.inbound_capacity(bytes);
-        self
-    }
-
-    /// Makes the driver drop what the peer sends instead of keeping it for receives, so a
-    /// producer that never receives never pushes back on its peer. See
-    /// [`Config::discard_inbound`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_async::AsyncClient::builder().discard_inbound(true);
-    /// ```
-    pub fn discard_inbound(mut self, yes: bool) -> Self {
-        self.config = self.config.discard_inbound(yes);
-        self
-    }
-
-    /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
-    /// after writing what it could (64 KiB by default): lower favours outgoing data under an
-    /// inbound flood. See [`Config::write_bias`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_async::AsyncClient::builder().write_bias(16 * 1024);
-    /// ```
-    pub fn write_bias(mut self, read_bytes_per_turn: usize) -> Self {
-        self.config = self.config.write_bias(read_bytes_per_turn);
-        self
-    }
-
-    /// Makes the connection share `budget` with the other connections that use it: a data
-    /// frame then waits until it fits both the connection's capacity and the budget, and
-    /// senders waiting on the budget are served in order across connections. See [`Budget`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::{AsyncClient, Budget};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let budget = Budget::new(64 << 20);
-    /// let listener = MemListener::bind("async-builder-budget-example").unwrap();
-    /// let connecting = AsyncClient::builder().budget(&budget).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// // The peer reads nothing, so what the client buffers stays counted.
-    /// let peer = listener.accept_timeout(std::time::Duration::from_secs(5)).unwrap();
-    /// peer.pause();
-    /// client.try_send(vec![0u8; 1000]).unwrap();
-    /// assert_eq!(budget.used(), 1000);
-    /// ```
-    pub fn budget(mut self, budget: &Budget) -> Self {
-        self.config = self.config.budget(budget);
-        self
-    }
-
-    /// Replaces every setting with `config`, including those set earlier on this builder.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_async::{AsyncClient, Config};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("async-builder-config-example").unwrap();
-    /// let connecting = AsyncClient::builder()
-    ///     .capacity(8)
-    ///     .config(Config::new().capacity(1024))
-    ///     .connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
-    /// assert_eq!(client.stats().capacity, 1024);
-    /// ```
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Starts connecting to `url`; the future resolves once the link is up.
+    /// The connection attempt starts at this call, on the core's driver thread; the future
+    /// only waits for its outcome. The host name of a `tcp://` URL is resolved on the calling
+    /// thread during this call: in latency-sensitive async code, pass an IP address.
     ///
     /// # Errors
     ///
-    /// As [`AsyncClient::connect`].
+    /// The future resolves to an error for a malformed URL, an unregistered scheme, unusable
+    /// settings ([`ConnectError::InvalidConfig`]), or a connection that failed or timed out.
     ///
     /// # Cancel safety
     ///
-    /// As [`AsyncClient::connect`].
+    /// Dropping the future drops the connection: the attempt is abandoned.
     ///
     /// # Examples
     ///
@@ -1136,8 +897,8 @@ impl AsyncClientBuilder {
     /// let client = futures::executor::block_on(connecting).unwrap();
     /// assert_eq!(client.stats().capacity, 1024);
     /// ```
-    pub fn connect(self, url: &str) -> Connecting {
-        Connecting { state: Some(Connection::open(url, self.config)) }
+    fn connect(url: &str, config: Config) -> Connecting {
+        Connecting { state: Some(Connection::open(url, config)) }
     }
 }
 

@@ -9,9 +9,8 @@
 //! or when its wait ended (timeout, close, disconnect). Every error carries the frame back.
 //!
 //! This crate is a thin layer over `tidegate-core`. The futures here wrap the core's
-//! operations ([`SendOp`](tidegate_core::SendOp), [`FlushOp`](tidegate_core::FlushOp),
-//! [`CloseOp`](tidegate_core::CloseOp)); the waiting rules, the buffer and the driver live in
-//! the core, and the blocking facade uses the very same ones.
+//! operations ([`SendOp`], [`FlushOp`], [`CloseOp`]); the waiting rules, the buffer, the
+//! driver and the [`Builder`] live in the core, and the blocking facade uses the very same ones.
 //!
 //! # Examples
 //!
@@ -94,13 +93,19 @@ mod ops;
 mod recv;
 mod sink;
 
-pub use client::{AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
+pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
 pub use ops::{CloseFuture, FlushFuture, SendFuture, ShutdownWriteFuture};
 pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
+// Everything a user of this crate names, so that it is the only dependency they need: the
+// settings, the errors and reports, the core's connection and its operations (reached through
+// `AsyncClient::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Bytes, CloseReport, Config, ConnectError, Connection, Disconnect, DisconnectKind,
-    Ending, FlushError, FrameBatch, IoGroup, LinkCall, LinkError, RecvError, SendBatchOp,
-    SendError, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark,
+    Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
+    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
+    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
+    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
+    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
+    transport,
 };

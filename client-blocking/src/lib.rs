@@ -48,13 +48,17 @@ use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use tidegate_core::SendOp;
-
+// Everything a user of this crate names, so that it is the only dependency they need: the
+// settings, the errors and reports, the core's connection and its operations (reached through
+// `Client::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Bytes, CloseError, CloseReport, Config, ConnectError, Connection, Disconnect,
-    DisconnectKind, Ending, FlushError, FrameBatch, IoGroup, LinkError, RecvError, SendBatchOp,
-    SendError, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
+    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
+    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
+    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
+    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
+    transport,
 };
 
 /// Unparks the thread it was made on.
@@ -108,7 +112,7 @@ fn wait_inner<T>(
             if let Poll::Ready(value) = poll(waker) {
                 return Ok(value);
             }
-            if guarded && tidegate_core::is_driver_thread() {
+            if guarded && is_driver_thread() {
                 return Err(OnDriverThread);
             }
             match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
@@ -173,7 +177,7 @@ impl Drop for DrainOnDrop {
             return;
         };
         // On a driver thread the drop of the handle starts the close without waiting.
-        if tidegate_core::is_driver_thread() {
+        if is_driver_thread() {
             return;
         }
         if let Some(mut close) = conn.close_if_last() {
@@ -208,15 +212,33 @@ impl Client {
         Self::builder().connect(url)
     }
 
-    /// A builder for a connection with other settings.
+    /// A builder for a connection with other settings: every setting of [`Config`], then
+    /// [`connect`](Builder::connect), which waits until the link is up like
+    /// [`Client::connect`].
+    ///
+    /// # Errors
+    ///
+    /// Its `connect` fails as [`Client::connect`] does, and also with
+    /// [`ConnectError::InvalidConfig`] for unusable settings (see [`Blocking`]'s
+    /// [`Facade::connect`]).
+    ///
+    /// # Blocking
+    ///
+    /// Its `connect` parks the calling thread until the connection is established or fails (at
+    /// most the connect timeout).
     ///
     /// # Examples
     ///
     /// ```
-    /// let builder = tidegate_blocking::Client::builder().capacity(64 * 1024);
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-builder-accessor-example").unwrap();
+    /// let client = Client::builder().capacity(64 * 1024).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.stats().capacity, 64 * 1024);
     /// ```
     pub fn builder() -> ClientBuilder {
-        ClientBuilder { config: Config::new() }
+        ClientBuilder::new()
     }
 
     /// Wraps a connection opened with the core; it may be shared with the async facade.
@@ -747,7 +769,7 @@ impl Client {
     pub fn close_timeout(&self, timeout: Duration) -> Result<CloseReport, CloseError> {
         // Refuse before the first poll, which is what starts the close: a close begun here
         // could not be waited for, and the caller is told nothing was done.
-        if tidegate_core::is_driver_thread() {
+        if is_driver_thread() {
             return Err(CloseError::WouldDeadlock);
         }
         let mut op = self.conn.close(timeout);
@@ -1079,341 +1101,76 @@ fn disconnect_kind(cause: &Disconnect) -> io::ErrorKind {
     }
 }
 
-/// Settings for a new [`Client`].
+/// Settings for a new [`Client`]: the core's [`Builder`], made by [`Client::builder`], whose
+/// `connect` parks the calling thread until the link is up and returns a [`Client`] (see
+/// [`Blocking`]).
+///
+/// Every setting of [`Config`] has a method here, documented on [`Builder`]. To start from a
+/// ready [`Config`], use [`Builder::from_config`], or call [`Builder::config`] first: it
+/// replaces every setting made before it, and the settings made after it apply on top.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_blocking::Client;
+/// use tidegate_blocking::{Client, Config};
 /// use tidegate_core::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("builder-example").unwrap();
 /// let client = Client::builder()
-///     .capacity(256 * 1024)
+///     .config(Config::new().capacity(256 * 1024))
 ///     .connect_timeout(Duration::from_secs(2))
 ///     .send_timeout(Duration::from_secs(1))
 ///     .close_timeout(Duration::from_secs(5))
 ///     .nodelay(true)
 ///     .connect(&listener.url())
 ///     .unwrap();
+/// // From the config, then set on top of it.
+/// assert_eq!(client.stats().capacity, 256 * 1024);
+/// let timeout = client.connection().config().send_timeout_duration();
+/// assert_eq!(timeout, Some(Duration::from_secs(1)));
 /// ```
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `connect`"]
-pub struct ClientBuilder {
-    config: Config,
-}
+pub type ClientBuilder = Builder<Blocking>;
 
-impl ClientBuilder {
-    /// Sets the capacity of the outgoing buffer in bytes (1 MiB by default).
-    ///
-    /// A frame larger than this is refused; [`ClientBuilder::connect`] refuses a capacity of
-    /// zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-capacity").unwrap();
-    /// let client = Client::builder().capacity(4096).connect(&listener.url()).unwrap();
-    /// assert_eq!(client.stats().capacity, 4096);
-    /// ```
-    pub fn capacity(mut self, bytes: usize) -> Self {
-        self.config = self.config.capacity(bytes);
-        self
-    }
+/// The blocking facade, as the type parameter of [`Builder`]: [`ClientBuilder`] is
+/// `Builder<Blocking>`, and its `connect` parks the calling thread until the link is up, then
+/// returns a [`Client`].
+///
+/// No value of it exists: it only names the facade.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate_blocking::{Blocking, Builder, Client, ClientBuilder};
+/// use tidegate_core::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("blocking-marker-example").unwrap();
+/// let builder: Builder<Blocking> = Client::builder().capacity(4096);
+/// let client: Client = builder.connect(&listener.url()).unwrap();
+/// let same: ClientBuilder = Builder::new();
+/// ```
+#[derive(Debug)]
+pub enum Blocking {}
 
-    /// Sets how long connecting may take (10 s by default).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-connect-timeout").unwrap();
-    /// let client = Client::builder()
-    ///     .connect_timeout(Duration::from_secs(2))
-    ///     .connect(&listener.url())
-    ///     .unwrap();
-    /// let config = client.connection().config();
-    /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
-    /// ```
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.connect_timeout(timeout);
-        self
-    }
+/// Connects for [`ClientBuilder::connect`]: opens the connection, then parks the calling
+/// thread until the link is up.
+impl Facade for Blocking {
+    type Output = Result<Client, ConnectError>;
 
-    /// Sets how long [`Client::send`] waits for room before returning the frame (no limit by
-    /// default).
+    /// Connects to `url` with `config`, waiting until the link is up.
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-send-timeout").unwrap();
-    /// let client = Client::builder()
-    ///     .capacity(4)
-    ///     .send_timeout(Duration::from_millis(20))
-    ///     .connect(&listener.url())
-    ///     .unwrap();
-    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    /// peer.pause();
-    /// client.send("full").unwrap();
-    /// let err = client.send("more").unwrap_err();
-    /// assert!(err.is_timeout());
-    /// assert_eq!(err.into_inner(), "more");
-    /// ```
-    pub fn send_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.send_timeout(timeout);
-        self
-    }
-
-    /// Sets how long [`Client::close`], or dropping the last handle, drains the buffer (10 s
-    /// by default).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-close-timeout").unwrap();
-    /// let client = Client::builder()
-    ///     .close_timeout(Duration::from_millis(20))
-    ///     .connect(&listener.url())
-    ///     .unwrap();
-    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    /// peer.pause();
-    /// client.send("stuck").unwrap();
-    /// let report = client.close().unwrap();
-    /// assert!(report.timed_out());
-    /// assert_eq!(report.unsent()[0].frame(), "stuck");
-    /// ```
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.close_timeout(timeout);
-        self
-    }
-
-    /// Turns `TCP_NODELAY` on or off (on by default). Links without the option, like
-    /// `mem://`, ignore it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::SocketOption;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-nodelay").unwrap();
-    /// let client = Client::builder().nodelay(false).connect(&listener.url()).unwrap();
-    /// let options = client.connection().config().socket_options();
-    /// assert!(options.contains(&SocketOption::NoDelay(false)));
-    /// ```
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.config = self.config.nodelay(on);
-        self
-    }
-
-    /// Bounds the number of senders that may wait for room at once (no bound by default).
-    /// Past it, a send that would have to wait fails at once with
-    /// `SendError::TooManyWaiters`, carrying its frame.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-max-waiters").unwrap();
-    /// let client = Client::builder().max_waiters(100).connect(&listener.url()).unwrap();
-    /// assert_eq!(client.connection().config().max_waiters_count(), Some(100));
-    /// ```
-    pub fn max_waiters(mut self, waiters: usize) -> Self {
-        self.config = self.config.max_waiters(waiters);
-        self
-    }
-
-    /// Sets the buffer's watermarks (none by default): [`Client::watermarks`] reports when the
-    /// buffered bytes reach `high` and when they drain back to `low`. Needs
-    /// `low < high <= capacity`, else `connect` fails with `ConnectError::InvalidConfig`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_blocking::Client::builder().capacity(1 << 20).watermarks(800_000, 200_000);
-    /// ```
-    pub fn watermarks(mut self, high: usize, low: usize) -> Self {
-        self.config = self.config.watermarks(high, low);
-        self
-    }
-
-    /// Keeps `bytes` of the capacity for urgent frames ([`Client::send_urgent`]); data may
-    /// fill the buffer only up to the rest. None by default; needs `bytes < capacity`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_blocking::Client::builder().capacity(1 << 20).urgent_reserve(4096);
-    /// ```
-    pub fn urgent_reserve(mut self, bytes: usize) -> Self {
-        self.config = self.config.urgent_reserve(bytes);
-        self
-    }
-
-    /// Frames what is sent (and, with a decoder, what is received): every frame gets the
-    /// encoder's header, counted in the capacity, and frames handed back in errors or the close
-    /// report are the payloads without it. See
-    /// [`Config::framing`](tidegate_core::Config::framing) and [`tidegate_core::codec`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_core::codec::LengthDelimited;
-    ///
-    /// let builder = tidegate_blocking::Client::builder().framing(LengthDelimited::new().width(2));
-    /// ```
-    pub fn framing(mut self, framing: impl Into<tidegate_core::codec::Framing>) -> Self {
-        self.config = self.config.framing(framing);
-        self
-    }
-
-    /// Hosts the connection on a thread of `group` (by default it gets a driver thread of its
-    /// own). Use a group to serve many connections with a few threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::{Client, IoGroup};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let group = IoGroup::new(1).unwrap();
-    /// let listener = MemListener::bind("doc-clientbuilder-io-group").unwrap();
-    /// let a = Client::builder().io_group(&group).connect(&listener.url()).unwrap();
-    /// let b = Client::builder().io_group(&group).connect(&listener.url()).unwrap();
-    /// assert_eq!(group.connections(), 2);
-    /// ```
-    pub fn io_group(mut self, group: &IoGroup) -> Self {
-        self.config = self.config.io_group(group);
-        self
-    }
-
-    /// Sets the capacity of the inbound buffer in bytes (256 KiB by default). When it is full
-    /// the driver stops reading until a receive makes room, so the peer's writes stall.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-inbound-capacity").unwrap();
-    /// let client = Client::builder().inbound_capacity(8192).connect(&listener.url()).unwrap();
-    /// assert_eq!(client.stats().inbound_capacity, 8192);
-    /// ```
-    pub fn inbound_capacity(mut self, bytes: usize) -> Self {
-        self.config = self.config.inbound_capacity(bytes);
-        self
-    }
-
-    /// Makes the driver drop what the peer sends instead of keeping it for
-    /// [`Client::recv`], so a producer that never receives never pushes back on its peer. See
-    /// [`Config::discard_inbound`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-discard-inbound").unwrap();
-    /// let client = Client::builder().discard_inbound(true).connect(&listener.url()).unwrap();
-    /// assert!(client.connection().config().discards_inbound());
-    /// ```
-    pub fn discard_inbound(mut self, yes: bool) -> Self {
-        self.config = self.config.discard_inbound(yes);
-        self
-    }
-
-    /// Sets the most bytes the I/O driver reads from this connection per turn of its loop,
-    /// after writing what it could (64 KiB by default): lower favours outgoing data under an
-    /// inbound flood. See [`Config::write_bias`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = tidegate_blocking::Client::builder().write_bias(16 * 1024);
-    /// ```
-    pub fn write_bias(mut self, read_bytes_per_turn: usize) -> Self {
-        self.config = self.config.write_bias(read_bytes_per_turn);
-        self
-    }
-
-    /// Makes the connection share `budget` with the other connections that use it: a data
-    /// frame then waits until it fits both the connection's capacity and the budget, and
-    /// senders waiting on the budget are served in order across connections. See [`Budget`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tidegate_blocking::{Budget, Client};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let budget = Budget::new(64 * 1024);
-    /// let listener = MemListener::bind("doc-clientbuilder-budget").unwrap();
-    /// let builder = || Client::builder().capacity(48 * 1024).budget(&budget);
-    /// let a = builder().connect(&listener.url()).unwrap();
-    /// let b = builder().connect(&listener.url()).unwrap();
-    /// // The peer of `a` reads nothing, so what `a` buffers stays counted.
-    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    /// peer.pause();
-    /// a.try_send(vec![0u8; 40 * 1024]).unwrap();
-    /// // `b` has room of its own, but the budget does not.
-    /// assert!(b.try_send(vec![0u8; 40 * 1024]).unwrap_err().is_full());
-    /// ```
-    pub fn budget(mut self, budget: &Budget) -> Self {
-        self.config = self.config.budget(budget);
-        self
-    }
-
-    /// Replaces every setting with `config`, including those set earlier on this builder.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tidegate_blocking::{Client, Config};
-    /// use tidegate_core::transport::mem::MemListener;
-    ///
-    /// let listener = MemListener::bind("doc-clientbuilder-config").unwrap();
-    /// let client = Client::builder()
-    ///     .capacity(8)
-    ///     .config(Config::new().capacity(1024))
-    ///     .connect(&listener.url())
-    ///     .unwrap();
-    /// assert_eq!(client.stats().capacity, 1024);
-    /// ```
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Connects, waiting until the link is up.
+    /// Built-in schemes: `tcp://host:port`, `tls://host:port`, `unix:///path` (Unix only) and
+    /// `mem://name`; more can be registered with [`transport::register`].
     ///
     /// # Errors
     ///
-    /// As [`Client::connect`].
+    /// A malformed URL, an unregistered scheme, unusable settings
+    /// ([`ConnectError::InvalidConfig`]), or a connection that failed or timed out.
     ///
     /// # Blocking
     ///
-    /// Parks the calling thread until the connection is established or fails.
+    /// Parks the calling thread until the connection is established or fails (at most the
+    /// connect timeout, 10 s by default).
     ///
     /// # Examples
     ///
@@ -1428,8 +1185,8 @@ impl ClientBuilder {
     /// let err = Client::builder().connect("mem://doc-clientbuilder-connect").unwrap_err();
     /// assert!(matches!(err, ConnectError::Io(_)), "nobody listens any more");
     /// ```
-    pub fn connect(self, url: &str) -> Result<Client, ConnectError> {
-        let conn = Connection::open(url, self.config)?;
+    fn connect(url: &str, config: Config) -> Self::Output {
+        let conn = Connection::open(url, config)?;
         let mut connected = conn.connected();
         wait(None, |waker| connected.poll_with(waker))?;
         Ok(Client::from_connection(conn))

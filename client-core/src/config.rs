@@ -45,7 +45,10 @@ pub const DEFAULT_INBOUND_CAPACITY: usize = 256 << 10;
 /// ```
 pub const DEFAULT_WRITE_BIAS: usize = 64 << 10;
 
-/// Settings of one connection. The facades' builders fill one in.
+/// Settings of one connection, fixed when it opens: [`Connection::open`](crate::Connection::open)
+/// takes one, and the facades' builders ([`Builder`](crate::Builder)) fill one in, with a
+/// method for each setter here. A ready `Config` can start a builder:
+/// [`Builder::from_config`](crate::Builder::from_config).
 ///
 /// # Examples
 ///

@@ -84,6 +84,7 @@
 
 #![forbid(unsafe_code)]
 
+mod builder;
 mod config;
 mod conn;
 mod connection;
@@ -92,6 +93,7 @@ mod io_group;
 mod state;
 pub mod transport;
 
+pub use builder::{Builder, Facade};
 pub use bytes::Bytes;
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
 pub use conn::ConnectionRef;
