@@ -1,0 +1,213 @@
+//! The life cycle of a connection's state: opened, half-closed, closing, finished, and the
+//! report. Every step is recorded under the connection's lock; what it wakes goes into the
+//! caller's [`Effects`].
+
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::state::effects::Effects;
+use crate::state::error::{Disconnect, FlushError, LinkError, SendError};
+use crate::state::machine::{Phase, State};
+use crate::state::report::{CloseReport, Ending};
+
+impl State {
+    /// The link is up.
+    pub(crate) fn opened(&mut self, fx: &mut Effects) {
+        self.opened = true;
+        if self.phase == Phase::Connecting {
+            self.phase = Phase::Open;
+            fx.wake.append(&mut self.watchers);
+        }
+    }
+
+    /// Starts ending the write side: refuses new frames, fails waiting senders with their
+    /// frames, and asks the driver to drain, then end the link's write side. Reading goes on.
+    /// Returns false if the connection is already ending.
+    pub(crate) fn begin_shutdown_write(&mut self, fx: &mut Effects) -> bool {
+        if !matches!(self.phase, Phase::Connecting | Phase::Open) {
+            return false;
+        }
+        self.phase = Phase::Finishing;
+        self.fail_waiters(fx);
+        fx.notify_driver = true;
+        true
+    }
+
+    /// The driver ended the link's write side, after the last byte.
+    pub(crate) fn ended_write(&mut self, fx: &mut Effects) {
+        self.write_ended = true;
+        fx.wake.append(&mut self.watchers);
+    }
+
+    /// The driver read the peer's end of stream.
+    pub(crate) fn peer_ended(&mut self) {
+        self.peer_ended = true;
+    }
+
+    /// Records the inbound bytes a close dropped, for the report.
+    pub(crate) fn set_inbound_discarded(&mut self, bytes: u64) {
+        self.inbound_discarded = bytes;
+    }
+
+    /// Polls a `shutdown_write`: done once the write side has ended; an error if the
+    /// connection ended first (with its cause), or at the deadline.
+    pub(crate) fn poll_write_ended(
+        &mut self,
+        deadline: Option<Instant>,
+        waker: &Waker,
+        fx: &mut Effects,
+    ) -> Option<Result<(), FlushError>> {
+        if self.write_ended {
+            return Some(Ok(()));
+        }
+        if self.phase == Phase::Closed {
+            return Some(Err(match &self.cause {
+                Some(cause) => FlushError::Disconnected(cause.clone()),
+                None => FlushError::Closed,
+            }));
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Some(Err(FlushError::Timeout));
+        }
+        self.watch(waker);
+        if let Some(d) = deadline {
+            self.write_end_deadline = Some(self.write_end_deadline.map_or(d, |e| e.min(d)));
+            fx.timer = Some(d);
+        }
+        None
+    }
+
+    /// Starts closing: refuses new frames, fails waiting senders with their frames, and gives
+    /// the driver until `deadline` to drain, end the write side and read to the peer's end of
+    /// stream. Returns false if already closing or closed.
+    pub(crate) fn begin_close(&mut self, deadline: Instant, fx: &mut Effects) -> bool {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return false;
+        }
+        self.phase = Phase::Closing;
+        self.close_deadline = Some(deadline);
+        self.fail_waiters(fx);
+        fx.notify_driver = true;
+        fx.timer = Some(deadline);
+        true
+    }
+
+    /// Every waiting sender leaves with its frame and the reason the connection refuses it.
+    fn fail_waiters(&mut self, fx: &mut Effects) {
+        let now = Instant::now();
+        if let Some(slot) = &mut self.budget
+            && let Some((_, seq)) = slot.pending.take()
+        {
+            slot.shared.leave(seq, &mut fx.grants);
+        }
+        let mut all = std::mem::take(&mut self.waiters);
+        all.append(&mut self.urgent_waiters);
+        for (ticket, waiter) in all {
+            self.stats.wait_time += now.saturating_duration_since(waiter.since);
+            let err = match self.refuse(waiter.frame) {
+                Err(err) => err,
+                Ok(frame) => SendError::Closed(frame),
+            };
+            self.outcomes.insert(ticket, Err(err));
+            fx.wake.push(waiter.waker);
+        }
+        self.deadlines.clear();
+    }
+
+    /// The link is gone: records the unsent frames and the cause, and wakes everyone.
+    ///
+    /// `in_flight` and `offset` are the driver's chunks not yet fully written.
+    ///
+    pub(crate) fn finish(
+        &mut self,
+        cause: Option<Disconnect>,
+        in_flight: &mut VecDeque<Bytes>,
+        offset: usize,
+        fx: &mut Effects,
+    ) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let now = Instant::now();
+        self.close_timed_out = self.phase == Phase::Closing
+            && self.buf.held() > 0
+            && self.close_deadline.is_some_and(|d| d <= now);
+        self.phase = Phase::Closed;
+        if self.cause.is_none() {
+            self.cause = cause;
+        }
+        self.fail_waiters(fx);
+        if let Some(slot) = &self.budget {
+            slot.shared.release(self.buf.held(), &mut fx.grants);
+        }
+        let unsent = self.buf.drain_unsent(in_flight, offset);
+        if !unsent.is_empty() && self.abandoned {
+            log::warn!(
+                "every handle was dropped without close; {} frames ({} bytes) were not sent",
+                unsent.len(),
+                unsent.iter().map(|u| u.frame().len()).sum::<usize>()
+            );
+        } else if !unsent.is_empty() {
+            log::debug!(
+                "connection ended with {} frames ({} bytes) unsent",
+                unsent.len(),
+                unsent.iter().map(|u| u.frame().len()).sum::<usize>()
+            );
+        }
+        self.ending = match (&self.cause, unsent.is_empty()) {
+            (Some(_), true) if self.write_ended => Ending::ResetAfterEnd,
+            (Some(_), _) => Ending::Disconnected,
+            (None, false) => Ending::NotDrained,
+            (None, true) if self.write_ended && !self.peer_ended => Ending::PeerKeptOpen,
+            (None, true) => Ending::Clean,
+        };
+        self.unsent = Some(unsent);
+        fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
+        fx.wake.append(&mut self.watchers);
+        self.marks.end(fx);
+    }
+
+    /// Why the link is not available, once the connection has ended.
+    pub(crate) fn link_error(&self) -> Option<LinkError> {
+        (self.phase == Phase::Closed).then(|| match &self.cause {
+            Some(cause) => LinkError::Disconnected(cause.clone()),
+            None => LinkError::Closed,
+        })
+    }
+
+    /// The report for a `close` call, once closed. The first call gets the unsent frames.
+    pub(crate) fn report(&mut self) -> Option<CloseReport> {
+        if self.phase != Phase::Closed {
+            return None;
+        }
+        Some(CloseReport {
+            bytes_written: self.stats.bytes_written,
+            frames_written: self.stats.frames_written,
+            unsent: self.unsent.take().unwrap_or_default(),
+            cause: self.cause.clone(),
+            timed_out: self.close_timed_out,
+            ending: self.ending,
+            inbound_discarded: self.inbound_discarded,
+        })
+    }
+
+    /// Whether the link was ever up.
+    pub(crate) fn was_opened(&self) -> bool {
+        self.opened
+    }
+
+    /// Every handle is gone: nobody can call `close` to receive the unsent frames.
+    pub(crate) fn abandon(&mut self) {
+        self.abandoned = true;
+    }
+
+    /// Registers `waker` to be woken when the phase changes.
+    pub(crate) fn watch(&mut self, waker: &Waker) {
+        if !self.watchers.iter().any(|w| w.will_wake(waker)) {
+            self.watchers.push(waker.clone());
+        }
+    }
+}

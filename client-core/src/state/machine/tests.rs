@@ -1,0 +1,449 @@
+//! Unit tests of the state machine: admission, the FIFO lines, give-up, expiry, the close.
+
+use std::sync::Arc;
+use std::task::Wake;
+use std::time::Duration;
+
+use super::*;
+use std::collections::VecDeque;
+
+use crate::state::buffer::tests::advance;
+use crate::state::machine::{Admit, State};
+
+/// Counts its wake-ups.
+#[derive(Default)]
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn frame(len: usize) -> Bytes {
+    Bytes::from(vec![7; len])
+}
+
+#[test]
+fn waiters_are_granted_in_arrival_order_without_barging() {
+    let mut state = State::new(10);
+    let mut fx = Effects::default();
+    let waker = Waker::from(Arc::new(Count::default()));
+    assert!(matches!(
+        state.admit(frame(8), false, None, Some(&waker), Instant::now, &mut fx),
+        Ok(Admit::Accepted)
+    ));
+    let Ok(Admit::Queued(first)) =
+        state.admit(frame(5), false, None, Some(&waker), Instant::now, &mut fx)
+    else {
+        panic!("the second frame must wait");
+    };
+    let Ok(Admit::Queued(second)) =
+        state.admit(frame(1), false, None, Some(&waker), Instant::now, &mut fx)
+    else {
+        panic!("a small frame may not pass a waiting one");
+    };
+    // `try_send` may not pass them either, though its frame would fit.
+    assert!(matches!(
+        state.admit(frame(1), false, None, None, Instant::now, &mut fx),
+        Err(SendError::Timeout(_))
+    ));
+    assert_eq!(state.waiting(), [first, second]);
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    state.written(8, &mut fx);
+    assert!(state.waiting().is_empty());
+    assert!(matches!(state.poll_queued(first, &waker, &mut fx), Some(Ok(()))));
+    assert!(matches!(state.poll_queued(second, &waker, &mut fx), Some(Ok(()))));
+}
+
+/// A waker and the counter of its wake-ups.
+fn counter() -> (Arc<Count>, Waker) {
+    let count = Arc::new(Count::default());
+    (count.clone(), Waker::from(count))
+}
+
+fn wakes(count: &Count) -> usize {
+    count.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A frame of `len` bytes, each `byte`, so frames can be told apart.
+fn marked(byte: u8, len: usize) -> Bytes {
+    Bytes::from(vec![byte; len])
+}
+
+fn accept(state: &mut State, frame: Bytes) {
+    let (_, waker) = counter();
+    let admitted =
+        state.admit(frame, false, None, Some(&waker), Instant::now, &mut Effects::default());
+    assert!(matches!(admitted, Ok(Admit::Accepted)), "{admitted:?}");
+}
+
+fn enqueue(state: &mut State, frame: Bytes, deadline: Option<Instant>, waker: &Waker) -> u64 {
+    let mut fx = Effects::default();
+    match state.admit(frame, false, deadline, Some(waker), Instant::now, &mut fx) {
+        Ok(Admit::Queued(ticket)) => {
+            assert_eq!(fx.timer, deadline, "a deadline asks the driver for a timer");
+            ticket
+        }
+        other => panic!("the frame should wait: {other:?}"),
+    }
+}
+
+fn admit_batch(state: &mut State, lens: &[usize], waker: Option<&Waker>) -> Admit {
+    let bytes: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| vec![i as u8; len]).collect();
+    let mut fx = Effects::default();
+    let admitted = state.admit_batch(bytes.into(), lens, 0, None, waker, Instant::now, &mut fx);
+    admitted.expect("admitted")
+}
+
+#[test]
+fn a_batch_enters_whole_or_waits_whole_in_the_data_line() {
+    let mut state = State::new(10);
+    assert!(matches!(admit_batch(&mut state, &[2, 3], None), Admit::Accepted));
+    assert_eq!((state.stats().frames_accepted, state.stats().buffered), (2, 5));
+    // 7 bytes do not fit beside 5: the batch waits whole, and a frame that fits waits
+    // behind it.
+    let (batch_wakes, waker) = counter();
+    let Admit::Queued(batch) = admit_batch(&mut state, &[3, 4], Some(&waker)) else {
+        panic!("the batch should wait");
+    };
+    let (_, frame_waker) = counter();
+    let frame = enqueue(&mut state, marked(9, 1), None, &frame_waker);
+    assert_eq!(state.stats().buffered, 5, "no part of the batch went in");
+    // One byte written: 6 free, not enough for 7, so neither moves (no barging).
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    let mut fx = Effects::default();
+    state.written(1, &mut fx);
+    assert_eq!(state.waiting(), [batch, frame]);
+    // The rest: the batch moves in whole, then the frame behind it.
+    state.written(4, &mut fx);
+    fx.wake_all();
+    assert_eq!(wakes(&batch_wakes), 1);
+    assert!(matches!(state.poll_queued(batch, &waker, &mut fx), Some(Ok(()))));
+    assert!(matches!(state.poll_queued(frame, &frame_waker, &mut fx), Some(Ok(()))));
+    let stats = state.stats();
+    assert_eq!((stats.frames_accepted, stats.buffered, stats.frames_written), (5, 8, 2));
+    // A batch waiting at the close comes back whole.
+    let Admit::Queued(last) = admit_batch(&mut state, &[2, 2], Some(&waker)) else {
+        panic!("the batch should wait");
+    };
+    assert!(state.begin_close(Instant::now(), &mut fx));
+    match state.poll_queued(last, &waker, &mut fx) {
+        Some(Err(SendError::Closed(back))) => assert_eq!(&back[..], [0, 0, 1, 1]),
+        other => panic!("expected Closed: {other:?}"),
+    }
+}
+
+#[test]
+fn cancelling_the_head_waiter_lets_the_next_one_in_at_once() {
+    let mut state = State::new(10);
+    accept(&mut state, marked(0, 8));
+    let (head_wakes, head_waker) = counter();
+    let head = enqueue(&mut state, marked(1, 5), None, &head_waker);
+    let (next_wakes, next_waker) = counter();
+    let next = enqueue(&mut state, marked(2, 2), None, &next_waker);
+
+    let mut fx = Effects::default();
+    assert_eq!(state.cancel(head, &mut fx), Some(marked(1, 5)), "the frame comes back");
+    // Nothing was written: only the head leaving let the next one in.
+    assert!(state.waiting().is_empty());
+    assert_eq!(fx.wake.len(), 1);
+    fx.wake_all();
+    assert_eq!((wakes(&head_wakes), wakes(&next_wakes)), (0, 1));
+    assert!(matches!(state.poll_queued(next, &next_waker, &mut fx), Some(Ok(()))));
+    let stats = state.stats();
+    assert_eq!((stats.buffered, stats.waiters, stats.frames_accepted), (10, 0, 2));
+    // Cancelling a send that completed gives nothing back.
+    assert_eq!(state.cancel(next, &mut fx), None);
+}
+
+#[test]
+fn cancelling_a_waiter_behind_the_head_grants_nothing() {
+    let mut state = State::new(10);
+    accept(&mut state, marked(0, 8));
+    let (_, waker) = counter();
+    let head = enqueue(&mut state, marked(1, 5), None, &waker);
+    let middle = enqueue(&mut state, marked(2, 1), None, &waker);
+    let last = enqueue(&mut state, marked(3, 1), None, &waker);
+    let mut fx = Effects::default();
+    assert_eq!(state.cancel(middle, &mut fx), Some(marked(2, 1)));
+    assert!(fx.wake.is_empty());
+    assert_eq!(state.waiting(), [head, last]);
+    assert_eq!(state.stats().buffered, 8);
+    assert!(state.begin_close(Instant::now(), &mut fx));
+}
+
+#[test]
+fn expire_fires_deadlines_in_order_and_returns_the_next_one() {
+    let mut state = State::new(10);
+    accept(&mut state, marked(0, 10));
+    // Far in the future, so only the `now` given to `expire` decides.
+    let base = Instant::now() + Duration::from_secs(3600);
+    let at = |secs| base + Duration::from_secs(secs);
+    let counters: Vec<(Arc<Count>, Waker)> = (0..4).map(|_| counter()).collect();
+    let a = enqueue(&mut state, marked(1, 1), Some(at(30)), &counters[0].1);
+    let b = enqueue(&mut state, marked(2, 2), Some(at(10)), &counters[1].1);
+    let c = enqueue(&mut state, marked(3, 3), Some(at(20)), &counters[2].1);
+    let d = enqueue(&mut state, marked(4, 4), None, &counters[3].1);
+
+    let mut fx = Effects::default();
+    assert_eq!(state.expire(base, &mut fx), Some(at(10)));
+    assert!(fx.wake.is_empty(), "nothing is due yet");
+    let fired = [(at(10), b, 1, Some(at(20))), (at(25), c, 2, Some(at(30))), (at(99), a, 0, None)];
+    for (now, ticket, index, next) in fired {
+        let mut fx = Effects::default();
+        assert_eq!(state.expire(now, &mut fx), next);
+        assert_eq!(fx.wake.len(), 1, "exactly one deadline is due at {now:?}");
+        fx.wake_all();
+        assert_eq!(wakes(&counters[index].0), 1);
+        let byte = [1, 2, 3][index];
+        match state.poll_queued(ticket, &counters[index].1, &mut fx) {
+            Some(Err(SendError::Timeout(frame))) => {
+                assert_eq!(frame, marked(byte, byte.into()))
+            }
+            other => panic!("expected a timeout: {other:?}"),
+        }
+    }
+    assert_eq!(state.waiting(), [d], "the sender without a deadline still waits");
+    assert_eq!(wakes(&counters[3].0), 0);
+    assert_eq!(state.stats().waiters, 1);
+    assert!(state.begin_close(at(100), &mut fx));
+}
+
+#[test]
+fn an_expired_head_lets_the_next_one_in() {
+    let mut state = State::new(10);
+    accept(&mut state, marked(0, 6));
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let (head_wakes, head_waker) = counter();
+    let head = enqueue(&mut state, marked(1, 5), Some(deadline), &head_waker);
+    let (next_wakes, next_waker) = counter();
+    let next = enqueue(&mut state, marked(2, 4), None, &next_waker);
+    let mut fx = Effects::default();
+    assert_eq!(state.expire(deadline, &mut fx), None);
+    fx.wake_all();
+    assert_eq!((wakes(&head_wakes), wakes(&next_wakes)), (1, 1));
+    assert!(matches!(
+        state.poll_queued(head, &head_waker, &mut fx),
+        Some(Err(SendError::Timeout(_)))
+    ));
+    assert!(matches!(state.poll_queued(next, &next_waker, &mut fx), Some(Ok(()))));
+    assert_eq!(state.stats().buffered, 10);
+}
+
+#[test]
+fn begin_close_fails_every_waiter_with_closed_carrying_its_frame() {
+    let mut state = State::new(10);
+    accept(&mut state, marked(0, 10));
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let waiters: Vec<(u64, Bytes, Arc<Count>, Waker)> = (1..=3u8)
+        .map(|byte| {
+            let (count, waker) = counter();
+            let frame = marked(byte, byte.into());
+            let until = (byte == 2).then_some(deadline);
+            let ticket = enqueue(&mut state, frame.clone(), until, &waker);
+            (ticket, frame, count, waker)
+        })
+        .collect();
+
+    let close_by = Instant::now() + Duration::from_secs(60);
+    let mut fx = Effects::default();
+    assert!(state.begin_close(close_by, &mut fx));
+    assert!(fx.notify_driver, "the driver must start draining");
+    assert_eq!(fx.timer, Some(close_by));
+    assert_eq!(fx.wake.len(), 3);
+    fx.wake_all();
+    for (ticket, frame, count, waker) in &waiters {
+        assert_eq!(wakes(count), 1);
+        match state.poll_queued(*ticket, waker, &mut fx) {
+            Some(Err(SendError::Closed(back))) => assert_eq!(&back, frame),
+            other => panic!("expected Closed: {other:?}"),
+        }
+    }
+    assert!(!state.begin_close(close_by, &mut fx), "a second close changes nothing");
+    let stats = state.stats();
+    assert_eq!((stats.waiters, stats.buffered), (0, 10), "buffered frames stay to drain");
+    // The waiter's deadline is gone; only the drain deadline is left.
+    assert_eq!(state.expire(deadline, &mut fx), Some(close_by));
+    let refused =
+        state.admit(marked(9, 1), false, None, Some(&waiters[0].3), Instant::now, &mut fx);
+    assert!(matches!(refused, Err(SendError::Closed(f)) if f == marked(9, 1)));
+}
+
+#[test]
+fn finish_with_a_cause_disconnects_waiters_and_reports_the_buffered_frames() {
+    let mut state = State::new(20);
+    let mut fx = Effects::default();
+    state.opened(&mut fx);
+    for (byte, len) in [(1, 3), (2, 4), (3, 5)] {
+        accept(&mut state, marked(byte, len));
+    }
+    // The driver takes the 12 bytes and the link accepts the first frame and 2 bytes more.
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    state.written(5, &mut fx);
+    accept(&mut state, marked(4, 6));
+    let (count, waker) = counter();
+    let waiting = enqueue(&mut state, marked(5, 10), None, &waker);
+
+    let cause = Disconnect::from_io(std::io::ErrorKind::ConnectionReset.into());
+    let mut fx = Effects::default();
+    state.finish(Some(cause), &mut in_flight, 5, &mut fx);
+    fx.wake_all();
+    assert_eq!(wakes(&count), 1);
+    match state.poll_queued(waiting, &waker, &mut fx) {
+        Some(Err(SendError::Disconnected { frame, cause })) => {
+            assert_eq!(frame, marked(5, 10));
+            assert_eq!(cause.kind(), crate::DisconnectKind::Reset);
+        }
+        other => panic!("expected Disconnected: {other:?}"),
+    }
+    let report = state.report().expect("closed");
+    let unsent: Vec<(Bytes, usize)> =
+        report.unsent().iter().map(|u| (u.frame().clone(), u.written())).collect();
+    assert_eq!(unsent, [(marked(2, 4), 2), (marked(3, 5), 0), (marked(4, 6), 0)]);
+    assert_eq!((report.bytes_written(), report.frames_written()), (5, 1));
+    assert_eq!(report.cause().map(Disconnect::kind), Some(crate::DisconnectKind::Reset));
+    assert!(!report.timed_out() && !report.is_clean());
+    // Only the first report has the frames; the cause stays.
+    let again = state.report().expect("closed");
+    assert!(again.unsent().is_empty() && again.cause().is_some());
+    let refused = state.admit(marked(6, 1), false, None, Some(&waker), Instant::now, &mut fx);
+    assert!(matches!(refused, Err(SendError::Disconnected { .. })));
+    let target = state.flush_target();
+    let id = state.next_id();
+    let flushed = state.poll_flush(id, target, None, &waker, &mut fx);
+    assert!(matches!(flushed, Some(Err(FlushError::Disconnected(_)))), "{flushed:?}");
+    assert_eq!(state.stats().buffered, 0);
+}
+
+/// A small deterministic generator for the randomized test.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+#[test]
+fn the_bound_and_fifo_hold_under_random_operations() {
+    for seed in 0..8u64 {
+        let mut rng = Lcg(seed);
+        let capacity = 1 + rng.below(300);
+        let mut state = State::new(capacity);
+        let (_, waker) = counter();
+        // A clock of our own, far ahead of the real one, drives `admit` and `expire`.
+        let mut clock = Instant::now() + Duration::from_secs(3600);
+        let mut in_flight = VecDeque::new();
+        let mut offset = 0;
+        // Every frame that entered the buffer, in order; frames queued by ticket.
+        let mut accepted: Vec<Bytes> = Vec::new();
+        let mut queued: BTreeMap<u64, Bytes> = BTreeMap::new();
+        let mut returned = 0u64;
+        for step in 0..3000u32 {
+            let mut fx = Effects::default();
+            let frame = marked((step % 251) as u8, 1 + rng.below(capacity + capacity / 10));
+            match rng.below(7) {
+                0 | 1 => {
+                    let deadline = (rng.below(3) == 0)
+                        .then(|| clock + Duration::from_millis(rng.below(50) as u64));
+                    match state.admit(
+                        frame.clone(),
+                        false,
+                        deadline,
+                        Some(&waker),
+                        || clock,
+                        &mut fx,
+                    ) {
+                        Ok(Admit::Accepted) => accepted.push(frame),
+                        Ok(Admit::Queued(ticket)) => {
+                            queued.insert(ticket, frame);
+                        }
+                        Err(SendError::TooLarge { .. }) => assert!(frame.len() > capacity),
+                        Err(SendError::Timeout(_)) => returned += 1,
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                2 => match state.admit(frame.clone(), false, None, None, || clock, &mut fx) {
+                    Ok(Admit::Accepted) => accepted.push(frame),
+                    Ok(Admit::Queued(_)) => panic!("try_send never queues"),
+                    Err(SendError::Timeout(_) | SendError::TooLarge { .. }) => {}
+                    Err(other) => panic!("unexpected {other:?}"),
+                },
+                3 | 4 => {
+                    state.buffer().take_chunks(&mut in_flight);
+                    let ready = in_flight.iter().map(Bytes::len).sum::<usize>() - offset;
+                    if ready > 0 {
+                        let n = 1 + rng.below(ready);
+                        advance(&mut in_flight, &mut offset, n);
+                        state.written(n, &mut fx);
+                    }
+                }
+                5 => {
+                    if let Some(&ticket) = queued.keys().nth(rng.below(queued.len().max(1))) {
+                        if let Some(back) = state.cancel(ticket, &mut fx) {
+                            assert_eq!(back, queued[&ticket], "cancel returns its own frame");
+                            returned += 1;
+                        }
+                        queued.remove(&ticket);
+                    }
+                }
+                _ => {
+                    clock += Duration::from_millis(rng.below(20) as u64);
+                    state.expire(clock, &mut fx);
+                }
+            }
+            // Sends that ended: granted ones entered the buffer in ticket order.
+            let ended: Vec<u64> =
+                queued.keys().copied().filter(|t| !state.waiters.contains_key(t)).collect();
+            for ticket in ended {
+                let frame = queued.remove(&ticket).expect("listed above");
+                match state.poll_queued(ticket, &waker, &mut fx) {
+                    Some(Ok(())) => accepted.push(frame),
+                    Some(Err(SendError::Timeout(back))) => {
+                        assert_eq!(back, frame);
+                        returned += 1;
+                    }
+                    other => panic!("ticket {ticket}: unexpected {other:?}"),
+                }
+            }
+
+            let stats = state.stats();
+            assert!(stats.buffered <= capacity, "seed {seed} step {step}: {stats:?}");
+            assert!(stats.high_water <= capacity, "seed {seed} step {step}: {stats:?}");
+            assert_eq!(stats.bytes_accepted - stats.bytes_written, stats.buffered as u64);
+            assert_eq!(stats.frames_accepted, accepted.len() as u64);
+            assert_eq!(stats.waiters, queued.len());
+            if let Some((_, head)) = state.waiters.first_key_value() {
+                assert!(
+                    stats.buffered + head.frame.len() > capacity,
+                    "seed {seed} step {step}: the head fits but waits"
+                );
+            }
+        }
+        // Close: the waiters get their frames back, the report the unwritten ones.
+        let mut fx = Effects::default();
+        state.begin_close(clock, &mut fx);
+        for (ticket, frame) in std::mem::take(&mut queued) {
+            match state.poll_queued(ticket, &waker, &mut fx) {
+                Some(Err(SendError::Closed(back))) => assert_eq!(back, frame),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        state.finish(None, &mut in_flight, offset, &mut fx);
+        let report = state.report().expect("closed");
+        let written = report.frames_written() as usize;
+        let unsent: Vec<&Bytes> = report.unsent().iter().map(UnsentFrame::frame).collect();
+        assert_eq!(unsent, accepted[written..].iter().collect::<Vec<_>>(), "seed {seed}");
+        let waited = state.stats().sends_waited;
+        assert!(
+            returned > 0 && written > 0 && waited > 0,
+            "seed {seed}: the mix of operations is too thin"
+        );
+    }
+}
