@@ -89,14 +89,19 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod ending;
 mod ops;
+mod receiving;
 mod recv;
+mod sending;
 mod sink;
+mod watermarks;
 
-pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting, WatermarkStream};
+pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting};
 pub use ops::{CloseFuture, FlushFuture, SendFuture, ShutdownWriteFuture};
 pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
+pub use watermarks::WatermarkStream;
 // Everything a user of this crate names, so that it is the only dependency they need: the
 // settings, the errors and reports, the core's connection and its operations (reached through
 // `AsyncClient::connection`), framing and transports.

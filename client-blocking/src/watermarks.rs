@@ -1,0 +1,113 @@
+//! The crossings of a [`Client`]'s buffer watermarks: the subscription, and [`Watermarks`],
+//! what it returns.
+
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tidegate_core::{Watermark, WatermarkEvents};
+
+use crate::Client;
+use crate::wait::wait;
+
+// Named in the docs only.
+#[cfg(doc)]
+use crate::ClientBuilder;
+
+impl Client {
+    /// Subscribes to the crossings of the buffer's watermarks (set with
+    /// [`ClientBuilder::watermarks`]), to pause and resume the application's own upstream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate_blocking::{Client, Watermark};
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-watermarks-example").unwrap();
+    /// let client =
+    ///     Client::builder().capacity(100).watermarks(80, 20).connect(&listener.url()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.pause();
+    /// let events = client.watermarks();
+    /// client.send(vec![0u8; 90]).unwrap();
+    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::High));
+    /// peer.resume();
+    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::Low));
+    /// ```
+    pub fn watermarks(&self) -> Watermarks {
+        Watermarks { events: std::sync::Mutex::new(self.conn.watermarks()) }
+    }
+}
+
+/// A subscription to a connection's watermark crossings, returned by [`Client::watermarks`].
+///
+/// Yields `High` and `Low` alternately, once per crossing, in order; `None` once the
+/// connection has ended and every crossing was read. Dropping it unsubscribes.
+///
+/// # Examples
+///
+/// See [`Client::watermarks`].
+#[derive(Debug)]
+pub struct Watermarks {
+    events: std::sync::Mutex<WatermarkEvents>,
+}
+
+impl Watermarks {
+    /// Waits for the next crossing.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until a crossing happens or the connection ends.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::watermarks`].
+    pub fn recv(&self) -> Option<Watermark> {
+        self.recv_until(None).flatten()
+    }
+
+    /// Waits at most `timeout` for the next crossing; `None` if none came (or the connection
+    /// ended).
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread for at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::watermarks`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Watermark> {
+        self.recv_until(Some(Instant::now() + timeout)).flatten()
+    }
+
+    /// The next crossing if one is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate_blocking::Client;
+    /// use tidegate_core::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-watermarks-try-recv-example").unwrap();
+    /// let client = Client::builder().watermarks(10, 5).connect(&listener.url()).unwrap();
+    /// assert_eq!(client.watermarks().try_recv(), None);
+    /// ```
+    pub fn try_recv(&self) -> Option<Watermark> {
+        self.lock().try_next()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatermarkEvents> {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `None` when the deadline passed.
+    fn recv_until(&self, deadline: Option<Instant>) -> Option<Option<Watermark>> {
+        let mut events = self.lock();
+        wait(deadline, |waker| match events.poll_next_with(waker) {
+            Poll::Pending if deadline.is_some_and(|d| d <= Instant::now()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(event) => Poll::Ready(Some(event)),
+        })
+    }
+}
