@@ -40,14 +40,15 @@ pub use tidegate_async::{
     Async, AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink,
     Incoming, RecvFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
 };
-pub use tidegate_blocking::{Blocking, Client, ClientBuilder, Watermarks};
+pub use tidegate_blocking::{Blocking, Client, ClientBuilder, Watermarks, block_on};
+pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
-    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
-    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
-    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
-    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
-    transport,
+    Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS,
+    Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup,
+    LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
+    ShutdownWriteOp, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    bytes, codec, is_driver_thread, transport,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -32,11 +32,11 @@ use crate::sink::FrameSink;
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::AsyncClient;
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::AsyncClient;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-client-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let other = client.clone();
 ///     client.send("hello ").await.unwrap();
@@ -54,7 +54,7 @@ impl AsyncClient {
     /// Connects to `url` with the default settings; the future resolves once the link is up.
     ///
     /// Built-in schemes: `tcp://host:port` and `mem://name`; more can be registered with
-    /// `tidegate_core::transport::register`.
+    /// `tidegate::transport::register`.
     ///
     /// The connection attempt starts at this call, on the core's driver thread; the future
     /// only waits for its outcome. The host name of a `tcp://` URL is resolved on the calling
@@ -72,9 +72,9 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, ConnectError};
+    /// use tidegate::{AsyncClient, ConnectError};
     ///
-    /// let result = futures::executor::block_on(AsyncClient::connect("no-scheme"));
+    /// let result = tidegate::block_on(AsyncClient::connect("no-scheme"));
     /// assert!(matches!(result, Err(ConnectError::InvalidUrl { .. })));
     /// ```
     pub fn connect(url: &str) -> Connecting {
@@ -98,33 +98,33 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-builder-accessor-example").unwrap();
     /// let connecting = AsyncClient::builder().capacity(64 * 1024).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// let client = tidegate::block_on(connecting).unwrap();
     /// assert_eq!(client.stats().capacity, 64 * 1024);
     /// ```
     pub fn builder() -> AsyncClientBuilder {
         AsyncClientBuilder::new()
     }
 
-    /// Wraps a connection opened with the core. Build a `tidegate_blocking::Client` on a clone
+    /// Wraps a connection opened with the core. Build a `tidegate::Client` on a clone
     /// of the same connection to let threads and tasks share it: they all queue in one FIFO
     /// line.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-from-connection-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4096)).unwrap();
     /// let client = AsyncClient::from_connection(conn.clone());
     /// conn.try_send("from the core".into()).unwrap();
-    /// futures::executor::block_on(client.send("from a task")).unwrap();
+    /// tidegate::block_on(client.send("from a task")).unwrap();
     /// assert_eq!(client.stats().frames_accepted, 2);
     /// ```
     pub fn from_connection(conn: Connection) -> Self {
@@ -136,11 +136,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-connection-accessor-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// assert_eq!(client.connection().endpoint().scheme(), "mem");
     /// ```
     pub fn connection(&self) -> &Connection {
@@ -152,11 +152,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-into-connection-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// let conn = client.into_connection();
     /// assert!(!conn.is_closed());
     /// ```
@@ -178,11 +178,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, SocketOption};
+    /// use tidegate::{AsyncClient, SocketOption};
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let url = format!("tcp://{}", listener.local_addr().unwrap());
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&url).await.unwrap();
     ///     client.set_option(SocketOption::NoDelay(false)).await.unwrap();
     /// });
@@ -196,7 +196,7 @@ impl AsyncClient {
     ///
     /// # Errors
     ///
-    /// Resolves to a [`LinkError`](tidegate_core::LinkError) if the connection has ended.
+    /// Resolves to a [`LinkError`](tidegate::LinkError) if the connection has ended.
     ///
     /// # Cancel safety
     ///
@@ -205,11 +205,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-call-link-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let text = client.call_link(|link| format!("{link:?}")).await.unwrap();
     ///     assert!(text.contains("MemLink"));
@@ -228,12 +228,12 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-stats-example").unwrap();
     /// let connecting = AsyncClient::builder().capacity(4096).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// let client = tidegate::block_on(connecting).unwrap();
     /// assert_eq!(client.stats().capacity, 4096);
     /// ```
     pub fn stats(&self) -> Stats {
@@ -246,11 +246,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-is-closed-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     assert!(!client.is_closed());
     ///     client.close().await;
@@ -274,11 +274,11 @@ impl AsyncClient {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_async::{AsyncClient, Config};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, Config};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-builder-example").unwrap();
-/// let client = futures::executor::block_on(
+/// let client = tidegate::block_on(
 ///     AsyncClient::builder()
 ///         .config(Config::new().capacity(256 * 1024))
 ///         .connect_timeout(Duration::from_secs(2))
@@ -304,13 +304,13 @@ pub type AsyncClientBuilder = Builder<Async>;
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{Async, AsyncClient, AsyncClientBuilder, Builder, Connecting};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Async, AsyncClient, AsyncClientBuilder, Builder, Connecting};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-marker-example").unwrap();
 /// let builder: Builder<Async> = AsyncClient::builder().capacity(4096);
 /// let connecting: Connecting = builder.connect(&listener.url());
-/// let client = futures::executor::block_on(connecting).unwrap();
+/// let client = tidegate::block_on(connecting).unwrap();
 /// let same: AsyncClientBuilder = Builder::new();
 /// ```
 #[derive(Debug)]
@@ -325,7 +325,7 @@ impl Facade for Async {
     ///
     /// Built-in schemes: `tcp://host:port`, `tls://host:port`, `unix:///path` (Unix only) and
     /// `mem://name`; more can be registered with
-    /// [`transport::register`](tidegate_core::transport::register).
+    /// [`transport::register`](tidegate::transport::register).
     ///
     /// The connection attempt starts at this call, on the core's driver thread; the future
     /// only waits for its outcome. The host name of a `tcp://` URL is resolved on the calling
@@ -343,12 +343,12 @@ impl Facade for Async {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-builder-connect-example").unwrap();
     /// let connecting = AsyncClient::builder().capacity(1024).connect(&listener.url());
-    /// let client = futures::executor::block_on(connecting).unwrap();
+    /// let client = tidegate::block_on(connecting).unwrap();
     /// assert_eq!(client.stats().capacity, 1024);
     /// ```
     fn connect(url: &str, config: Config) -> Connecting {
@@ -370,12 +370,12 @@ impl Facade for Async {
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{AsyncClient, Connecting};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, Connecting};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-connecting-example").unwrap();
 /// let connecting: Connecting = AsyncClient::connect(&listener.url());
-/// let client = futures::executor::block_on(connecting).unwrap();
+/// let client = tidegate::block_on(connecting).unwrap();
 /// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless you `.await` or poll them"]

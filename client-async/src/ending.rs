@@ -22,11 +22,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-close-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     client.send("last words").await.unwrap();
     ///     let report = client.close().await;
@@ -48,11 +48,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-close-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let report = client.close_timeout(Duration::from_secs(1)).await;
     ///     assert!(report.unsent().is_empty());
@@ -82,11 +82,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-shutdown-write-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     ///     peer.hold_open();

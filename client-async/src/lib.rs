@@ -2,7 +2,7 @@
 //! the connection's outgoing buffer is full, and resolves once the frame is in the buffer.
 //!
 //! An [`AsyncClient`] is a cheap, cloneable, `Send + Sync` handle. Every clone, every
-//! [`FrameSink`] made from it, and every blocking `tidegate_blocking::Client` built on the same
+//! [`FrameSink`] made from it, and every blocking `tidegate::Client` built on the same
 //! [`Connection`] share one bounded buffer and queue in **one FIFO line** when it is full. A
 //! waiting task uses no CPU: its future registers the task's [`Waker`](std::task::Waker) with
 //! the core, and the I/O driver wakes it once — when its frame has been moved into the buffer,
@@ -16,11 +16,11 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tidegate_async::AsyncClient;
-//! use tidegate_core::transport::mem::MemListener;
+//! use tidegate::AsyncClient;
+//! use tidegate::transport::mem::MemListener;
 //!
 //! let listener = MemListener::bind("async-crate-example").unwrap();
-//! futures::executor::block_on(async {
+//! tidegate::block_on(async {
 //!     let client = AsyncClient::builder()
 //!         .capacity(64 * 1024)
 //!         .send_timeout(Duration::from_secs(5))
@@ -108,9 +108,9 @@ pub use watermarks::WatermarkStream;
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
-    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
-    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
-    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
-    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
-    transport,
+    Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS,
+    Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup,
+    LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
+    ShutdownWriteOp, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    bytes, codec, is_driver_thread, transport,
 };

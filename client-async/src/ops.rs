@@ -46,11 +46,11 @@ use tidegate_core::{
 /// ```
 /// use std::time::Duration;
 /// use futures::FutureExt;
-/// use tidegate_async::AsyncClient;
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::AsyncClient;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-send-future-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::builder().capacity(4).connect(&listener.url()).await.unwrap();
 ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 ///     peer.pause();
@@ -89,11 +89,11 @@ impl<'a> SendFuture<'a> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-cancel-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// let send = client.send("never polled");
     /// assert_eq!(send.cancel().unwrap(), "never polled");
     /// assert_eq!(client.stats().frames_accepted, 0);
@@ -108,14 +108,14 @@ impl<'a> SendFuture<'a> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-is-queued-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// let mut send = client.send("fits");
     /// assert!(!send.is_queued(), "not polled yet");
-    /// futures::executor::block_on(&mut send).unwrap();
+    /// tidegate::block_on(&mut send).unwrap();
     /// assert!(!send.is_queued(), "accepted at once");
     /// ```
     pub fn is_queued(&self) -> bool {
@@ -158,11 +158,11 @@ impl FusedFuture for SendFuture<'_> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{AsyncClient, FlushFuture};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, FlushFuture};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-flush-future-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     client.send("data").await.unwrap();
 ///     let flush: FlushFuture<'_> = client.flush();
@@ -216,11 +216,11 @@ impl FusedFuture for FlushFuture<'_> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{AsyncClient, CloseFuture};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, CloseFuture};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-close-future-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let close: CloseFuture<'_> = client.close();
 ///     assert!(close.await.is_clean());
@@ -272,11 +272,11 @@ impl FusedFuture for CloseFuture<'_> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{AsyncClient, ShutdownWriteFuture};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, ShutdownWriteFuture};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-shutdown-write-future-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     client.send("request").await.unwrap();
 ///     let ended: ShutdownWriteFuture<'_> = client.shutdown_write();

@@ -11,7 +11,7 @@ use crate::recv::{Incoming, RecvFuture};
 
 impl AsyncClient {
     /// Receives: the future resolves to the next chunk of bytes the peer sent (with
-    /// [framing](tidegate_core::Config::framing), the next whole frame), to `None` once the
+    /// [framing](tidegate::Config::framing), the next whole frame), to `None` once the
     /// stream ended in order and everything before the end was received, or to an error.
     ///
     /// A receiver that waits uses no CPU: the I/O driver wakes it when data arrives for it.
@@ -33,11 +33,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-recv-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     ///     peer.write(b"ack");
@@ -66,11 +66,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-recv-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let err = client.recv_timeout(Duration::from_millis(10)).await.unwrap_err();
     ///     assert!(err.is_timeout());
@@ -91,11 +91,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-try-recv-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// assert!(client.try_recv().unwrap_err().is_empty());
     /// ```
     pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {

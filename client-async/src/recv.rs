@@ -36,11 +36,11 @@ use tidegate_core::{Connection, RecvError, RecvOp};
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_async::{AsyncClient, RecvFuture};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, RecvFuture};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-recv-future-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 ///     peer.write(b"ack 1");
@@ -96,11 +96,11 @@ impl FusedFuture for RecvFuture<'_> {
 /// ```
 /// use std::time::Duration;
 /// use futures::StreamExt;
-/// use tidegate_async::AsyncClient;
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::AsyncClient;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-incoming-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 ///     peer.write(b"one two");

@@ -38,11 +38,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, SendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, SendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::builder().capacity(8).connect(&listener.url()).await.unwrap();
     ///     client.send(&b"12345678"[..]).await.unwrap();
     ///     let err = client.send(&b"123456789"[..]).await.unwrap_err();
@@ -72,11 +72,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::builder().capacity(4).connect(&listener.url()).await.unwrap();
     ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     ///     peer.pause(); // the peer stops reading
@@ -101,11 +101,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, TrySendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, TrySendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-try-send-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// client.try_send("fits").unwrap();
     /// assert!(matches!(client.try_send(""), Err(TrySendError::Empty(_))));
     /// ```
@@ -138,11 +138,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-batch-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let mut batch = FrameBatch::with_capacity(64 * 64);
     ///     for i in 0..64u8 {
@@ -168,11 +168,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{AsyncClient, FrameBatch, TrySendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, FrameBatch, TrySendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-try-send-batch-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// let mut batch = FrameBatch::new();
     /// batch.push("fits");
     /// client.try_send_batch(batch).unwrap();
@@ -200,11 +200,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-send-urgent-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::builder()
     ///         .capacity(100)
     ///         .urgent_reserve(10)
@@ -231,11 +231,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-try-send-urgent-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// client.try_send_urgent("ping").unwrap();
     /// ```
     pub fn try_send_urgent(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
@@ -258,11 +258,11 @@ impl AsyncClient {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-flush-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     client.send("data").await.unwrap();
     ///     client.flush().await.unwrap();
@@ -287,11 +287,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-flush-timeout-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     client.flush_timeout(Duration::from_secs(5)).await.unwrap();
     /// });
@@ -309,11 +309,11 @@ impl AsyncClient {
     ///
     /// ```
     /// use futures::{SinkExt, StreamExt, stream};
-    /// use tidegate_async::{AsyncClient, Bytes};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, Bytes};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-sink-method-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let frames = stream::iter(["a", "b", "c"]).map(|s| Ok(Bytes::from(s)));
     ///     frames.forward(client.sink()).await.unwrap();

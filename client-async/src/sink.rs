@@ -65,11 +65,11 @@ type Wait<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
 ///
 /// ```
 /// use futures::SinkExt;
-/// use tidegate_async::{AsyncClient, Bytes};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{AsyncClient, Bytes};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("async-frame-sink-example").unwrap();
-/// futures::executor::block_on(async {
+/// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let mut sink = client.sink();
 ///     sink.feed(Bytes::from("one ")).await.unwrap();
@@ -115,11 +115,11 @@ impl FrameSink {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-sink-connection-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// assert_eq!(client.sink().connection().endpoint().scheme(), "mem");
     /// ```
     pub fn connection(&self) -> &Connection {
@@ -131,11 +131,11 @@ impl FrameSink {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::AsyncClient;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-sink-has-pending-example").unwrap();
-    /// let client = futures::executor::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
     /// assert!(!client.sink().has_pending());
     /// ```
     pub fn has_pending(&self) -> bool {
@@ -151,11 +151,11 @@ impl FrameSink {
     /// ```
     /// use std::time::Duration;
     /// use futures::SinkExt;
-    /// use tidegate_async::{AsyncClient, Bytes};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, Bytes};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-sink-cancel-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::builder().capacity(4).connect(&listener.url()).await.unwrap();
     ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     ///     peer.pause();
@@ -271,7 +271,7 @@ impl Drop for FrameSink {
 /// # Examples
 ///
 /// ```
-/// use tidegate_async::{Bytes, SendError, SinkError};
+/// use tidegate::{Bytes, SendError, SinkError};
 ///
 /// let err = SinkError::Send(SendError::Closed(Bytes::from("frame")));
 /// assert_eq!(err.into_frame().unwrap(), "frame");
@@ -294,7 +294,7 @@ impl SinkError {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{FlushError, SinkError};
+    /// use tidegate::{FlushError, SinkError};
     ///
     /// assert!(SinkError::Flush(FlushError::Timeout).into_frame().is_none());
     /// ```
@@ -311,7 +311,7 @@ impl SinkError {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_async::{Bytes, SendError, SinkError};
+    /// use tidegate::{Bytes, SendError, SinkError};
     ///
     /// assert!(SinkError::Send(SendError::Closed(Bytes::new())).is_closed());
     /// assert!(!SinkError::Send(SendError::Timeout(Bytes::new())).is_closed());

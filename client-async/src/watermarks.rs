@@ -21,11 +21,11 @@ impl AsyncClient {
     /// ```
     /// use std::time::Duration;
     /// use futures::StreamExt;
-    /// use tidegate_async::{AsyncClient, Watermark};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{AsyncClient, Watermark};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-watermarks-example").unwrap();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     let client = AsyncClient::builder()
     ///         .capacity(100)
     ///         .watermarks(80, 20)

@@ -40,8 +40,8 @@ use tidegate_core::transport;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_blocking::Client;
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Client;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("blocking-client-example").unwrap();
 /// let client = Client::connect(&listener.url()).unwrap();
@@ -62,7 +62,7 @@ impl Client {
     /// Connects to `url` with the default settings, waiting until the link is up.
     ///
     /// Built-in schemes: `tcp://host:port` and `mem://name`; more can be registered with
-    /// `tidegate_core::transport::register`.
+    /// `tidegate::transport::register`.
     ///
     /// # Errors
     ///
@@ -76,7 +76,7 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, ConnectError};
+    /// use tidegate::{Client, ConnectError};
     ///
     /// assert!(matches!(Client::connect("no-scheme"), Err(ConnectError::InvalidUrl { .. })));
     /// ```
@@ -102,8 +102,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-builder-accessor-example").unwrap();
     /// let client = Client::builder().capacity(64 * 1024).connect(&listener.url()).unwrap();
@@ -118,8 +118,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("from-connection-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -135,8 +135,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("connection-accessor-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -160,7 +160,7 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, SocketOption};
+    /// use tidegate::{Client, SocketOption};
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let client = Client::connect(&format!("tcp://{}", listener.local_addr().unwrap())).unwrap();
@@ -188,8 +188,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-call-link-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -210,8 +210,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-stats-example").unwrap();
     /// let client = Client::builder().capacity(4096).connect(&listener.url()).unwrap();
@@ -234,8 +234,8 @@ impl Client {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_blocking::{Client, Config};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Client, Config};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("builder-example").unwrap();
 /// let client = Client::builder()
@@ -262,8 +262,8 @@ pub type ClientBuilder = Builder<Blocking>;
 /// # Examples
 ///
 /// ```
-/// use tidegate_blocking::{Blocking, Builder, Client, ClientBuilder};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Blocking, Builder, Client, ClientBuilder};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("blocking-marker-example").unwrap();
 /// let builder: Builder<Blocking> = Client::builder().capacity(4096);
@@ -296,8 +296,8 @@ impl Facade for Blocking {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, ConnectError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, ConnectError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-clientbuilder-connect").unwrap();
     /// let client = Client::builder().capacity(1024).connect(&listener.url()).unwrap();

@@ -52,8 +52,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-shutdown-write-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -87,8 +87,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::{Client, FlushError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, FlushError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-shutdown-write-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -130,8 +130,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-close-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -144,8 +144,8 @@ impl Client {
     /// On an I/O driver thread it refuses, and the connection goes on:
     ///
     /// ```
-    /// use tidegate_blocking::{Client, CloseError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, CloseError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-close-driver-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -174,8 +174,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("close-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tidegate_blocking::Client;
+//! use tidegate::Client;
 //!
 //! # let broker = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! # let url = format!("tcp://{}", broker.local_addr()?);
@@ -50,6 +50,7 @@ mod wait;
 mod watermarks;
 
 pub use client::{Blocking, Client, ClientBuilder};
+pub use wait::block_on;
 pub use watermarks::Watermarks;
 // Everything a user of this crate names, so that it is the only dependency they need: the
 // settings, the errors and reports, the core's connection and its operations (reached through
@@ -57,9 +58,9 @@ pub use watermarks::Watermarks;
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
-    Connection, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect,
-    DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup, LastClose, LinkCall,
-    LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats,
-    TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents, codec, is_driver_thread,
-    transport,
+    Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS,
+    Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, IoGroup,
+    LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
+    ShutdownWriteOp, Stats, TryRecvError, TrySendError, UnsentFrame, Watermark, WatermarkEvents,
+    bytes, codec, is_driver_thread, transport,
 };

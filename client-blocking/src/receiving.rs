@@ -36,8 +36,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-recv-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -65,8 +65,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-recv-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -93,8 +93,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-try-recv-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();

@@ -40,8 +40,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, SendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, SendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-send-example").unwrap();
     /// let client = Client::builder().capacity(8).connect(&listener.url()).unwrap();
@@ -70,8 +70,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("send-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -118,8 +118,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-try-send-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -152,8 +152,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-send-batch-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -184,8 +184,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::{Client, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-send-batch-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -231,8 +231,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::{Client, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-try-send-batch-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -262,8 +262,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-send-urgent-example").unwrap();
     /// let client =
@@ -289,8 +289,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-try-send-urgent-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -315,8 +315,8 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-flush-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -342,8 +342,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("flush-timeout-example").unwrap();
     /// let client = Client::connect(&listener.url()).unwrap();
@@ -368,8 +368,8 @@ impl Client {
 ///
 /// ```
 /// use std::io::Write;
-/// use tidegate_blocking::Client;
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Client;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("write-example").unwrap();
 /// let mut client = Client::connect(&listener.url()).unwrap();

@@ -1,8 +1,10 @@
 //! How the blocking facade waits: it polls a core operation with a waker that unparks the
 //! calling thread, and parks the thread in between.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -69,4 +71,46 @@ fn wait_inner<T>(
             }
         }
     })
+}
+
+/// Runs `future` to completion on the calling thread, parking the thread while it is pending.
+///
+/// This is the blocking facade's way of waiting, offered for the futures it has no method of
+/// its own for: the operations of a core [`Connection`](tidegate::Connection) (a
+/// [`LinkCall`](tidegate::LinkCall), [`Connection::close`](tidegate::Connection::close)),
+/// or an async client's futures in a program that has no executor. It works for any future:
+/// the thread is unparked by the future's waker, and the core's own operations need nothing
+/// else, since their deadlines are fired by the I/O driver.
+///
+/// # Blocking
+///
+/// Until `future` is ready.
+///
+/// # Panics
+///
+/// If the future is pending and the calling thread is an I/O driver thread (inside a transport
+/// plugin or a link call): parking it could wait for itself.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-block-on").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// tidegate::block_on(conn.connected()).unwrap();
+/// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
+/// assert_eq!(report.unsent().len(), 0);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let polled = wait_guarded(None, |waker| future.as_mut().poll(&mut Context::from_waker(waker)));
+    match polled {
+        Ok(output) => output,
+        Err(OnDriverThread) => {
+            panic!("tidegate::block_on on an I/O driver thread would wait for the driver itself")
+        }
+    }
 }

@@ -21,8 +21,8 @@ impl Client {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_blocking::{Client, Watermark};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Client, Watermark};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-watermarks-example").unwrap();
     /// let client =
@@ -86,8 +86,8 @@ impl Watermarks {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_blocking::Client;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("blocking-watermarks-try-recv-example").unwrap();
     /// let client = Client::builder().watermarks(10, 5).connect(&listener.url()).unwrap();

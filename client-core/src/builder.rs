@@ -32,8 +32,8 @@ use crate::transport::{SocketOption, Transport};
 
 /// How a [`Builder`] connects: implemented by the marker type a facade names its builder with.
 ///
-/// The facades implement it for their markers (`tidegate_blocking::Blocking`, whose `connect`
-/// waits for the link and returns a `Client`, and `tidegate_async::Async`, whose `connect`
+/// The facades implement it for their markers (`tidegate::Blocking`, whose `connect`
+/// waits for the link and returns a `Client`, and `tidegate::Async`, whose `connect`
 /// returns a `Connecting` future); the core implements it for [`Connection`], whose `connect`
 /// is [`Connection::open`].
 ///
@@ -49,8 +49,8 @@ use crate::transport::{SocketOption, Transport};
 /// A facade of one's own, here one that hands out connections together with their URL:
 ///
 /// ```
-/// use tidegate_core::transport::mem::MemListener;
-/// use tidegate_core::{Builder, Config, ConnectError, Connection, Facade};
+/// use tidegate::transport::mem::MemListener;
+/// use tidegate::{Builder, Config, ConnectError, Connection, Facade};
 ///
 /// /// Connections that remember where they lead.
 /// struct Named;
@@ -78,8 +78,8 @@ pub trait Facade {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection, Facade};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, Facade};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-facade-connect").unwrap();
     /// let conn = <Connection as Facade>::connect(&listener.url(), Config::new()).unwrap();
@@ -95,12 +95,12 @@ pub trait Facade {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Builder, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Builder, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-facade-connection").unwrap();
 /// let conn = Builder::<Connection>::new().capacity(1024).connect(&listener.url()).unwrap();
-/// futures::executor::block_on(conn.connected()).unwrap();
+/// tidegate::block_on(conn.connected()).unwrap();
 /// ```
 impl Facade for Connection {
     type Output = Result<Self, ConnectError>;
@@ -127,8 +127,8 @@ impl Facade for Connection {
 /// (a capacity of zero, watermarks above the capacity, …) makes connecting fail with
 /// [`ConnectError::InvalidConfig`].
 ///
-/// The facades name it: `tidegate_blocking::ClientBuilder` is `Builder<Blocking>` and
-/// `tidegate_async::AsyncClientBuilder` is `Builder<Async>`, made by `Client::builder()` and
+/// The facades name it: `tidegate::ClientBuilder` is `Builder<Blocking>` and
+/// `tidegate::AsyncClientBuilder` is `Builder<Async>`, made by `Client::builder()` and
 /// `AsyncClient::builder()`. The examples here use `Builder<Connection>`, the core's own
 /// handle, and read the settings back with [`Connection::config`].
 ///
@@ -136,8 +136,8 @@ impl Facade for Connection {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::{Builder, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Builder, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-builder").unwrap();
 /// let conn = Builder::<Connection>::new()
@@ -178,8 +178,8 @@ impl<F> Clone for Builder<F> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Builder, Connection, DEFAULT_CAPACITY};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Builder, Connection, DEFAULT_CAPACITY};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-builder-default").unwrap();
 /// let conn = Builder::<Connection>::default().connect(&listener.url()).unwrap();
@@ -196,8 +196,8 @@ impl<F> Default for Builder<F> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Builder, Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Builder, Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-builder-from").unwrap();
 /// let builder: Builder<Connection> = Config::new().capacity(2048).into();
@@ -219,8 +219,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Connection, DEFAULT_CAPACITY};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection, DEFAULT_CAPACITY};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-new").unwrap();
     /// let conn = Builder::<Connection>::new().connect(&listener.url()).unwrap();
@@ -240,8 +240,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let base = Config::new().capacity(4096).send_timeout(Duration::from_secs(1));
     /// let listener = MemListener::bind("doc-builder-from-config").unwrap();
@@ -273,8 +273,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-config").unwrap();
     /// let base = Config::new().capacity(1024);
@@ -311,8 +311,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-capacity").unwrap();
     /// let conn = Builder::<Connection>::new().capacity(4096).connect(&listener.url()).unwrap();
@@ -329,8 +329,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-connect-timeout").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -348,8 +348,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-no-connect-timeout").unwrap();
     /// let conn = Builder::<Connection>::new().no_connect_timeout().connect(&listener.url()).unwrap();
@@ -370,8 +370,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-send-timeout").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -396,8 +396,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-close-timeout").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -418,9 +418,9 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::SocketOption;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::SocketOption;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-nodelay").unwrap();
     /// let conn = Builder::<Connection>::new().nodelay(false).connect(&listener.url()).unwrap();
@@ -440,9 +440,9 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::SocketOption;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::SocketOption;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-socket-option").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -467,8 +467,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::{Mem, MemListener};
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::{Mem, MemListener};
     ///
     /// let listener = MemListener::bind("doc-builder-transport").unwrap();
     /// // No transport is registered as `test`: the one given here is used instead.
@@ -477,7 +477,7 @@ impl<F> Builder<F> {
     ///     .connect("test://doc-builder-transport")
     ///     .unwrap();
     /// assert!(conn.config().transport_override().is_some());
-    /// futures::executor::block_on(conn.connected()).unwrap();
+    /// tidegate::block_on(conn.connected()).unwrap();
     /// ```
     pub fn transport(self, transport: impl Transport) -> Self {
         self.map(|c| c.transport(transport))
@@ -490,8 +490,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-max-waiters").unwrap();
     /// let conn = Builder::<Connection>::new().max_waiters(100).connect(&listener.url()).unwrap();
@@ -508,8 +508,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection, IoGroup};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection, IoGroup};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let group = IoGroup::new(1).unwrap();
     /// let listener = MemListener::bind("doc-builder-io-group").unwrap();
@@ -531,8 +531,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, ConnectError, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, ConnectError, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-watermarks").unwrap();
     /// let builder = Builder::<Connection>::new().capacity(1 << 20);
@@ -555,8 +555,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-urgent-reserve").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -582,9 +582,9 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::codec::LengthDelimited;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::codec::LengthDelimited;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-framing").unwrap();
     /// let conn = Builder::<Connection>::new()
@@ -608,8 +608,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-inbound-capacity").unwrap();
     /// let conn = Builder::<Connection>::new().inbound_capacity(8192).connect(&listener.url()).unwrap();
@@ -626,8 +626,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-discard-inbound").unwrap();
     /// let conn = Builder::<Connection>::new().discard_inbound(true).connect(&listener.url()).unwrap();
@@ -645,8 +645,8 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-write-bias").unwrap();
     /// let conn = Builder::<Connection>::new().write_bias(16 * 1024).connect(&listener.url()).unwrap();
@@ -664,8 +664,8 @@ impl<F> Builder<F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Budget, Builder, Bytes, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Budget, Builder, Bytes, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let budget = Budget::new(64 * 1024);
     /// let listener = MemListener::bind("doc-builder-budget").unwrap();
@@ -704,12 +704,12 @@ impl<F> Builder<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Builder, ConnectError, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Builder, ConnectError, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-builder-connect").unwrap();
     /// let conn = Builder::<Connection>::new().capacity(1024).connect(&listener.url()).unwrap();
-    /// futures::executor::block_on(conn.connected()).unwrap();
+    /// tidegate::block_on(conn.connected()).unwrap();
     ///
     /// let err = Builder::<Connection>::new().capacity(0).connect(&listener.url()).unwrap_err();
     /// assert!(matches!(err, ConnectError::InvalidConfig(_)));

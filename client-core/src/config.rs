@@ -14,7 +14,7 @@ use crate::transport::{SocketOption, Transport};
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, DEFAULT_CAPACITY};
+/// use tidegate::{Config, DEFAULT_CAPACITY};
 ///
 /// assert_eq!(DEFAULT_CAPACITY, 1024 * 1024);
 /// assert_eq!(Config::new().capacity_bytes(), DEFAULT_CAPACITY);
@@ -26,7 +26,7 @@ pub const DEFAULT_CAPACITY: usize = 1 << 20;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, DEFAULT_INBOUND_CAPACITY};
+/// use tidegate::{Config, DEFAULT_INBOUND_CAPACITY};
 ///
 /// assert_eq!(DEFAULT_INBOUND_CAPACITY, 256 * 1024);
 /// assert_eq!(Config::new().inbound_capacity_bytes(), DEFAULT_INBOUND_CAPACITY);
@@ -39,7 +39,7 @@ pub const DEFAULT_INBOUND_CAPACITY: usize = 256 << 10;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, DEFAULT_WRITE_BIAS};
+/// use tidegate::{Config, DEFAULT_WRITE_BIAS};
 ///
 /// assert_eq!(Config::new().write_bias_bytes(), DEFAULT_WRITE_BIAS);
 /// ```
@@ -54,7 +54,7 @@ pub const DEFAULT_WRITE_BIAS: usize = 64 << 10;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::Config;
+/// use tidegate::Config;
 ///
 /// let config = Config::new()
 ///     .capacity(256 * 1024)
@@ -118,8 +118,8 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate::Config;
+    /// use tidegate::transport::SocketOption;
     ///
     /// let config = Config::new();
     /// assert_eq!(config.capacity_bytes(), 1 << 20);
@@ -140,7 +140,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().capacity(64 * 1024);
     /// assert_eq!(config.capacity_bytes(), 64 * 1024);
@@ -156,7 +156,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().connect_timeout(Duration::from_secs(2));
     /// assert_eq!(config.connect_timeout_duration(), Some(Duration::from_secs(2)));
@@ -171,7 +171,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().no_connect_timeout();
     /// assert_eq!(config.connect_timeout_duration(), None);
@@ -191,7 +191,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().send_timeout(Duration::from_millis(500));
     /// assert_eq!(config.send_timeout_duration(), Some(Duration::from_millis(500)));
@@ -211,7 +211,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().close_timeout(Duration::from_secs(1));
     /// assert_eq!(config.close_timeout_duration(), Duration::from_secs(1));
@@ -228,8 +228,8 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate::Config;
+    /// use tidegate::transport::SocketOption;
     ///
     /// let config = Config::new().nodelay(false);
     /// assert_eq!(config.socket_options(), [SocketOption::NoDelay(false)]);
@@ -248,8 +248,8 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate::Config;
+    /// use tidegate::transport::SocketOption;
     ///
     /// let config = Config::new()
     ///     .socket_option(SocketOption::SendBufferSize(64 * 1024))
@@ -274,8 +274,8 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::Config;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder()
     ///     .disable_system_roots()
@@ -295,8 +295,8 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::tcp::Tcp;
+    /// use tidegate::Config;
+    /// use tidegate::transport::tcp::Tcp;
     ///
     /// assert!(Config::new().transport_override().is_none());
     /// assert!(Config::new().transport(Tcp).transport_override().is_some());
@@ -310,7 +310,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, DEFAULT_CAPACITY};
+    /// use tidegate::{Config, DEFAULT_CAPACITY};
     ///
     /// assert_eq!(Config::new().capacity_bytes(), DEFAULT_CAPACITY);
     /// assert_eq!(Config::new().capacity(100).capacity_bytes(), 100);
@@ -325,7 +325,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// assert_eq!(Config::new().connect_timeout_duration(), Some(Duration::from_secs(10)));
     /// assert_eq!(Config::new().no_connect_timeout().connect_timeout_duration(), None);
@@ -340,7 +340,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// assert_eq!(Config::new().send_timeout_duration(), None);
     /// let config = Config::new().send_timeout(Duration::from_secs(3));
@@ -356,7 +356,7 @@ impl Config {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// assert_eq!(Config::new().close_timeout_duration(), Duration::from_secs(10));
     /// ```
@@ -369,8 +369,8 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate::Config;
+    /// use tidegate::transport::SocketOption;
     ///
     /// let config = Config::new().socket_option(SocketOption::RecvBufferSize(8192));
     /// assert!(config.socket_options().contains(&SocketOption::RecvBufferSize(8192)));
@@ -387,7 +387,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().max_waiters(1000);
     /// assert_eq!(config.max_waiters_count(), Some(1000));
@@ -402,7 +402,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Config::new().max_waiters_count(), None);
+    /// assert_eq!(tidegate::Config::new().max_waiters_count(), None);
     /// ```
     pub fn max_waiters_count(&self) -> Option<usize> {
         self.max_waiters
@@ -415,7 +415,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, IoGroup};
+    /// use tidegate::{Config, IoGroup};
     ///
     /// let group = IoGroup::new(2).unwrap();
     /// let config = Config::new().io_group(&group);
@@ -431,7 +431,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert!(tidegate_core::Config::new().io_group_ref().is_none());
+    /// assert!(tidegate::Config::new().io_group_ref().is_none());
     /// ```
     pub fn io_group_ref(&self) -> Option<&IoGroup> {
         self.io_group.as_ref()
@@ -444,7 +444,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().capacity(1 << 20).watermarks(768 * 1024, 256 * 1024);
     /// assert_eq!(config.watermark_levels(), Some((768 * 1024, 256 * 1024)));
@@ -459,7 +459,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Config::new().watermark_levels(), None);
+    /// assert_eq!(tidegate::Config::new().watermark_levels(), None);
     /// ```
     pub fn watermark_levels(&self) -> Option<(usize, usize)> {
         self.watermarks
@@ -472,7 +472,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().capacity(1 << 20).urgent_reserve(4096);
     /// assert_eq!(config.urgent_reserve_bytes(), 4096);
@@ -487,7 +487,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Config::new().urgent_reserve_bytes(), 0);
+    /// assert_eq!(tidegate::Config::new().urgent_reserve_bytes(), 0);
     /// ```
     pub fn urgent_reserve_bytes(&self) -> usize {
         self.urgent_reserve
@@ -508,8 +508,8 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::codec::LengthDelimited;
+    /// use tidegate::Config;
+    /// use tidegate::codec::LengthDelimited;
     ///
     /// let config = Config::new().framing(LengthDelimited::new().width(2));
     /// assert_eq!(config.framing_ref().encoder().unwrap().header_len(), 2);
@@ -524,7 +524,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert!(tidegate_core::Config::new().framing_ref().is_none());
+    /// assert!(tidegate::Config::new().framing_ref().is_none());
     /// ```
     pub fn framing_ref(&self) -> &Framing {
         &self.framing
@@ -543,7 +543,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().inbound_capacity(64 * 1024);
     /// assert_eq!(config.inbound_capacity_bytes(), 64 * 1024);
@@ -558,7 +558,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, DEFAULT_INBOUND_CAPACITY};
+    /// use tidegate::{Config, DEFAULT_INBOUND_CAPACITY};
     ///
     /// assert_eq!(Config::new().inbound_capacity_bytes(), DEFAULT_INBOUND_CAPACITY);
     /// ```
@@ -579,7 +579,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().discard_inbound(true);
     /// assert!(config.discards_inbound());
@@ -594,7 +594,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert!(!tidegate_core::Config::new().discards_inbound());
+    /// assert!(!tidegate::Config::new().discards_inbound());
     /// ```
     pub fn discards_inbound(&self) -> bool {
         self.discard_inbound
@@ -612,7 +612,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
+    /// use tidegate::Config;
     ///
     /// let config = Config::new().write_bias(16 * 1024);
     /// assert_eq!(config.write_bias_bytes(), 16 * 1024);
@@ -627,7 +627,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Config::new().write_bias_bytes(), 64 * 1024);
+    /// assert_eq!(tidegate::Config::new().write_bias_bytes(), 64 * 1024);
     /// ```
     pub fn write_bias_bytes(&self) -> usize {
         self.write_bias
@@ -640,7 +640,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Budget, Config};
+    /// use tidegate::{Budget, Config};
     ///
     /// let budget = Budget::new(64 << 20);
     /// let config = Config::new().capacity(4 << 20).budget(&budget);
@@ -656,7 +656,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// assert!(tidegate_core::Config::new().budget_ref().is_none());
+    /// assert!(tidegate::Config::new().budget_ref().is_none());
     /// ```
     pub fn budget_ref(&self) -> Option<&Budget> {
         self.budget.as_ref()

@@ -77,7 +77,7 @@ thread_local! {
 /// # Examples
 ///
 /// ```
-/// assert!(!tidegate_core::is_driver_thread());
+/// assert!(!tidegate::is_driver_thread());
 /// ```
 pub fn is_driver_thread() -> bool {
     ON_DRIVER.with(Cell::get)

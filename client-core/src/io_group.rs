@@ -24,8 +24,8 @@ use crate::driver::Driver;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, Connection, IoGroup};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection, IoGroup};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let group = IoGroup::new(2).unwrap();
 /// let listener = MemListener::bind("doc-io-group").unwrap();
@@ -52,7 +52,7 @@ impl IoGroup {
     /// # Examples
     ///
     /// ```
-    /// assert!(tidegate_core::IoGroup::new(0).is_err());
+    /// assert!(tidegate::IoGroup::new(0).is_err());
     /// ```
     pub fn new(threads: usize) -> io::Result<Self> {
         if threads == 0 {
@@ -70,7 +70,7 @@ impl IoGroup {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::IoGroup::new(3).unwrap().threads(), 3);
+    /// assert_eq!(tidegate::IoGroup::new(3).unwrap().threads(), 3);
     /// ```
     pub fn threads(&self) -> usize {
         self.drivers.len()
@@ -81,7 +81,7 @@ impl IoGroup {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::IoGroup::new(1).unwrap().connections(), 0);
+    /// assert_eq!(tidegate::IoGroup::new(1).unwrap().connections(), 0);
     /// ```
     pub fn connections(&self) -> usize {
         self.drivers.iter().map(|d| d.hosted()).sum()

@@ -65,14 +65,14 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use bytes::Bytes;
-//! use tidegate_core::{Config, Connection};
-//! use tidegate_core::transport::mem::MemListener;
+//! use tidegate::Bytes;
+//! use tidegate::{Config, Connection};
+//! use tidegate::transport::mem::MemListener;
 //!
 //! let listener = MemListener::bind("core-example").unwrap();
 //! let conn = Connection::open(&listener.url(), Config::new().capacity(64 * 1024)).unwrap();
 //! let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-//! futures::executor::block_on(async {
+//! tidegate::block_on(async {
 //!     conn.connected().await.unwrap();
 //!     conn.send(Bytes::from_static(b"hello"), None).await.unwrap();
 //!     conn.flush(None).await.unwrap();
@@ -94,7 +94,7 @@ mod state;
 pub mod transport;
 
 pub use builder::{Builder, Facade};
-pub use bytes::Bytes;
+pub use bytes::{self, Bytes};
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
 pub use conn::ConnectionRef;
 pub use conn::close::{CloseOp, ShutdownWriteOp};

@@ -26,9 +26,9 @@ use crate::state::report::CloseReport;
 ///
 /// ```
 /// use std::time::Duration;
-/// use bytes::Bytes;
-/// use tidegate_core::{CloseOp, Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{CloseOp, Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-closeop").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -36,7 +36,7 @@ use crate::state::report::CloseReport;
 /// peer.pause();
 /// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
 /// let op: CloseOp<'_> = conn.close(Duration::from_millis(20));
-/// let report = futures::executor::block_on(op);
+/// let report = tidegate::block_on(op);
 /// assert!(report.timed_out());
 /// assert_eq!(report.unsent().len(), 1);
 /// ```
@@ -65,8 +65,8 @@ impl CloseOp<'_> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closeop-poll-with").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -74,7 +74,7 @@ impl CloseOp<'_> {
     /// let _ = op.poll_with(Waker::noop());
     /// drop(op);
     /// assert!(conn.is_closed(), "the close goes on without the operation");
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert!(report.is_clean());
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
@@ -115,9 +115,9 @@ impl Future for CloseOp<'_> {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection, FlushError, ShutdownWriteOp};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection, FlushError, ShutdownWriteOp};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-shutdown-write-op").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -125,7 +125,7 @@ impl Future for CloseOp<'_> {
 /// peer.pause();
 /// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
 /// let op: ShutdownWriteOp<'_> = conn.shutdown_write(Some(Instant::now() + Duration::from_millis(20)));
-/// assert!(matches!(futures::executor::block_on(op), Err(FlushError::Timeout)));
+/// assert!(matches!(tidegate::block_on(op), Err(FlushError::Timeout)));
 /// ```
 #[must_use = "a half-close does nothing unless polled"]
 #[derive(Debug)]
@@ -152,9 +152,9 @@ impl ShutdownWriteOp<'_> {
     ///
     /// ```
     /// use std::task::Waker;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, SendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, SendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-shutdown-write-poll").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();

@@ -18,13 +18,13 @@ use crate::state::machine::Phase;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, Connected, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connected, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-connected").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
 /// let connected: Connected<'_> = conn.connected();
-/// futures::executor::block_on(connected).unwrap();
+/// tidegate::block_on(connected).unwrap();
 /// assert!(!conn.is_closed());
 /// ```
 #[must_use = "does nothing unless polled"]
@@ -52,8 +52,8 @@ impl Connected<'_> {
     /// ```
     /// use std::sync::Arc;
     /// use std::task::{Poll, Wake, Waker};
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// struct Unpark(std::thread::Thread);
     ///

@@ -34,9 +34,9 @@ enum FlushStage {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection, FlushError, FlushOp};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection, FlushError, FlushOp};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-flushop").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -44,7 +44,7 @@ enum FlushStage {
 /// peer.pause();
 /// conn.try_send(Bytes::from_static(b"data")).unwrap();
 /// let op: FlushOp<'_> = conn.flush(Some(Instant::now() + Duration::from_millis(20)));
-/// let result = futures::executor::block_on(op);
+/// let result = tidegate::block_on(op);
 /// assert!(matches!(result, Err(FlushError::Timeout)));
 /// ```
 #[must_use = "a flush does nothing unless polled"]
@@ -81,9 +81,9 @@ impl FlushOp<'_> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-flushop-poll-with").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -93,7 +93,7 @@ impl FlushOp<'_> {
     /// let mut op = conn.flush(None);
     /// assert!(op.poll_with(Waker::noop()).is_pending());
     /// peer.resume();
-    /// futures::executor::block_on(op).unwrap();
+    /// tidegate::block_on(op).unwrap();
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
         assert!(self.stage != FlushStage::Done, "FlushOp polled after completion");

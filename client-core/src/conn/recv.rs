@@ -35,8 +35,8 @@ use crate::state::error::RecvError;
 /// ```
 /// use std::task::Waker;
 /// use std::time::Duration;
-/// use tidegate_core::{Config, Connection, RecvOp};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection, RecvOp};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-recvop").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -47,7 +47,7 @@ use crate::state::error::RecvError;
 /// drop(op); // leaves the line
 /// assert_eq!(conn.stats().receivers, 0);
 /// peer.write(b"kept");
-/// let chunk = futures::executor::block_on(conn.recv(None)).unwrap();
+/// let chunk = tidegate::block_on(conn.recv(None)).unwrap();
 /// assert_eq!(chunk.unwrap(), "kept");
 /// ```
 #[must_use = "a receive does nothing unless polled"]
@@ -87,8 +87,8 @@ impl<C: ConnectionRef> RecvOp<C> {
     /// ```
     /// use std::task::{Poll, Waker};
     /// use std::time::Instant;
-    /// use tidegate_core::{Config, Connection, RecvError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, RecvError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-recvop-poll-with").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();

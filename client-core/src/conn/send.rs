@@ -47,9 +47,9 @@ enum Stage {
 /// # Examples
 ///
 /// ```
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("send-op-example").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -86,9 +86,9 @@ impl<C: ConnectionRef> SendOp<C> {
     ///
     /// ```
     /// use std::task::{Poll, Waker};
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-sendop-poll-with").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -130,9 +130,9 @@ impl<C: ConnectionRef> SendOp<C> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-sendop-is-queued").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
@@ -158,9 +158,9 @@ impl<C: ConnectionRef> SendOp<C> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-sendop-cancel").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();

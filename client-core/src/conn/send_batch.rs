@@ -47,8 +47,8 @@ enum BatchStage {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Config, Connection, FrameBatch};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection, FrameBatch};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-send-batch-op").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -96,8 +96,8 @@ impl<C: ConnectionRef> SendBatchOp<C> {
     ///
     /// ```
     /// use std::task::{Poll, Waker};
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-batch-op-poll-with").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -155,9 +155,9 @@ impl<C: ConnectionRef> SendBatchOp<C> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-batch-op-is-queued").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
@@ -185,9 +185,9 @@ impl<C: ConnectionRef> SendBatchOp<C> {
     /// ```
     /// use std::task::Waker;
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-batch-op-cancel").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();

@@ -19,8 +19,8 @@ use crate::state::watermark::{Subscription, Watermark};
 ///
 /// ```
 /// use std::task::{Poll, Waker};
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-watermark-events").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();
@@ -67,8 +67,8 @@ impl WatermarkEvents {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-watermark-try-next").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().watermarks(64, 16)).unwrap();

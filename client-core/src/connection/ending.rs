@@ -26,12 +26,12 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("close-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert!(report.is_clean());
     /// ```
     pub fn close(&self, timeout: Duration) -> CloseOp<'_> {
@@ -61,26 +61,26 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-shutdown-write").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.hold_open();
     /// conn.try_send(Bytes::from_static(b"question")).unwrap();
-    /// futures::executor::block_on(conn.shutdown_write(None)).unwrap();
+    /// tidegate::block_on(conn.shutdown_write(None)).unwrap();
     /// // The peer reads everything, then the end of stream, and answers.
     /// let mut buf = [0u8; 16];
     /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 8);
     /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 0);
     /// peer.write(b"answer");
     /// peer.close();
-    /// let answer = futures::executor::block_on(conn.recv(None)).unwrap();
+    /// let answer = tidegate::block_on(conn.recv(None)).unwrap();
     /// assert_eq!(answer.as_deref(), Some(&b"answer"[..]));
-    /// assert_eq!(futures::executor::block_on(conn.recv(None)).unwrap(), None);
-    /// assert!(futures::executor::block_on(conn.close(Duration::from_secs(5))).is_clean());
+    /// assert_eq!(tidegate::block_on(conn.recv(None)).unwrap(), None);
+    /// assert!(tidegate::block_on(conn.close(Duration::from_secs(5))).is_clean());
     /// ```
     pub fn shutdown_write(&self, deadline: Option<Instant>) -> ShutdownWriteOp<'_> {
         ShutdownWriteOp::new(self.shared(), deadline)
@@ -100,16 +100,16 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-close-if-last").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let other = conn.clone();
     /// assert!(other.close_if_last().is_none(), "`conn` is still there");
     /// conn.try_send(Bytes::from_static(b"kept")).unwrap();
-    /// let report = futures::executor::block_on(conn.close_if_last().unwrap());
+    /// let report = tidegate::block_on(conn.close_if_last().unwrap());
     /// assert!(report.is_clean());
     /// assert_eq!(report.bytes_written(), 4);
     /// ```
@@ -131,13 +131,13 @@ impl Connection {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::{Config, Connection, LastClose};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection, LastClose};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-last-close").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
 /// let close: LastClose = conn.close_if_last().unwrap();
-/// assert!(futures::executor::block_on(close).is_clean());
+/// assert!(tidegate::block_on(close).is_clean());
 /// ```
 #[must_use = "a close of the last handle is only waited for if polled"]
 #[derive(Debug)]
@@ -154,8 +154,8 @@ impl LastClose {
     ///
     /// ```
     /// use std::task::Waker;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-last-close-poll").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();

@@ -92,9 +92,9 @@ fn settings_for(url: &str, config: &Config) -> Settings {
 /// # Examples
 ///
 /// ```
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("connection-example").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new().capacity(1024)).unwrap();
@@ -132,7 +132,7 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, ConnectError, Connection};
+    /// use tidegate::{Config, ConnectError, Connection};
     ///
     /// let err = Connection::open("gopher://x", Config::new()).unwrap_err();
     /// assert!(matches!(err, ConnectError::UnknownScheme { .. }));
@@ -183,12 +183,12 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("connected-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
-    /// futures::executor::block_on(conn.connected()).unwrap();
+    /// tidegate::block_on(conn.connected()).unwrap();
     /// ```
     pub fn connected(&self) -> Connected<'_> {
         Connected::new(self.shared())
@@ -211,12 +211,12 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-call-link").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
-    /// let debug = futures::executor::block_on(conn.call_link(|link| format!("{link:?}"))).unwrap();
+    /// let debug = tidegate::block_on(conn.call_link(|link| format!("{link:?}"))).unwrap();
     /// assert!(debug.contains("MemLink"));
     /// ```
     pub fn call_link<R, F>(&self, f: F) -> LinkCall<R>
@@ -251,13 +251,13 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::SocketOption;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::SocketOption;
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let url = format!("tcp://{}", listener.local_addr().unwrap());
     /// let conn = Connection::open(&url, Config::new()).unwrap();
-    /// let applied = futures::executor::block_on(async {
+    /// let applied = tidegate::block_on(async {
     ///     conn.connected().await.unwrap();
     ///     conn.set_option(SocketOption::NoDelay(false)).await
     /// });
@@ -276,9 +276,9 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, Watermark};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, Watermark};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-connection-watermarks").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(100).watermarks(80, 20))
@@ -298,8 +298,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("stats-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4096)).unwrap();
@@ -317,9 +317,9 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::LengthDelimited;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::codec::LengthDelimited;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-max-frame-len").unwrap();
     /// let config = Config::new().capacity(1000).urgent_reserve(100).framing(LengthDelimited::new());
@@ -343,8 +343,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("is-closed-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -359,8 +359,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("config-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(10)).unwrap();
@@ -375,8 +375,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("endpoint-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();

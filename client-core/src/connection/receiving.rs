@@ -32,15 +32,15 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-connection-recv").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.write(b"ack");
     /// peer.close();
-    /// futures::executor::block_on(async {
+    /// tidegate::block_on(async {
     ///     assert_eq!(conn.recv(None).await.unwrap().unwrap(), "ack");
     ///     assert_eq!(conn.recv(None).await.unwrap(), None, "then the end of the stream");
     /// });
@@ -64,15 +64,15 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-connection-recv-owned").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// let op = conn.clone().recv_owned(None);
     /// peer.write(b"hi");
-    /// assert_eq!(futures::executor::block_on(op).unwrap().unwrap(), "hi");
+    /// assert_eq!(tidegate::block_on(op).unwrap().unwrap(), "hi");
     /// ```
     pub fn recv_owned(self, deadline: Option<Instant>) -> RecvOp<Self> {
         RecvOp::new(self, deadline)
@@ -88,8 +88,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-connection-try-recv").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();

@@ -23,9 +23,9 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, TrySendError};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, TrySendError};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("try-send-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
@@ -49,9 +49,9 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-try-send-urgent").unwrap();
     /// let config = Config::new().capacity(100).urgent_reserve(10);
@@ -84,13 +84,13 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("send-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
-    /// futures::executor::block_on(conn.send(Bytes::from_static(b"hi"), None)).unwrap();
+    /// tidegate::block_on(conn.send(Bytes::from_static(b"hi"), None)).unwrap();
     /// ```
     pub fn send(&self, frame: Bytes, deadline: Option<Instant>) -> SendOp<&Self> {
         SendOp::new(self, frame, false, deadline)
@@ -113,9 +113,9 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-urgent").unwrap();
     /// let config = Config::new().capacity(100).urgent_reserve(10);
@@ -123,7 +123,7 @@ impl Connection {
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// conn.try_send(Bytes::from(vec![0; 90])).unwrap();
-    /// futures::executor::block_on(conn.send_urgent(Bytes::from_static(b"ping"), None)).unwrap();
+    /// tidegate::block_on(conn.send_urgent(Bytes::from_static(b"ping"), None)).unwrap();
     /// ```
     pub fn send_urgent(&self, frame: Bytes, deadline: Option<Instant>) -> SendOp<&Self> {
         SendOp::new(self, frame, true, deadline)
@@ -143,14 +143,14 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("send-owned-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let op = conn.clone().send_owned(Bytes::from_static(b"hi"), None);
-    /// futures::executor::block_on(op).unwrap();
+    /// tidegate::block_on(op).unwrap();
     /// ```
     pub fn send_owned(self, frame: Bytes, deadline: Option<Instant>) -> SendOp<Self> {
         SendOp::new(self, frame, false, deadline)
@@ -175,8 +175,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-try-send-batch").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(1024)).unwrap();
@@ -214,8 +214,8 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-batch").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -223,7 +223,7 @@ impl Connection {
     /// for i in 0..10u8 {
     ///     batch.push([i; 64]);
     /// }
-    /// futures::executor::block_on(conn.send_batch(batch, None)).unwrap();
+    /// tidegate::block_on(conn.send_batch(batch, None)).unwrap();
     /// assert_eq!(conn.stats().frames_accepted, 10);
     /// ```
     pub fn send_batch(&self, batch: FrameBatch, deadline: Option<Instant>) -> SendBatchOp<&Self> {
@@ -244,14 +244,14 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Config, Connection, FrameBatch};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-send-batch-owned").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let mut batch = FrameBatch::new();
     /// batch.push("hi");
-    /// futures::executor::block_on(conn.clone().send_batch_owned(batch, None)).unwrap();
+    /// tidegate::block_on(conn.clone().send_batch_owned(batch, None)).unwrap();
     /// ```
     pub fn send_batch_owned(
         self,
@@ -277,14 +277,14 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("flush-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// conn.try_send(Bytes::from_static(b"hi")).unwrap();
-    /// futures::executor::block_on(conn.flush(None)).unwrap();
+    /// tidegate::block_on(conn.flush(None)).unwrap();
     /// assert_eq!(conn.stats().bytes_written, 2);
     /// ```
     pub fn flush(&self, deadline: Option<Instant>) -> FlushOp<'_> {

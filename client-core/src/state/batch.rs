@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::FrameBatch;
+/// use tidegate::FrameBatch;
 ///
 /// let mut batch = FrameBatch::new();
 /// batch.push(b"first");
@@ -46,7 +46,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let batch = tidegate_core::FrameBatch::new();
+    /// let batch = tidegate::FrameBatch::new();
     /// assert!(batch.is_empty());
     /// ```
     pub fn new() -> Self {
@@ -58,7 +58,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::with_capacity(64 * 64);
+    /// let mut batch = tidegate::FrameBatch::with_capacity(64 * 64);
     /// for _ in 0..64 {
     ///     batch.push([7u8; 64]);
     /// }
@@ -76,7 +76,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push(vec![1u8, 2, 3]);
     /// assert_eq!(batch.len(), 1);
     /// ```
@@ -91,7 +91,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push("a");
     /// batch.push("b");
     /// assert_eq!(batch.len(), 2);
@@ -105,7 +105,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push("abc");
     /// batch.push("de");
     /// assert_eq!(batch.bytes(), 5);
@@ -119,7 +119,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// assert!(batch.is_empty());
     /// batch.push("x");
     /// assert!(!batch.is_empty());
@@ -133,7 +133,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push("x");
     /// batch.clear();
     /// assert!(batch.is_empty() && batch.bytes() == 0);
@@ -148,7 +148,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push("ab");
     /// batch.push("");
     /// batch.push("c");
@@ -169,7 +169,7 @@ impl FrameBatch {
     /// # Examples
     ///
     /// ```
-    /// let mut batch = tidegate_core::FrameBatch::new();
+    /// let mut batch = tidegate::FrameBatch::new();
     /// batch.push("one");
     /// batch.push("two");
     /// assert_eq!(batch.into_frames(), ["one", "two"]);

@@ -53,9 +53,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 ///
 /// ```
 /// use std::time::Duration;
-/// use bytes::Bytes;
-/// use tidegate_core::{Budget, Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Budget, Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let budget = Budget::new(64 * 1024);
 /// let listener = MemListener::bind("budget-example").unwrap();
@@ -86,7 +86,7 @@ impl Budget {
     /// # Examples
     ///
     /// ```
-    /// let budget = tidegate_core::Budget::new(32 << 20);
+    /// let budget = tidegate::Budget::new(32 << 20);
     /// assert_eq!(budget.limit(), 32 << 20);
     /// ```
     pub fn new(limit: usize) -> Self {
@@ -100,7 +100,7 @@ impl Budget {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Budget::new(1000).limit(), 1000);
+    /// assert_eq!(tidegate::Budget::new(1000).limit(), 1000);
     /// ```
     pub fn limit(&self) -> usize {
         self.shared.lock().limit
@@ -112,7 +112,7 @@ impl Budget {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Budget::new(1000).used(), 0);
+    /// assert_eq!(tidegate::Budget::new(1000).used(), 0);
     /// ```
     pub fn used(&self) -> usize {
         self.shared.lock().used
@@ -124,7 +124,7 @@ impl Budget {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate_core::Budget::new(1000).waiting(), 0);
+    /// assert_eq!(tidegate::Budget::new(1000).waiting(), 0);
     /// ```
     pub fn waiting(&self) -> usize {
         self.shared.lock().line.len()

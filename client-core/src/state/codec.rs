@@ -39,8 +39,8 @@
 //! # Examples
 //!
 //! ```
-//! use bytes::{BufMut, BytesMut};
-//! use tidegate_core::codec::{Decoder, Encoder, LengthDelimited};
+//! use tidegate::bytes::{BufMut, BytesMut};
+//! use tidegate::codec::{Decoder, Encoder, LengthDelimited};
 //!
 //! let codec = LengthDelimited::new().width(2).max_frame_len(1024);
 //!
@@ -79,7 +79,7 @@ use bytes::{Buf, Bytes, BytesMut};
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::codec::MAX_HEADER_LEN;
+/// use tidegate::codec::MAX_HEADER_LEN;
 ///
 /// assert!(MAX_HEADER_LEN >= 8);
 /// ```
@@ -106,8 +106,8 @@ pub const MAX_HEADER_LEN: usize = 16;
 /// A decoder for lines ending in `\n`:
 ///
 /// ```
-/// use bytes::{Buf, Bytes, BytesMut};
-/// use tidegate_core::codec::{DecodeError, Decoder};
+/// use tidegate::bytes::{Buf, Bytes, BytesMut};
+/// use tidegate::codec::{DecodeError, Decoder};
 ///
 /// struct Lines;
 ///
@@ -141,8 +141,8 @@ pub trait Decoder: Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use bytes::BytesMut;
-    /// use tidegate_core::codec::{Decoder, LengthDelimited};
+    /// use tidegate::bytes::BytesMut;
+    /// use tidegate::codec::{Decoder, LengthDelimited};
     ///
     /// let mut decoder = LengthDelimited::new().width(1);
     /// let mut src = BytesMut::from(&b"\x02hi\x03ab"[..]);
@@ -165,8 +165,8 @@ pub trait Decoder: Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use bytes::BytesMut;
-    /// use tidegate_core::codec::{DecodeError, Decoder, LengthDelimited};
+    /// use tidegate::bytes::BytesMut;
+    /// use tidegate::codec::{DecodeError, Decoder, LengthDelimited};
     ///
     /// let mut decoder = LengthDelimited::new().width(1);
     /// let mut src = BytesMut::from(&b"\x04ab"[..]);
@@ -189,7 +189,7 @@ pub trait Decoder: Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Decoder, LengthDelimited};
+    /// use tidegate::codec::{Decoder, LengthDelimited};
     ///
     /// let decoder = LengthDelimited::new().width(2).max_frame_len(100);
     /// assert_eq!(decoder.max_encoded_len(), Some(102));
@@ -217,7 +217,7 @@ pub trait Decoder: Send + 'static {
 /// A 2-byte tag followed by a 1-byte length:
 ///
 /// ```
-/// use tidegate_core::codec::{EncodeError, Encoder};
+/// use tidegate::codec::{EncodeError, Encoder};
 ///
 /// struct Tagged;
 ///
@@ -245,7 +245,7 @@ pub trait Encoder: Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// assert_eq!(LengthDelimited::new().width(3).header_len(), 3);
     /// ```
@@ -263,7 +263,7 @@ pub trait Encoder: Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{EncodeError, Encoder, LengthDelimited};
+    /// use tidegate::codec::{EncodeError, Encoder, LengthDelimited};
     ///
     /// let codec = LengthDelimited::new().width(2).little_endian();
     /// let mut header = [0u8; 2];
@@ -280,7 +280,7 @@ pub trait Encoder: Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// assert_eq!(LengthDelimited::new().width(1).max_payload_len(), Some(255));
     /// ```
@@ -294,8 +294,8 @@ pub trait Encoder: Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// use bytes::BytesMut;
-/// use tidegate_core::codec::{DecodeError, Decoder, LengthDelimited};
+/// use tidegate::bytes::BytesMut;
+/// use tidegate::codec::{DecodeError, Decoder, LengthDelimited};
 ///
 /// let mut decoder = LengthDelimited::new().width(1).max_frame_len(4);
 /// let mut src = BytesMut::from(&b"\x09"[..]);
@@ -337,7 +337,7 @@ impl DecodeError {
     ///
     /// ```
     /// use std::error::Error;
-    /// use tidegate_core::codec::DecodeError;
+    /// use tidegate::codec::DecodeError;
     ///
     /// let err = DecodeError::malformed("bad magic number");
     /// assert_eq!(err.to_string(), "malformed frame");
@@ -381,7 +381,7 @@ impl Error for DecodeError {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::codec::EncodeError;
+/// use tidegate::codec::EncodeError;
 ///
 /// let err = EncodeError::TooLarge { len: 300, max: 255 };
 /// assert_eq!(err.to_string(), "a frame of 300 bytes is larger than the maximum of 255 bytes");
@@ -419,8 +419,8 @@ impl Error for EncodeError {}
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::Config;
-/// use tidegate_core::codec::{DEFAULT_MAX_FRAME_LEN, LengthDelimited};
+/// use tidegate::Config;
+/// use tidegate::codec::{DEFAULT_MAX_FRAME_LEN, LengthDelimited};
 ///
 /// assert_eq!(LengthDelimited::new().max_frame_len_bytes(), DEFAULT_MAX_FRAME_LEN);
 /// assert!(DEFAULT_MAX_FRAME_LEN + 8 <= Config::new().inbound_capacity_bytes());
@@ -439,7 +439,7 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::codec::{Decoder, Encoder, LengthDelimited};
+/// use tidegate::codec::{Decoder, Encoder, LengthDelimited};
 ///
 /// let codec = LengthDelimited::new()
 ///     .width(2)
@@ -474,7 +474,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// let mut header = [0u8; 4];
     /// LengthDelimited::new().encode_header(258, &mut header).unwrap();
@@ -498,7 +498,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// assert_eq!(LengthDelimited::new().width(8).header_len(), 8);
     /// ```
@@ -516,7 +516,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// let mut header = [0u8; 3];
     /// LengthDelimited::new().width(3).big_endian().encode_header(1, &mut header).unwrap();
@@ -532,7 +532,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// let mut header = [0u8; 3];
     /// LengthDelimited::new().width(3).little_endian().encode_header(1, &mut header).unwrap();
@@ -549,7 +549,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Encoder, LengthDelimited};
+    /// use tidegate::codec::{Encoder, LengthDelimited};
     ///
     /// let mut header = [0u8; 1];
     /// LengthDelimited::new().width(1).length_includes_header(true).encode_header(4, &mut header).unwrap();
@@ -568,7 +568,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::LengthDelimited;
+    /// use tidegate::codec::LengthDelimited;
     ///
     /// assert_eq!(LengthDelimited::new().max_frame_len(64).max_frame_len_bytes(), 64);
     /// // Clamped to what a 1-byte length can express.
@@ -585,7 +585,7 @@ impl LengthDelimited {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::LengthDelimited;
+    /// use tidegate::codec::LengthDelimited;
     ///
     /// let codec = LengthDelimited::new().width(1).length_includes_header(true);
     /// assert_eq!(codec.max_frame_len_bytes(), 254);
@@ -709,7 +709,7 @@ type MakeDecoder = dyn Fn() -> Box<dyn Decoder> + Send + Sync;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::codec::{Framing, LengthDelimited};
+/// use tidegate::codec::{Framing, LengthDelimited};
 ///
 /// let framing = Framing::new(LengthDelimited::new().width(2));
 /// assert_eq!(framing.encoder().unwrap().header_len(), 2);
@@ -744,8 +744,8 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::Config;
-    /// use tidegate_core::codec::{Framing, LengthDelimited};
+    /// use tidegate::Config;
+    /// use tidegate::codec::{Framing, LengthDelimited};
     ///
     /// let config = Config::new().framing(Framing::new(LengthDelimited::new()));
     /// assert!(config.framing_ref().encoder().is_some());
@@ -759,7 +759,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::Framing;
+    /// use tidegate::codec::Framing;
     ///
     /// assert!(Framing::none().encoder().is_none());
     /// assert!(Framing::none().new_decoder().is_none());
@@ -777,7 +777,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Framing, LengthDelimited};
+    /// use tidegate::codec::{Framing, LengthDelimited};
     ///
     /// let framing = Framing::none().with_encoder(LengthDelimited::new().width(8));
     /// assert_eq!(framing.encoder().unwrap().header_len(), 8);
@@ -796,7 +796,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Decoder, Framing, LengthDelimited};
+    /// use tidegate::codec::{Decoder, Framing, LengthDelimited};
     ///
     /// let framing = Framing::none().with_decoder(LengthDelimited::new().max_frame_len(10));
     /// assert_eq!(framing.new_decoder().unwrap().max_encoded_len(), Some(14));
@@ -811,7 +811,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Decoder, Framing, LengthDelimited};
+    /// use tidegate::codec::{Decoder, Framing, LengthDelimited};
     ///
     /// let framing = Framing::none().with_decoder_fn(|| LengthDelimited::new().width(1));
     /// assert_eq!(framing.new_decoder().unwrap().max_encoded_len(), Some(256));
@@ -829,7 +829,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Framing, LengthDelimited};
+    /// use tidegate::codec::{Framing, LengthDelimited};
     ///
     /// assert!(Framing::new(LengthDelimited::new()).encoder().is_some());
     /// ```
@@ -842,8 +842,8 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use bytes::BytesMut;
-    /// use tidegate_core::codec::{Framing, LengthDelimited};
+    /// use tidegate::bytes::BytesMut;
+    /// use tidegate::codec::{Framing, LengthDelimited};
     ///
     /// let framing = Framing::new(LengthDelimited::new().width(1));
     /// let mut decoder = framing.new_decoder().unwrap();
@@ -859,7 +859,7 @@ impl Framing {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::codec::{Framing, LengthDelimited};
+    /// use tidegate::codec::{Framing, LengthDelimited};
     ///
     /// assert!(Framing::none().is_none());
     /// assert!(!Framing::new(LengthDelimited::new()).is_none());

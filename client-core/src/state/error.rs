@@ -17,7 +17,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Disconnect, DisconnectKind};
+/// use tidegate::{Disconnect, DisconnectKind};
 ///
 /// let cause = Disconnect::from_io(std::io::ErrorKind::ConnectionReset.into());
 /// assert_eq!(cause.kind(), DisconnectKind::Reset);
@@ -33,7 +33,7 @@ pub struct Disconnect {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Disconnect, DisconnectKind};
+/// use tidegate::{Disconnect, DisconnectKind};
 ///
 /// assert_eq!(Disconnect::new(DisconnectKind::PeerClosed).kind(), DisconnectKind::PeerClosed);
 /// ```
@@ -58,7 +58,7 @@ impl Disconnect {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Disconnect, DisconnectKind};
+    /// use tidegate::{Disconnect, DisconnectKind};
     ///
     /// let cause = Disconnect::new(DisconnectKind::PeerClosed);
     /// assert!(cause.io_error().is_none());
@@ -78,7 +78,7 @@ impl Disconnect {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::{Disconnect, DisconnectKind};
+    /// use tidegate::{Disconnect, DisconnectKind};
     ///
     /// let cause = Disconnect::from_io(io::ErrorKind::BrokenPipe.into());
     /// assert_eq!(cause.kind(), DisconnectKind::Reset);
@@ -102,7 +102,7 @@ impl Disconnect {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::{Disconnect, DisconnectKind};
+    /// use tidegate::{Disconnect, DisconnectKind};
     ///
     /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
     /// let cause = Disconnect::with_io(DisconnectKind::ConnectFailed, refused);
@@ -118,7 +118,7 @@ impl Disconnect {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Disconnect, DisconnectKind};
+    /// use tidegate::{Disconnect, DisconnectKind};
     ///
     /// let cause = Disconnect::from_io(std::io::ErrorKind::UnexpectedEof.into());
     /// assert_eq!(cause.kind(), DisconnectKind::PeerClosed);
@@ -133,7 +133,7 @@ impl Disconnect {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::Disconnect;
+    /// use tidegate::Disconnect;
     ///
     /// let cause = Disconnect::from_io(io::ErrorKind::ConnectionReset.into());
     /// assert_eq!(cause.io_error().map(io::Error::kind), Some(io::ErrorKind::ConnectionReset));
@@ -175,8 +175,8 @@ impl Error for Disconnect {
 /// # Examples
 ///
 /// ```
-/// use bytes::Bytes;
-/// use tidegate_core::SendError;
+/// use tidegate::Bytes;
+/// use tidegate::SendError;
 ///
 /// let err = SendError::Timeout(Bytes::from_static(b"frame"));
 /// assert_eq!(err.into_inner(), Bytes::from_static(b"frame"));
@@ -218,8 +218,8 @@ impl<F> SendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::SendError;
+    /// use tidegate::Bytes;
+    /// use tidegate::SendError;
     ///
     /// let err = SendError::TooLarge { frame: Bytes::from_static(b"big"), capacity: 2 };
     /// assert_eq!(err.into_inner(), Bytes::from_static(b"big"));
@@ -241,8 +241,8 @@ impl<F> SendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::SendError;
+    /// use tidegate::Bytes;
+    /// use tidegate::SendError;
     ///
     /// let err = SendError::Closed(Bytes::from_static(b"late"));
     /// assert_eq!(err.frame().len(), 4);
@@ -264,7 +264,7 @@ impl<F> SendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::SendError;
+    /// use tidegate::SendError;
     ///
     /// assert!(SendError::Timeout("frame").is_timeout());
     /// assert!(!SendError::Closed("frame").is_timeout());
@@ -279,7 +279,7 @@ impl<F> SendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Disconnect, DisconnectKind, SendError};
+    /// use tidegate::{Disconnect, DisconnectKind, SendError};
     ///
     /// let cause = Disconnect::new(DisconnectKind::PeerClosed);
     /// assert!(SendError::Disconnected { frame: "frame", cause }.is_closed());
@@ -294,8 +294,8 @@ impl<F> SendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::SendError;
+    /// use tidegate::Bytes;
+    /// use tidegate::SendError;
     ///
     /// let err = SendError::Timeout(Bytes::from_static(b"frame"));
     /// let err: SendError<Vec<u8>> = err.map(|frame| frame.to_vec());
@@ -369,8 +369,8 @@ impl<F> Error for SendError<F> {
 /// # Examples
 ///
 /// ```
-/// use bytes::Bytes;
-/// use tidegate_core::TrySendError;
+/// use tidegate::Bytes;
+/// use tidegate::TrySendError;
 ///
 /// let err = TrySendError::Full(Bytes::from_static(b"frame"));
 /// assert!(err.is_full());
@@ -407,8 +407,8 @@ impl<F> TrySendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use tidegate_core::TrySendError;
+    /// use tidegate::Bytes;
+    /// use tidegate::TrySendError;
     ///
     /// let err = TrySendError::Empty(Bytes::new());
     /// assert!(err.into_inner().is_empty());
@@ -429,7 +429,7 @@ impl<F> TrySendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::TrySendError;
+    /// use tidegate::TrySendError;
     ///
     /// assert!(TrySendError::Full("frame").is_full());
     /// assert!(!TrySendError::TooLarge { frame: "frame", capacity: 4 }.is_full());
@@ -443,7 +443,7 @@ impl<F> TrySendError<F> {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::TrySendError;
+    /// use tidegate::TrySendError;
     ///
     /// assert!(TrySendError::Closed("frame").is_closed());
     /// assert!(!TrySendError::Full("frame").is_closed());
@@ -514,7 +514,7 @@ impl<F> Error for TrySendError<F> {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::ConnectError;
+/// use tidegate::ConnectError;
 ///
 /// let err = ConnectError::UnknownScheme { scheme: "nope".into(), registered: vec!["tcp".into()] };
 /// assert!(err.to_string().contains("tcp"));
@@ -582,7 +582,7 @@ impl Error for ConnectError {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::FlushError;
+/// use tidegate::FlushError;
 ///
 /// assert!(FlushError::Timeout.to_string().contains("timed out"));
 /// ```
@@ -631,7 +631,7 @@ impl Error for FlushError {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::LinkError;
+/// use tidegate::LinkError;
 ///
 /// assert_eq!(LinkError::Closed.to_string(), "the connection is closed");
 /// ```
@@ -676,7 +676,7 @@ impl Error for LinkError {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::CloseError;
+/// use tidegate::CloseError;
 ///
 /// assert!(CloseError::WouldDeadlock.to_string().contains("driver thread"));
 /// ```
@@ -716,7 +716,7 @@ impl From<LinkError> for io::Error {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::{Disconnect, DisconnectKind, RecvError};
+/// use tidegate::{Disconnect, DisconnectKind, RecvError};
 ///
 /// let err = RecvError::Disconnected(Disconnect::new(DisconnectKind::Reset));
 /// assert!(err.is_disconnected());
@@ -745,7 +745,7 @@ impl RecvError {
     /// # Examples
     ///
     /// ```
-    /// assert!(tidegate_core::RecvError::Timeout.is_timeout());
+    /// assert!(tidegate::RecvError::Timeout.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout)
@@ -756,7 +756,7 @@ impl RecvError {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Disconnect, DisconnectKind, RecvError};
+    /// use tidegate::{Disconnect, DisconnectKind, RecvError};
     ///
     /// let err = RecvError::Disconnected(Disconnect::new(DisconnectKind::Io));
     /// assert!(err.is_disconnected());
@@ -796,7 +796,7 @@ impl Error for RecvError {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::TryRecvError;
+/// use tidegate::TryRecvError;
 ///
 /// assert!(TryRecvError::Empty.is_empty());
 /// ```
@@ -817,7 +817,7 @@ impl TryRecvError {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::{Disconnect, DisconnectKind, TryRecvError};
+    /// use tidegate::{Disconnect, DisconnectKind, TryRecvError};
     ///
     /// let err = TryRecvError::Disconnected(Disconnect::new(DisconnectKind::Reset));
     /// assert!(!err.is_empty());

@@ -165,7 +165,7 @@ struct Harness {
 /// # Examples
 ///
 /// ```ignore
-/// tidegate_core::fuzzing::run(&[40, 3, 0, 9, 9, 9, 7, 255, 255]);
+/// tidegate::fuzzing::run(&[40, 3, 0, 9, 9, 9, 7, 255, 255]);
 /// ```
 pub fn run(data: &[u8]) {
     drive(data);

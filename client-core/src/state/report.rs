@@ -10,7 +10,7 @@ use crate::state::error::Disconnect;
 /// # Examples
 ///
 /// ```
-/// # fn show(stats: tidegate_core::Stats) {
+/// # fn show(stats: tidegate::Stats) {
 /// println!(
 ///     "{} of {} bytes buffered, {} senders waiting",
 ///     stats.buffered, stats.capacity, stats.waiters
@@ -68,14 +68,14 @@ pub struct Stats {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::{Config, Connection, Ending};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::{Config, Connection, Ending};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-ending").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
 /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 /// peer.hold_open();
-/// let report = futures::executor::block_on(conn.close(Duration::from_millis(50)));
+/// let report = tidegate::block_on(conn.close(Duration::from_millis(50)));
 /// assert_eq!(report.ending(), Ending::PeerKeptOpen);
 /// assert!(!report.is_clean());
 /// ```
@@ -116,7 +116,7 @@ pub enum Ending {
 /// # Examples
 ///
 /// ```
-/// # fn show(report: tidegate_core::CloseReport) {
+/// # fn show(report: tidegate::CloseReport) {
 /// if !report.is_clean() {
 ///     eprintln!("{} frames were not sent: {:?}", report.unsent().len(), report.cause());
 /// }
@@ -140,14 +140,14 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-bytes-written").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// conn.try_send(Bytes::from_static(b"hello")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.bytes_written(), 5);
     /// ```
     pub fn bytes_written(&self) -> u64 {
@@ -160,15 +160,15 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-frames-written").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// conn.try_send(Bytes::from_static(b"one")).unwrap();
     /// conn.try_send(Bytes::from_static(b"two")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.frames_written(), 2);
     /// ```
     pub fn frames_written(&self) -> u64 {
@@ -184,9 +184,9 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-unsent").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -194,10 +194,10 @@ impl CloseReport {
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"first")).unwrap();
     /// conn.try_send(Bytes::from_static(b"second")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let report = tidegate::block_on(conn.close(Duration::ZERO));
     /// assert_eq!(report.unsent().len(), 2);
     /// assert_eq!(report.unsent()[1].frame(), &Bytes::from_static(b"second"));
-    /// let again = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let again = tidegate::block_on(conn.close(Duration::ZERO));
     /// assert!(again.unsent().is_empty(), "only the first close gets them");
     /// ```
     pub fn unsent(&self) -> &[UnsentFrame] {
@@ -210,16 +210,16 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-into-unsent").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"keep")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let report = tidegate::block_on(conn.close(Duration::ZERO));
     /// let unsent = report.into_unsent();
     /// assert_eq!(unsent[0].frame(), &Bytes::from_static(b"keep"));
     /// ```
@@ -233,14 +233,14 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection, DisconnectKind};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, DisconnectKind};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-cause").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.reset();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset));
     /// ```
     pub fn cause(&self) -> Option<&Disconnect> {
@@ -253,16 +253,16 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-timed-out").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"stalled")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_millis(20)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_millis(20)));
     /// assert!(report.timed_out());
     /// ```
     pub fn timed_out(&self) -> bool {
@@ -275,14 +275,14 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, Ending};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, Ending};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-ending").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// conn.try_send(Bytes::from_static(b"all of it")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.ending(), Ending::Clean);
     /// ```
     pub fn ending(&self) -> Ending {
@@ -296,14 +296,14 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-discarded").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().inbound_capacity(4)).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.write(b"0123456789");
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert!(report.is_clean());
     /// assert_eq!(report.inbound_discarded(), 6, "four bytes stay readable");
     /// ```
@@ -318,14 +318,14 @@ impl CloseReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-closereport-is-clean").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// conn.try_send(Bytes::from_static(b"all of it")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert!(report.is_clean());
     /// ```
     pub fn is_clean(&self) -> bool {

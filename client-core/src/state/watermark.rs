@@ -21,7 +21,7 @@ const QUEUE: usize = 64;
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::Watermark;
+/// use tidegate::Watermark;
 ///
 /// assert_ne!(Watermark::High, Watermark::Low);
 /// ```

@@ -11,11 +11,11 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tidegate_core::transport::mem::MemListener;
+//! use tidegate::transport::mem::MemListener;
 //!
 //! let listener = MemListener::bind("docs-example").unwrap();
-//! let link = tidegate_core::transport::lookup("mem").unwrap()
-//!     .open(&tidegate_core::transport::Endpoint::parse("mem://docs-example").unwrap())
+//! let link = tidegate::transport::lookup("mem").unwrap()
+//!     .open(&tidegate::transport::Endpoint::parse("mem://docs-example").unwrap())
 //!     .unwrap();
 //! let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
 //! peer.pause();
@@ -35,9 +35,9 @@ use super::{Endpoint, Link, LinkWaker, Registration, Transport};
 ///
 /// ```
 /// use std::time::Duration;
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::{DEFAULT_WRITE_CAPACITY, MemListener};
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::{DEFAULT_WRITE_CAPACITY, MemListener};
 ///
 /// let listener = MemListener::bind("doc-default-write-capacity").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -53,7 +53,7 @@ pub const DEFAULT_WRITE_CAPACITY: usize = 64 * 1024;
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::lookup("mem").is_some());
+/// assert!(tidegate::transport::lookup("mem").is_some());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mem;
@@ -94,7 +94,7 @@ struct ListenerShared {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("listener-example").unwrap();
 /// assert!(MemListener::bind("listener-example").is_err(), "the name is taken");
@@ -118,7 +118,7 @@ impl MemListener {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-memlistener-bind").unwrap();
     /// let err = MemListener::bind("doc-memlistener-bind").unwrap_err();
@@ -143,7 +143,7 @@ impl MemListener {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-memlistener-url").unwrap();
     /// assert_eq!(listener.url(), "mem://doc-memlistener-url");
@@ -167,8 +167,8 @@ impl MemListener {
     /// ```
     /// use std::io;
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-memlistener-accept-timeout").unwrap();
     /// let err = listener.accept_timeout(Duration::from_millis(10)).unwrap_err();
@@ -352,9 +352,9 @@ impl Drop for MemLink {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bytes::Bytes;
-/// use tidegate_core::{Config, Connection};
-/// use tidegate_core::transport::mem::MemListener;
+/// use tidegate::Bytes;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
 ///
 /// let listener = MemListener::bind("doc-mempeer").unwrap();
 /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -378,9 +378,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-pause").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -400,9 +400,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-resume").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -410,7 +410,7 @@ impl MemPeer {
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"held")).unwrap();
     /// peer.resume();
-    /// futures::executor::block_on(conn.flush(None)).unwrap();
+    /// tidegate::block_on(conn.flush(None)).unwrap();
     /// assert_eq!(peer.unread(), 4);
     /// ```
     pub fn resume(&self) {
@@ -423,9 +423,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-set-write-capacity").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -446,9 +446,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-unread").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -469,14 +469,14 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-client-closed").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// assert!(!peer.client_closed());
-    /// futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert!(peer.client_closed());
     /// ```
     pub fn client_closed(&self) -> bool {
@@ -499,9 +499,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-read-timeout").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -510,7 +510,7 @@ impl MemPeer {
     /// let mut buf = [0u8; 16];
     /// let n = peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap();
     /// assert_eq!(&buf[..n], b"ping");
-    /// futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(peer.read_timeout(&mut buf, Duration::from_secs(5)).unwrap(), 0);
     /// ```
     pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -555,9 +555,9 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-wait-unread").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -596,8 +596,8 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::{self, Endpoint};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::transport::{self, Endpoint};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-write").unwrap();
     /// let endpoint = Endpoint::parse(&listener.url()).unwrap();
@@ -620,17 +620,17 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection, DisconnectKind};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection, DisconnectKind};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-close").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.close();
-    /// assert_eq!(futures::executor::block_on(conn.recv(None)).unwrap(), None);
+    /// assert_eq!(tidegate::block_on(conn.recv(None)).unwrap(), None);
     /// conn.try_send(Bytes::from_static(b"too late")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_secs(5)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_secs(5)));
     /// assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::PeerClosed));
     /// assert_eq!(report.unsent().len(), 1);
     /// ```
@@ -649,14 +649,14 @@ impl MemPeer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::{Config, Connection, Ending};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::{Config, Connection, Ending};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-hold-open").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.hold_open();
-    /// let report = futures::executor::block_on(conn.close(Duration::from_millis(20)));
+    /// let report = tidegate::block_on(conn.close(Duration::from_millis(20)));
     /// assert_eq!(report.ending(), Ending::PeerKeptOpen);
     /// ```
     pub fn hold_open(&self) {
@@ -670,8 +670,8 @@ impl MemPeer {
     /// ```
     /// use std::io::{self, IoSlice};
     /// use std::time::Duration;
-    /// use tidegate_core::transport::{self, Endpoint};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::transport::{self, Endpoint};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-mempeer-reset").unwrap();
     /// let endpoint = Endpoint::parse(&listener.url()).unwrap();

@@ -32,7 +32,7 @@
 //! # Examples
 //!
 //! ```
-//! let schemes = tidegate_core::transport::schemes();
+//! let schemes = tidegate::transport::schemes();
 //! for builtin in ["mem", "tcp", "tls"] {
 //!     assert!(schemes.contains(&builtin.to_string()));
 //! }
@@ -91,8 +91,8 @@ pub use mio;
 /// ```
 /// use std::io::{self, Read};
 /// use std::time::Duration;
-/// use tidegate_core::transport::{self, Endpoint, Link, Transport, tcp};
-/// use tidegate_core::{Bytes, Config, Connection};
+/// use tidegate::transport::{self, Endpoint, Link, Transport, tcp};
+/// use tidegate::{Bytes, Config, Connection};
 ///
 /// /// `traced://host:port?tag=name`: TCP, with a log line per connection.
 /// #[derive(Debug)]
@@ -119,7 +119,7 @@ pub use mio;
 /// let url = format!("traced://{}?tag=doc&sndbuf=65536", listener.local_addr().unwrap());
 /// let conn = Connection::open(&url, Config::new()).unwrap();
 /// conn.try_send(Bytes::from_static(b"through the plugin")).unwrap();
-/// futures::executor::block_on(conn.flush(None)).unwrap();
+/// tidegate::block_on(conn.flush(None)).unwrap();
 /// let (mut peer, _) = listener.accept().unwrap();
 /// peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 /// let mut got = [0u8; 18];
@@ -172,9 +172,9 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// ```
 /// use std::io::{self, IoSlice};
 /// use std::sync::{Arc, Mutex};
-/// use bytes::Bytes;
-/// use tidegate_core::transport::{self, Endpoint, Link, LinkWaker, Registration, Transport};
-/// use tidegate_core::{Config, Connection};
+/// use tidegate::Bytes;
+/// use tidegate::transport::{self, Endpoint, Link, LinkWaker, Registration, Transport};
+/// use tidegate::{Config, Connection};
 ///
 /// #[derive(Debug, Default)]
 /// struct Gate {
@@ -234,7 +234,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// if let Some(waker) = waker {
 ///     waker.wake();
 /// }
-/// futures::executor::block_on(conn.flush(None)).unwrap();
+/// tidegate::block_on(conn.flush(None)).unwrap();
 /// assert_eq!(conn.stats().bytes_written, 5);
 /// ```
 pub trait Link: Send + fmt::Debug + 'static {
@@ -332,8 +332,8 @@ pub trait Link: Send + fmt::Debug + 'static {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tcp::TcpLink;
-    /// use tidegate_core::transport::{Link, SocketOption, SocketOptionKind};
+    /// use tidegate::transport::tcp::TcpLink;
+    /// use tidegate::transport::{Link, SocketOption, SocketOptionKind};
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let mut link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
@@ -361,7 +361,7 @@ pub trait Link: Send + fmt::Debug + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::transport::{Keepalive, SocketOption, SocketOptionKind};
+/// use tidegate::transport::{Keepalive, SocketOption, SocketOptionKind};
 ///
 /// let options = [
 ///     SocketOption::NoDelay(true),
@@ -402,7 +402,7 @@ impl SocketOption {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::{SocketOption, SocketOptionKind};
+    /// use tidegate::transport::{SocketOption, SocketOptionKind};
     ///
     /// assert_eq!(SocketOption::NoDelay(false).kind(), SocketOptionKind::NoDelay);
     /// ```
@@ -423,7 +423,7 @@ impl SocketOption {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::{SocketOption, SocketOptionKind};
+/// use tidegate::transport::{SocketOption, SocketOptionKind};
 ///
 /// assert_eq!(SocketOption::Linger(None).kind(), SocketOptionKind::Linger);
 /// ```
@@ -451,7 +451,7 @@ pub enum SocketOptionKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::transport::Keepalive;
+/// use tidegate::transport::Keepalive;
 ///
 /// let keepalive = Keepalive::new()
 ///     .idle(Duration::from_secs(30))
@@ -472,7 +472,7 @@ impl Keepalive {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// assert_eq!(Keepalive::new().idle_time(), None);
     /// ```
@@ -487,7 +487,7 @@ impl Keepalive {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// let keepalive = Keepalive::new().idle(Duration::from_secs(60));
     /// assert_eq!(keepalive.idle_time(), Some(Duration::from_secs(60)));
@@ -503,7 +503,7 @@ impl Keepalive {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// let keepalive = Keepalive::new().interval(Duration::from_secs(10));
     /// assert_eq!(keepalive.interval_time(), Some(Duration::from_secs(10)));
@@ -519,7 +519,7 @@ impl Keepalive {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// assert_eq!(Keepalive::new().retries(4).retry_count(), Some(4));
     /// ```
@@ -534,7 +534,7 @@ impl Keepalive {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// let keepalive = Keepalive::new().idle(Duration::from_secs(9));
     /// assert_eq!(keepalive.idle_time(), Some(Duration::from_secs(9)));
@@ -548,7 +548,7 @@ impl Keepalive {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// assert_eq!(Keepalive::new().interval_time(), None);
     /// ```
@@ -561,7 +561,7 @@ impl Keepalive {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Keepalive;
+    /// use tidegate::transport::Keepalive;
     ///
     /// assert_eq!(Keepalive::new().retry_count(), None);
     /// ```
@@ -578,7 +578,7 @@ impl Keepalive {
 ///
 /// ```
 /// use std::io::{self, IoSlice, Read, Write};
-/// use tidegate_core::transport::{Link, Registration, mio};
+/// use tidegate::transport::{Link, Registration, mio};
 ///
 /// #[derive(Debug)]
 /// struct Plain(mio::net::TcpStream);
@@ -604,7 +604,7 @@ impl Keepalive {
 ///         self.0.shutdown(std::net::Shutdown::Write)
 ///     }
 /// }
-/// # use tidegate_core::transport::{self, Endpoint, Transport};
+/// # use tidegate::transport::{self, Endpoint, Transport};
 /// # #[derive(Debug)]
 /// # struct PlainTransport;
 /// # impl Transport for PlainTransport {
@@ -617,9 +617,9 @@ impl Keepalive {
 /// # transport::register("doc-registration-plain", PlainTransport).unwrap();
 /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 /// # let url = format!("doc-registration-plain://{}", listener.local_addr().unwrap());
-/// # let conn = tidegate_core::Connection::open(&url, tidegate_core::Config::new()).unwrap();
-/// # conn.try_send(bytes::Bytes::from_static(b"hi")).unwrap();
-/// # futures::executor::block_on(conn.flush(None)).unwrap();
+/// # let conn = tidegate::Connection::open(&url, tidegate::Config::new()).unwrap();
+/// # conn.try_send(tidegate::Bytes::from_static(b"hi")).unwrap();
+/// # tidegate::block_on(conn.flush(None)).unwrap();
 /// # let mut got = [0u8; 2];
 /// # listener.accept().unwrap().0.read_exact(&mut got).unwrap();
 /// # assert_eq!(&got, b"hi");
@@ -645,8 +645,8 @@ impl<'a> Registration<'a> {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::transport::Registration;
-    /// use tidegate_core::transport::mio::net::TcpStream;
+    /// use tidegate::transport::Registration;
+    /// use tidegate::transport::mio::net::TcpStream;
     ///
     /// /// The `register` step of a link over a TCP socket.
     /// fn register(socket: &mut TcpStream, registration: &Registration<'_>) -> io::Result<()> {
@@ -667,8 +667,8 @@ impl<'a> Registration<'a> {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::transport::Registration;
-    /// use tidegate_core::transport::mio::{Interest, Registry, Token, net::TcpStream};
+    /// use tidegate::transport::Registration;
+    /// use tidegate::transport::mio::{Interest, Registry, Token, net::TcpStream};
     ///
     /// /// What a link keeps to move its registration to a replacement socket later.
     /// struct Kept {
@@ -696,8 +696,8 @@ impl<'a> Registration<'a> {
     ///
     /// ```
     /// use std::io;
-    /// use tidegate_core::transport::Registration;
-    /// use tidegate_core::transport::mio::{Interest, Registry, Token, net::TcpStream};
+    /// use tidegate::transport::Registration;
+    /// use tidegate::transport::mio::{Interest, Registry, Token, net::TcpStream};
     ///
     /// /// What a link keeps to move its registration to a replacement socket later.
     /// struct Kept {
@@ -727,7 +727,7 @@ impl<'a> Registration<'a> {
     ///
     /// ```
     /// use std::sync::Mutex;
-    /// use tidegate_core::transport::{LinkWaker, Registration};
+    /// use tidegate::transport::{LinkWaker, Registration};
     ///
     /// /// What the link and the far side of its pipe share.
     /// struct Pipe {
@@ -759,7 +759,7 @@ impl fmt::Debug for Registration<'_> {
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use tidegate_core::transport::LinkWaker;
+/// use tidegate::transport::LinkWaker;
 ///
 /// /// What a user-space link and the far side of its pipe share.
 /// struct Pipe {
@@ -797,7 +797,7 @@ impl LinkWaker {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::LinkWaker;
+    /// use tidegate::transport::LinkWaker;
     ///
     /// /// Called by the far side of a user-space pipe after it made room.
     /// fn room_made(waker: &LinkWaker) {
@@ -819,7 +819,7 @@ impl LinkWaker {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use tidegate_core::transport::LinkWaker;
+    /// use tidegate::transport::LinkWaker;
     ///
     /// /// Called when a link starts a handshake that must end within `limit`.
     /// fn handshake_started(waker: &LinkWaker, limit: Duration) -> Instant {
@@ -849,7 +849,7 @@ impl fmt::Debug for LinkWaker {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::Endpoint;
+/// use tidegate::transport::Endpoint;
 ///
 /// let e = Endpoint::parse("tcp://127.0.0.1:5672?nodelay=1").unwrap();
 /// assert_eq!(e.scheme(), "tcp");
@@ -876,8 +876,8 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::ConnectError;
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::ConnectError;
+    /// use tidegate::transport::Endpoint;
     ///
     /// let endpoint = Endpoint::parse("mem://queue?capacity=10").unwrap();
     /// assert_eq!(endpoint.address(), "queue");
@@ -921,7 +921,7 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::transport::Endpoint;
     ///
     /// let endpoint = Endpoint::parse("TCP://Example.com:5672?a=1").unwrap();
     /// assert_eq!(endpoint.url(), "TCP://Example.com:5672?a=1");
@@ -935,7 +935,7 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::transport::Endpoint;
     ///
     /// assert_eq!(Endpoint::parse("TCP://127.0.0.1:5672").unwrap().scheme(), "tcp");
     /// ```
@@ -948,7 +948,7 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::transport::Endpoint;
     ///
     /// let endpoint = Endpoint::parse("tcp://[::1]:5672?nodelay=1").unwrap();
     /// assert_eq!(endpoint.address(), "[::1]:5672");
@@ -963,7 +963,7 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::transport::Endpoint;
     ///
     /// let endpoint = Endpoint::parse("tcp://host:1?retry=1&retry=2&verbose").unwrap();
     /// assert_eq!(endpoint.query("retry"), Some("2"));
@@ -979,7 +979,7 @@ impl Endpoint {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::Endpoint;
+    /// use tidegate::transport::Endpoint;
     ///
     /// let endpoint = Endpoint::parse("tcp://host:1?a=1&b=2&a=3").unwrap();
     /// let pairs: Vec<(&str, &str)> = endpoint.query_pairs().collect();
@@ -1011,7 +1011,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::{self, tcp::Tcp};
+/// use tidegate::transport::{self, tcp::Tcp};
 ///
 /// let before = transport::register("tcp-again", Tcp).unwrap();
 /// assert!(before.is_none());
@@ -1030,8 +1030,8 @@ pub fn register(
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::lookup("tcp").is_some());
-/// assert!(tidegate_core::transport::lookup("gopher").is_none());
+/// assert!(tidegate::transport::lookup("tcp").is_some());
+/// assert!(tidegate::transport::lookup("gopher").is_none());
 /// ```
 pub fn lookup(scheme: &str) -> Option<Arc<dyn Transport>> {
     let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
@@ -1043,7 +1043,7 @@ pub fn lookup(scheme: &str) -> Option<Arc<dyn Transport>> {
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::schemes().iter().any(|s| s == "mem"));
+/// assert!(tidegate::transport::schemes().iter().any(|s| s == "mem"));
 /// ```
 pub fn schemes() -> Vec<String> {
     let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);

@@ -26,7 +26,7 @@
 //! # Examples
 //!
 //! ```
-//! use tidegate_core::transport::{Endpoint, SocketOption, SocketOptionKind, Transport, tcp::Tcp};
+//! use tidegate::transport::{Endpoint, SocketOption, SocketOptionKind, Transport, tcp::Tcp};
 //!
 //! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 //! let url = format!("tcp://{}?nodelay=0&linger=0", listener.local_addr().unwrap());
@@ -58,7 +58,7 @@ use super::{
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::tcp::QUERY_KEYS.contains(&"sndbuf"));
+/// assert!(tidegate::transport::tcp::QUERY_KEYS.contains(&"sndbuf"));
 /// ```
 pub const QUERY_KEYS: &[&str] = &[
     "nodelay",
@@ -86,7 +86,7 @@ pub const QUERY_KEYS: &[&str] = &[
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::transport::{Endpoint, SocketOption, tcp};
+/// use tidegate::transport::{Endpoint, SocketOption, tcp};
 ///
 /// let endpoint = Endpoint::parse("tcp://h:1?sndbuf=65536&user_timeout=5s&mine=x").unwrap();
 /// let options = tcp::query_options(&endpoint, &["mine"]).unwrap();
@@ -157,7 +157,7 @@ pub fn query_options(endpoint: &Endpoint, other_keys: &[&str]) -> io::Result<Vec
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::lookup("tcp").is_some());
+/// assert!(tidegate::transport::lookup("tcp").is_some());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tcp;
@@ -178,7 +178,7 @@ impl Transport for Tcp {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::tcp::TcpLink;
+/// use tidegate::transport::tcp::TcpLink;
 ///
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 /// let link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
@@ -213,7 +213,7 @@ impl TcpLink {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tcp::TcpLink;
+    /// use tidegate::transport::tcp::TcpLink;
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
@@ -250,7 +250,7 @@ impl TcpLink {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tcp::TcpLink;
+    /// use tidegate::transport::tcp::TcpLink;
     ///
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let addr = listener.local_addr().unwrap();

@@ -38,8 +38,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use tidegate_core::transport::tls::Tls;
-//! use tidegate_core::{Bytes, Config, Connection};
+//! use tidegate::transport::tls::Tls;
+//! use tidegate::{Bytes, Config, Connection};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Trusts the system roots only.
@@ -90,8 +90,8 @@ const TLS_QUERY_KEYS: &[&str] = &["domain"];
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidegate_core::Config;
-/// use tidegate_core::transport::tls::Tls;
+/// use tidegate::Config;
+/// use tidegate::transport::tls::Tls;
 ///
 /// let tls = Tls::builder().handshake_timeout(Duration::from_secs(3)).build().unwrap();
 /// let config = Config::new().transport(tls);
@@ -125,7 +125,7 @@ impl Tls {
     /// # Examples
     ///
     /// ```
-    /// let tls = tidegate_core::transport::tls::Tls::new();
+    /// let tls = tidegate::transport::tls::Tls::new();
     /// # drop(tls);
     /// ```
     pub fn new() -> Self {
@@ -137,7 +137,7 @@ impl Tls {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::{Tls, native_tls::Protocol};
+    /// use tidegate::transport::tls::{Tls, native_tls::Protocol};
     ///
     /// let tls = Tls::builder().min_protocol_version(Protocol::Tlsv13).build().unwrap();
     /// # drop(tls);
@@ -155,7 +155,7 @@ impl Tls {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::{Tls, native_tls::TlsConnector};
+    /// use tidegate::transport::tls::{Tls, native_tls::TlsConnector};
     ///
     /// let connector = TlsConnector::builder().use_sni(false).build().unwrap();
     /// let tls = Tls::from_connector(connector);
@@ -172,7 +172,7 @@ impl Tls {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::new().domain("broker.internal");
     /// # drop(tls);
@@ -188,7 +188,7 @@ impl Tls {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::new().handshake_timeout(Duration::from_secs(5));
     /// # drop(tls);
@@ -272,7 +272,7 @@ enum ClientIdentity {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tidegate_core::transport::tls::Tls;
+/// use tidegate::transport::tls::Tls;
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let tls = Tls::builder()
@@ -343,7 +343,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let builder = Tls::builder().add_root_certificate_pem(b"not a certificate");
     /// let err = builder.build().unwrap_err();
@@ -359,7 +359,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```no_run
-    /// use tidegate_core::transport::tls::{Tls, native_tls::Certificate};
+    /// use tidegate::transport::tls::{Tls, native_tls::Certificate};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let ca = Certificate::from_der(&std::fs::read("ca.der")?)?;
@@ -378,7 +378,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().disable_system_roots().build().unwrap();
     /// # drop(tls);
@@ -395,7 +395,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let err = Tls::builder().identity_pem(b"no cert", b"no key").build().unwrap_err();
     /// assert!(err.to_string().contains("client certificate"), "{err}");
@@ -410,7 +410,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let err = Tls::builder().identity_pkcs12(b"not an archive", "pw").build().unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
@@ -426,7 +426,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```no_run
-    /// use tidegate_core::transport::tls::{Tls, native_tls::Identity};
+    /// use tidegate::transport::tls::{Tls, native_tls::Identity};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let identity = Identity::from_pkcs12(&std::fs::read("client.p12")?, "secret")?;
@@ -445,7 +445,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::{Tls, native_tls::Protocol};
+    /// use tidegate::transport::tls::{Tls, native_tls::Protocol};
     ///
     /// let tls = Tls::builder().min_protocol_version(Protocol::Tlsv13).build().unwrap();
     /// # drop(tls);
@@ -460,7 +460,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().alpn_protocols(&["mqtt", "x-custom"]).build().unwrap();
     /// # drop(tls);
@@ -476,7 +476,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().use_sni(false).build().unwrap();
     /// # drop(tls);
@@ -491,7 +491,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().domain("localhost").build().unwrap();
     /// # drop(tls);
@@ -507,7 +507,7 @@ impl TlsBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().handshake_timeout(Duration::from_millis(500)).build().unwrap();
     /// # drop(tls);
@@ -524,7 +524,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().danger_accept_invalid_certs_and_hostnames().build().unwrap();
     /// # drop(tls);
@@ -545,7 +545,7 @@ impl TlsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::tls::Tls;
+    /// use tidegate::transport::tls::Tls;
     ///
     /// let tls = Tls::builder().build().unwrap();
     /// # drop(tls);
@@ -647,7 +647,7 @@ enum Stage {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::{Endpoint, Transport, tls::Tls};
+/// use tidegate::transport::{Endpoint, Transport, tls::Tls};
 ///
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 /// let url = format!("tls://{}?domain=localhost", listener.local_addr().unwrap());

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::io::Read;
-//! use tidegate_core::{Bytes, Config, Connection};
+//! use tidegate::{Bytes, Config, Connection};
 //!
 //! let dir = std::env::temp_dir().join(format!("tidegate-unix-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
@@ -20,7 +20,7 @@
 //!
 //! let conn = Connection::open(&format!("unix://{}", path.display()), Config::new()).unwrap();
 //! conn.try_send(Bytes::from_static(b"over a unix socket")).unwrap();
-//! futures::executor::block_on(conn.flush(None)).unwrap();
+//! tidegate::block_on(conn.flush(None)).unwrap();
 //! let (mut peer, _) = listener.accept().unwrap();
 //! let mut got = [0u8; 18];
 //! peer.read_exact(&mut got).unwrap();
@@ -42,7 +42,7 @@ use super::{Endpoint, Link, Registration, SocketOption, SocketOptionKind, Transp
 /// # Examples
 ///
 /// ```
-/// assert!(tidegate_core::transport::lookup("unix").is_some());
+/// assert!(tidegate::transport::lookup("unix").is_some());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unix;
@@ -64,7 +64,7 @@ impl Transport for Unix {
 /// # Examples
 ///
 /// ```
-/// use tidegate_core::transport::unix::UnixLink;
+/// use tidegate::transport::unix::UnixLink;
 ///
 /// let err = UnixLink::connect("/nonexistent/tidegate.sock").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
@@ -86,7 +86,7 @@ impl UnixLink {
     /// # Examples
     ///
     /// ```
-    /// use tidegate_core::transport::unix::UnixLink;
+    /// use tidegate::transport::unix::UnixLink;
     ///
     /// let path = std::env::temp_dir().join(format!("tidegate-unixlink-{}", std::process::id()));
     /// let _ = std::fs::remove_file(&path);

@@ -117,7 +117,7 @@ impl MaybeHeader for Option<Header> {
 /// # Examples
 ///
 /// ```
-/// # fn show(report: tidegate_core::CloseReport) {
+/// # fn show(report: tidegate::CloseReport) {
 /// for unsent in report.unsent() {
 ///     println!("{} of {} bytes were written", unsent.written(), unsent.frame().len());
 /// }
@@ -138,16 +138,16 @@ impl UnsentFrame {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-unsentframe-frame").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"stuck")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let report = tidegate::block_on(conn.close(Duration::ZERO));
     /// assert_eq!(report.unsent()[0].frame(), &Bytes::from_static(b"stuck"));
     /// ```
     pub fn frame(&self) -> &Bytes {
@@ -168,9 +168,9 @@ impl UnsentFrame {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-unsentframe-written").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
@@ -178,7 +178,7 @@ impl UnsentFrame {
     /// peer.set_write_capacity(3);
     /// conn.try_send(Bytes::from_static(b"hello")).unwrap();
     /// assert!(peer.wait_unread(3, Duration::from_secs(5)));
-    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let report = tidegate::block_on(conn.close(Duration::ZERO));
     /// assert_eq!(report.unsent()[0].written(), 3);
     /// ```
     pub fn written(&self) -> usize {
@@ -191,16 +191,16 @@ impl UnsentFrame {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bytes::Bytes;
-    /// use tidegate_core::{Config, Connection};
-    /// use tidegate_core::transport::mem::MemListener;
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-unsentframe-into-frame").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
     /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
     /// peer.pause();
     /// conn.try_send(Bytes::from_static(b"retry me")).unwrap();
-    /// let report = futures::executor::block_on(conn.close(Duration::ZERO));
+    /// let report = tidegate::block_on(conn.close(Duration::ZERO));
     /// let frames: Vec<Bytes> = report.into_unsent().into_iter().map(|u| u.into_frame()).collect();
     /// assert_eq!(frames, [Bytes::from_static(b"retry me")]);
     /// ```
