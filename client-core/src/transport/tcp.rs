@@ -48,10 +48,8 @@ use std::time::Duration;
 use mio::net::TcpStream;
 use socket2::SockRef;
 
-use super::{
-    Endpoint, Keepalive, Link, Registration, SocketOption, SocketOptionKind, Transport,
-    bad_query_value, parse_duration,
-};
+use super::{Endpoint, Keepalive, Link, Registration, SocketOption, SocketOptionKind, Transport};
+use crate::transport::endpoint::{bad_query_value, parse_duration};
 
 /// The query keys the TCP transport reads, in the order the module documentation lists them.
 ///

@@ -70,6 +70,7 @@ use native_tls::{
 
 use super::tcp::{self, TcpLink};
 use super::{Endpoint, Link, LinkWaker, Registration, SocketOption, SocketOptionKind, Transport};
+use crate::transport::endpoint::bad_query_value;
 
 pub use native_tls;
 
@@ -220,7 +221,7 @@ impl Transport for Tls {
             (Some(domain), _) => domain.clone(),
             (None, Some(domain)) if !domain.is_empty() => domain.to_string(),
             (None, Some(_)) => {
-                return Err(super::bad_query_value(endpoint, "domain", "", "a host name"));
+                return Err(bad_query_value(endpoint, "domain", "", "a host name"));
             }
             (None, None) => host(endpoint.address()).to_string(),
         };
