@@ -353,8 +353,7 @@ impl Writer {
 /// The link is gone after an orderly close: the one place the models end a connection, with
 /// the driver's chunks not yet fully written.
 fn end(state: &mut State, writer: &mut Writer, fx: &mut Effects) {
-    let calls = state.finish(None, &mut writer.in_flight, writer.offset, fx);
-    assert!(calls.is_empty(), "the models queue no link calls");
+    state.finish(None, &mut writer.in_flight, writer.offset, fx);
 }
 
 /// The end of every execution, once all threads are joined: fills the free space to the byte,
