@@ -10,7 +10,7 @@
 //! when the kernel lists its port as listening (s_server and socat accept a single connection,
 //! so a probe connection would use it up).
 
-#![allow(dead_code, unreachable_pub)] // Each test file uses a different part of this module.
+#![allow(dead_code, unreachable_pub)] // Each test crate uses a different part of this module.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
