@@ -5,6 +5,10 @@
 //! CPU time is read from `/proc/thread-self/stat` (the waiting thread's own) and
 //! `/proc/self/stat` (the whole process), in clock ticks. Linux only; the tests in this file run
 //! one at a time, since the process-wide figure would count the others.
+//!
+//! This file is a test crate of its own, not a module of `tests/blocking/`: the process-wide
+//! figure would count every other test running in the same process, and serializing the whole
+//! blocking crate behind these tests would slow it down for nothing.
 
 #![cfg(target_os = "linux")]
 

@@ -6,8 +6,13 @@
 //! (u32), all big-endian — followed by payload bytes that are a function of the three, so the
 //! sink can check every byte, that frames are whole and not interleaved, and that each
 //! producer's frames arrive in order.
+//!
+//! Each test crate declares this module once — `tests/<area>/main.rs` with
+//! `#[path = "../support/mod.rs"] mod support;`, `tests/blocking_cpu.rs` with `mod support;` —
+//! and its modules use it as `crate::support`. `proxy.rs` is declared by the transport crate
+//! alone (`tests/transport/main.rs`), next to it.
 
-#![allow(dead_code, unreachable_pub)] // Each test file uses a different part of this module.
+#![allow(dead_code, unreachable_pub)] // Each test crate uses a different part of this module.
 
 use std::collections::HashMap;
 use std::io::Read;

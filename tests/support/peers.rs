@@ -10,7 +10,7 @@
 //! when the kernel lists its port as listening (s_server and socat accept a single connection,
 //! so a probe connection would use it up).
 
-#![allow(dead_code, unreachable_pub)] // Each test file uses a different part of this module.
+#![allow(dead_code, unreachable_pub)] // Each test crate uses a different part of this module.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -432,17 +432,51 @@ impl Drop for CertFiles {
 /// captured whole. Its stdin is a pipe kept open (with stdin at end of file it stops serving),
 /// through which it sends nothing. On the client's close_notify it answers with its own, ends
 /// the connection, and exits (`-naccept 1`).
+///
+/// Its stdout is a file, not a pipe: s_server does not check for a short write to stdout, and
+/// a write to a full pipe comes back short when the process is stopped (`SIGSTOP`) in it, so
+/// with a pipe the bytes of that write were lost whenever the test's reader fell behind just
+/// before a stall (seen when other tests kept the machine busy).
 #[derive(Debug)]
 pub struct TlsServer {
     peer: Peer,
     _stdin: ChildStdin,
-    stdout: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<OutputFile>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+/// A file a peer writes its output to, under the system's temp dir, removed on drop.
+#[derive(Debug)]
+struct OutputFile {
+    path: PathBuf,
+}
+
+impl OutputFile {
+    fn new(what: &str) -> Self {
+        Self { path: std::env::temp_dir().join(super::unique_name(what)) }
+    }
+
+    /// A new, empty file for the child's output (truncating what an earlier attempt wrote).
+    fn create(&self) -> std::fs::File {
+        std::fs::File::create(&self.path).expect("create the output file")
+    }
+
+    /// Everything written to it.
+    fn read(&self) -> Vec<u8> {
+        std::fs::read(&self.path).expect("read the output file")
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl TlsServer {
     /// Starts a server with `certs`, waiting until it listens.
     pub fn start(certs: &CertFiles) -> Self {
+        let output = OutputFile::new("tidegate-s_server-out");
         let mut peer = start_on_free_port(
             "openssl s_server",
             |port| {
@@ -456,19 +490,18 @@ impl TlsServer {
                     .arg(&certs.key)
                     .args(["-quiet", "-naccept", "1"])
                     .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
+                    .stdout(output.create())
                     .stderr(Stdio::piped());
                 command
             },
             is_listening,
         );
         let stdin = peer.child.stdin.take().expect("piped stdin");
-        let stdout = peer.child.stdout.take().expect("piped stdout");
         let stderr = peer.child.stderr.take().expect("piped stderr");
         Self {
             peer,
             _stdin: stdin,
-            stdout: Some(read_all_on_a_thread(stdout)),
+            stdout: Some(output),
             stderr: Some(read_all_on_a_thread(stderr)),
         }
     }
@@ -492,10 +525,10 @@ impl TlsServer {
         }
         let stdout = self.stdout.take().expect("finished once");
         let stderr = self.stderr.take().expect("finished once");
+        // Killed and reaped (if it had not exited): nothing more reaches the file.
         drop(self);
-        let stdout = stdout.join().expect("the stdout reader panicked");
         let stderr = stderr.join().expect("the stderr reader panicked");
-        (stdout, String::from_utf8_lossy(&stderr).into_owned())
+        (stdout.read(), String::from_utf8_lossy(&stderr).into_owned())
     }
 }
 

@@ -10,11 +10,11 @@
 //! forwarding). With talk-back on, the proxy also writes to the client all the time, as a
 //! broker sending acknowledgements does, up to and during the client's close.
 //!
-//! The proxy parses the test frames' headers (see `support::frame`) as it forwards, so it can
+//! The proxy parses the test frames' headers (see `crate::support::frame`) as it forwards, so it can
 //! cut exactly in the middle of a frame. Every loop is bounded in time; dropping the proxy
 //! stops it.
 
-#![allow(dead_code, unreachable_pub)] // Each test file uses a different part of this module.
+#![allow(dead_code, unreachable_pub)] // Each test crate uses a different part of this module.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,21 @@
+//! Integration tests of the connection itself, through either facade: batches, the shared
+//! budget, the codec, framing on the send side, the urgent lane, the bound on waiters,
+//! watermarks, link calls, the driver's turns, I/O groups, the auto traits of the handles,
+//! and a check of the test support. One test crate for the area, so the library is linked once
+//! for all of them; each module was a test crate of its own before.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auto_traits;
+mod batch;
+mod budget;
+mod codec;
+mod driver_turns;
+mod framing_send;
+mod io_group;
+mod link_calls;
+mod support_check;
+mod urgent;
+mod waiter_bound;
+mod watermarks;
