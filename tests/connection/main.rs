@@ -1,4 +1,4 @@
-//! Integration tests of the connection itself, through either facade: batches, the shared
+//! Integration tests of the connection itself, through either facade: the one builder, batches, the shared
 //! budget, the codec, framing on the send side, the urgent lane, the bound on waiters,
 //! watermarks, link calls, the driver's turns, I/O groups, the auto traits of the handles,
 //! and a check of the test support. One test crate for the area, so the library is linked once
@@ -9,6 +9,7 @@ mod support;
 
 mod auto_traits;
 mod batch;
+mod builder;
 mod budget;
 mod codec;
 mod driver_turns;

@@ -4,11 +4,9 @@
 //! (`transport`, `socket_option`, `no_connect_timeout`) work through the facades; and each
 //! facade crate re-exports what its users name.
 
-mod support;
-
 use std::time::Duration;
 
-use support::Watchdog;
+use crate::support::{self, Watchdog};
 use tidegate::transport::SocketOption;
 use tidegate::transport::mem::{Mem, MemListener};
 use tidegate::{AsyncClient, Builder, Client, Config, Connection, Facade};
