@@ -9,8 +9,8 @@ mod support;
 
 mod auto_traits;
 mod batch;
-mod builder;
 mod budget;
+mod builder;
 mod codec;
 mod driver_turns;
 mod framing_send;
