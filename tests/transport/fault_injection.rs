@@ -238,6 +238,14 @@ fn a_close_during_a_stall_returns_the_unwritten_frames_and_the_written_ones_arri
     proxy.set_mode(Mode::Stall);
     let producers = start_producers(&client, 1_000_000);
     let probes = wait_for_stall(&client);
+    // A timed-out send shows the buffer full, not that the kernel buffers are: on a loaded
+    // machine the driver may still be moving bytes into them. Wait until it has stopped.
+    let settled = wait_until(LONG, || {
+        let before = client.stats().bytes_written;
+        thread::sleep(Duration::from_millis(50));
+        client.stats().bytes_written == before
+    });
+    assert!(settled, "the writes never stopped: {:?}", client.stats());
 
     let report = client.close_timeout(Duration::from_millis(100)).expect("close");
     let mut produced = join_producers(producers);
@@ -245,8 +253,18 @@ fn a_close_during_a_stall_returns_the_unwritten_frames_and_the_written_ones_arri
         assert!(matches!(p.end, Some(SendError::Closed(_))), "producer {}: {:?}", p.id, p.end);
     }
     produced.push(probes);
-    assert!(report.timed_out() && !report.unsent().is_empty(), "{report:?}");
     assert!(report.cause().is_none(), "the application closed it: {report:?}");
+    // Almost always the stall holds frames back past the close timeout. If the kernel still
+    // took them all (the driver was starved until after the check above), nothing may be
+    // unsent, but then every one of them must be written and the peer, stalled, kept its side
+    // open; the checks on what arrived below hold either way.
+    if report.timed_out() {
+        assert!(!report.unsent().is_empty(), "{report:?}");
+        assert_eq!(report.ending(), Ending::NotDrained, "{report:?}");
+    } else {
+        assert!(report.unsent().is_empty(), "{report:?}");
+        assert_eq!(report.ending(), Ending::PeerKeptOpen, "{report:?}");
+    }
     // The bytes in the kernel buffers still reach the sink once the proxy forwards again:
     // exactly the frames the report counts as written, and the written part of the first
     // unsent one.
@@ -401,21 +419,23 @@ fn a_peer_that_talks_back_while_the_client_closes_receives_every_written_byte() 
     // The proxy stops forwarding for 200 ms as the close begins (the fault), so the last
     // bytes are still on their way while it talks back.
     proxy.set_mode(Mode::Stall);
-    // More than the proxy's receive window: part of it waits in the client's kernel.
+    // More than the proxy's receive window: part of it waits in the client's kernel. The stall
+    // ends 200 ms after it began, whether or not the tail fitted meanwhile (after a flush the
+    // kernel buffers may still hold bytes, so the tail's sends may wait for the stall to end).
     const TAIL: u64 = 80;
     let mut tail = Produced { id: PROBE, lens: Vec::new(), end: None };
-    for seq in 0..TAIL {
-        client.send(frame(PROBE, seq, 256)).expect("send the tail");
-        tail.lens.push(256);
-    }
-    produced.push(tail);
     let report = thread::scope(|scope| {
         scope.spawn(|| {
             thread::sleep(Duration::from_millis(200));
             proxy.set_mode(Mode::Forward);
         });
+        for seq in 0..TAIL {
+            client.send(frame(PROBE, seq, 256)).expect("send the tail");
+            tail.lens.push(256);
+        }
         client.close_timeout(LONG).expect("close")
     });
+    produced.push(tail);
     let seen = sink.finish(LONG);
 
     assert!(proxy.talked() > 0, "the proxy talked back");
