@@ -196,7 +196,7 @@ impl AsyncClient {
     ///
     /// # Errors
     ///
-    /// Resolves to a [`LinkError`](tidegate::LinkError) if the connection has ended.
+    /// Resolves to a [`LinkError`](crate::LinkError) if the connection has ended.
     ///
     /// # Cancel safety
     ///
@@ -325,7 +325,7 @@ impl Facade for Async {
     ///
     /// Built-in schemes: `tcp://host:port`, `tls://host:port`, `unix:///path` (Unix only) and
     /// `mem://name`; more can be registered with
-    /// [`transport::register`](tidegate::transport::register).
+    /// [`transport::register`](crate::transport::register).
     ///
     /// The connection attempt starts at this call, on the core's driver thread; the future
     /// only waits for its outcome. The host name of a `tcp://` URL is resolved on the calling

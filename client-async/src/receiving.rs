@@ -11,7 +11,7 @@ use crate::recv::{Incoming, RecvFuture};
 
 impl AsyncClient {
     /// Receives: the future resolves to the next chunk of bytes the peer sent (with
-    /// [framing](tidegate::Config::framing), the next whole frame), to `None` once the
+    /// [framing](crate::Config::framing), the next whole frame), to `None` once the
     /// stream ended in order and everything before the end was received, or to an error.
     ///
     /// A receiver that waits uses no CPU: the I/O driver wakes it when data arrives for it.

@@ -76,8 +76,8 @@ fn wait_inner<T>(
 /// Runs `future` to completion on the calling thread, parking the thread while it is pending.
 ///
 /// This is the blocking facade's way of waiting, offered for the futures it has no method of
-/// its own for: the operations of a core [`Connection`](tidegate::Connection) (a
-/// [`LinkCall`](tidegate::LinkCall), [`Connection::close`](tidegate::Connection::close)),
+/// its own for: the operations of a core [`Connection`](crate::Connection) (a
+/// [`LinkCall`](crate::LinkCall), [`Connection::close`](crate::Connection::close)),
 /// or an async client's futures in a program that has no executor. It works for any future:
 /// the thread is unparked by the future's waker, and the core's own operations need nothing
 /// else, since their deadlines are fired by the I/O driver.
