@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// The longest any proxy thread runs.
 const LIFETIME: Duration = Duration::from_secs(60);
+/// The largest segment the client may send the proxy (see [`Proxy::start`]).
+const MSS: u32 = 1460;
 /// How often a blocked read looks at the proxy's commands.
 const TICK: Duration = Duration::from_millis(10);
 /// Bytes in a test frame's header; the total length is the big-endian u32 at 12..16.
@@ -106,6 +108,13 @@ impl Proxy {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
         socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+        // An Ethernet-sized MSS, advertised to the client and inherited by accepted sockets.
+        // Loopback's own (64 KiB) is far larger than this receive buffer: the window, which
+        // the kernel rounds down to whole received segments, then often stays below the
+        // client's sending MSS, and Linux sends nothing into a window smaller than one
+        // segment but a persist-timer probe every 200 ms or more, so the path crawls at a few
+        // KiB/s while the proxy reads everything it is given.
+        socket.set_tcp_mss(MSS).expect("TCP_MAXSEG");
         socket.set_reuse_address(true).expect("SO_REUSEADDR");
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         socket.bind(&any.into()).expect("bind");
