@@ -44,8 +44,10 @@ use tidegate_core::{
 /// # Examples
 ///
 /// ```
+/// use std::future::{Future, poll_fn};
+/// use std::pin::Pin;
+/// use std::task::Poll;
 /// use std::time::Duration;
-/// use futures::FutureExt;
 /// use tidegate::AsyncClient;
 /// use tidegate::transport::mem::MemListener;
 ///
@@ -56,12 +58,11 @@ use tidegate_core::{
 ///     peer.pause();
 ///     client.send("full").await.unwrap();
 ///
+///     // Poll the next send once, as a `select!` whose other branch wins would.
 ///     let mut send = client.send("next");
-///     futures::select_biased! {
-///         _ = send => unreachable!("the peer reads nothing"),
-///         _ = futures::future::ready(()).fuse() => {}
-///     }
-///     // The other branch won: take the frame back.
+///     let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut send).poll(cx))).await;
+///     assert!(first.is_pending(), "the peer reads nothing");
+///     // Give up on it: take the frame back.
 ///     assert_eq!(send.cancel().unwrap(), "next");
 ///     assert_eq!(client.stats().waiters, 0);
 /// });

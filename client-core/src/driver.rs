@@ -435,7 +435,7 @@ impl Loop {
         drop(link);
         lock(&self.shared.inbox).free_ids.push(id);
         self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let cause = ending.flatten();
         let discarded = conn.inbound().stats().discarded;
         let mut state = conn.lock();
@@ -481,7 +481,7 @@ impl Entry {
                 Ok(true) => {
                     self.connected = true;
                     log::debug!("connected to {}", self.conn.url());
-                    let mut fx = Effects::default();
+                    let mut fx = Effects::new(Instant::now);
                     self.conn.lock().opened(&mut fx);
                     fx.wake_all();
                 }
@@ -542,7 +542,7 @@ impl Entry {
     fn peer_ended(&mut self, cause: Option<Disconnect>) {
         self.read_ended = true;
         log::debug!("{} ended its side of the connection", self.conn.url());
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let eof = cause.unwrap_or_else(|| Disconnect::new(DisconnectKind::PeerClosed));
         self.conn.inbound().finish(Some(eof), &mut fx);
         self.conn.lock().peer_ended();
@@ -553,7 +553,7 @@ impl Entry {
     /// through its close: drained, then the write side ended, then the peer's end of stream
     /// (or the close deadline), and only then the link dropped.
     fn expire_and_close(&mut self, now: Instant) -> Next {
-        let mut fx = Effects::default();
+        let mut fx = Effects::at(now);
         let mut state = self.conn.lock();
         let next_send = state.expire(now, &mut fx);
         let phase = state.phase();
@@ -606,7 +606,7 @@ impl Entry {
         }
         log::debug!("ended the write side of {}", self.conn.url());
         self.write_ended = true;
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         self.conn.lock().ended_write(&mut fx);
         fx.wake_all();
         Ok(true)
@@ -632,7 +632,7 @@ impl Entry {
         // While closing, nothing stops the reading: what does not fit the inbound buffer is
         // counted and dropped, so no unread byte turns the link's drop into a reset.
         let overflow = self.phase == Phase::Closing;
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let link = &mut self.link;
         let read =
             self.conn.inbound().read_from(&mut |buf| link.read(buf), budget, overflow, &mut fx);
@@ -642,7 +642,7 @@ impl Entry {
 
     /// Drains the buffer into the link until it would block or the round budget is spent.
     fn write(&mut self) -> Result<Next, Disconnect> {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let mut state = self.conn.lock();
         self.phase = state.phase();
         let mut limit = refill(&mut self.in_flight, self.offset, self.retry, &mut state);

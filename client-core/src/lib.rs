@@ -21,7 +21,7 @@
 //!  2  conn/{send,send_batch,flush,close,         the shared connection object (its locks,
 //!           connect,recv,link_call,watermarks}   its settings) and one module per operation
 //!       │
-//!  1  state/{machine,buffer,inbound,budget,      pure state: no I/O, no threads, no waiting;
+//!  1  state/{machine,buffer,inbound,budget,      pure state: no I/O, no threads, no clocks;
 //!            watermark,effects,codec,batch,      the waiter lines, admission, the bounds,
 //!            error,report}                       the codec, errors and reports
 //! ```
@@ -30,7 +30,8 @@
 //!    capacity, the FIFO lines of senders, flushes and receivers, and the life cycle from
 //!    connecting to closed. Unit tests and the loom model drive it directly. A shared budget
 //!    hands room to a connection through `budget::Member`; a change that needs the driver says
-//!    so in its `Effects`, carried out through `effects::Notify`.
+//!    so in its `Effects`, carried out through `effects::Notify`. It reads no clock: the time
+//!    it judges deadlines by comes in the same `Effects`, from the layer above.
 //! 2. **`conn`** shares. `ConnShared` holds the state behind its lock and the inbound buffer
 //!    behind another; each operation ([`SendOp`], [`SendBatchOp`], [`FlushOp`], [`CloseOp`],
 //!    [`ShutdownWriteOp`], [`Connected`], [`RecvOp`], [`LinkCall`]) lives in a module of its

@@ -79,7 +79,7 @@ impl CloseOp<'_> {
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<CloseReport> {
         let shared = self.conn;
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let mut state = shared.lock();
         if !self.started {
             self.started = true;
@@ -164,7 +164,7 @@ impl ShutdownWriteOp<'_> {
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
         let shared = self.conn;
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let mut state = shared.lock();
         if !self.started {
             self.started = true;
@@ -192,7 +192,7 @@ impl ConnShared {
     /// last handle is dropped) on the first call, and resolves with the report once the link
     /// is gone.
     pub(crate) fn poll_last_close(&self, started: &mut bool, waker: &Waker) -> Poll<CloseReport> {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         if !*started {
             *started = true;
             self.abandon(&mut fx);

@@ -98,7 +98,7 @@ impl FlushOp<'_> {
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
         assert!(self.stage != FlushStage::Done, "FlushOp polled after completion");
         let shared = self.conn;
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let result = shared.lock().poll_flush(self.id, self.target, self.deadline, waker, &mut fx);
         shared.apply(fx);
         match result {

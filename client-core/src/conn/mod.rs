@@ -158,7 +158,7 @@ impl ConnShared {
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         let Some(encoder) = self.settings.encoder.as_ref() else {
-            return self.lock().admit(frame, urgent, deadline, waker, Instant::now, fx);
+            return self.lock().admit(frame, urgent, deadline, waker, fx);
         };
         let header = match Header::encode(&**encoder, frame.len()) {
             Ok(header) => header,
@@ -166,7 +166,7 @@ impl ConnShared {
                 return Err(SendError::TooLarge { frame, capacity: max });
             }
         };
-        self.lock().admit_framed(frame, header, urgent, deadline, waker, Instant::now, fx)
+        self.lock().admit_framed(frame, header, urgent, deadline, waker, fx)
     }
 
     /// Offers a batch (its frozen bytes and frame lengths) to the state as one unit. With
@@ -185,7 +185,7 @@ impl ConnShared {
                 return Err(SendError::Empty(()));
             }
             let admitted =
-                self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, Instant::now, fx);
+                self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, fx);
             return admitted.map_err(|err| err.map(drop));
         };
         if lens.is_empty() {
@@ -209,7 +209,7 @@ impl ConnShared {
         }
         let wire = wire.freeze();
         let admitted =
-            self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, Instant::now, fx);
+            self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, fx);
         admitted.map_err(|err| err.map(drop))
     }
 
@@ -233,7 +233,7 @@ impl ConnShared {
 
     /// Offers a frame without waiting: it enters the buffer now or comes back in the error.
     pub(crate) fn try_send(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let admitted = self.admit(frame, urgent, None, None, &mut fx);
         self.apply(fx);
         match admitted {
@@ -244,7 +244,7 @@ impl ConnShared {
 
     /// Takes what the inbound buffer holds, without waiting.
     pub(crate) fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let polled = self.inbound().poll_recv(&mut None, None, None, &mut fx);
         self.apply(fx);
         match polled {
@@ -295,7 +295,7 @@ impl ConnShared {
 
 impl Member for ConnShared {
     fn granted(&self, ticket: u64, len: usize, grants: &mut Vec<Grant>) -> bool {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let taken = self.lock().budget_granted(ticket, len, &mut fx);
         grants.append(&mut fx.grants);
         self.apply(fx);

@@ -98,7 +98,7 @@ impl<C: ConnectionRef> RecvOp<C> {
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<Option<Bytes>, RecvError>> {
         assert!(!self.done, "RecvOp polled after completion");
         let shared = self.conn.shared();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let polled =
             shared.inbound().poll_recv(&mut self.ticket, self.deadline, Some(waker), &mut fx);
         shared.apply(fx);
@@ -128,7 +128,7 @@ impl<C: ConnectionRef> Drop for RecvOp<C> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             let shared = self.conn.shared();
-            let mut fx = Effects::default();
+            let mut fx = Effects::new(Instant::now);
             shared.inbound().leave(ticket, &mut fx);
             shared.apply(fx);
         }

@@ -97,7 +97,7 @@ impl<C: ConnectionRef> SendOp<C> {
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
         let shared = self.conn.shared();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, urgent, deadline } => {
                 let admitted = shared.admit(frame, urgent, deadline, Some(waker), &mut fx);
@@ -181,7 +181,7 @@ impl<C: ConnectionRef> SendOp<C> {
             Stage::Start { frame, .. } => Some(frame),
             Stage::Queued { ticket } => {
                 let shared = self.conn.shared();
-                let mut fx = Effects::default();
+                let mut fx = Effects::new(Instant::now);
                 let frame = shared.lock().cancel(ticket, &mut fx);
                 shared.apply(fx);
                 frame

@@ -108,7 +108,7 @@ impl<C: ConnectionRef> SendBatchOp<C> {
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<FrameBatch>>> {
         let shared = self.conn.shared();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let result = match std::mem::replace(&mut self.stage, BatchStage::Done) {
             BatchStage::Start { deadline } => {
                 let (bytes, lens) = self.batch.as_ref().expect("kept until completion");
@@ -211,7 +211,7 @@ impl<C: ConnectionRef> SendBatchOp<C> {
             BatchStage::Start { .. } => Some(Self::thaw(&mut self.batch)),
             BatchStage::Queued { ticket } => {
                 let shared = self.conn.shared();
-                let mut fx = Effects::default();
+                let mut fx = Effects::new(Instant::now);
                 let wire = shared.lock().cancel(ticket, &mut fx);
                 shared.apply(fx);
                 match wire {
@@ -252,7 +252,7 @@ impl ConnShared {
     /// Offers a batch without waiting: it enters whole now or comes back in the error.
     pub(crate) fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
         let (bytes, lens) = batch.into_parts();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let admitted = self.admit_batch(&bytes, &lens, None, None, &mut fx);
         self.apply(fx);
         match admitted {

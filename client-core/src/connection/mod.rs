@@ -14,6 +14,7 @@ pub use ending::LastClose;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn::connect::Connected;
@@ -41,7 +42,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         self.shared.abandon(&mut fx);
         self.shared.apply(fx);
     }

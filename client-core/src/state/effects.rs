@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use crate::state::budget::{self, Grant};
 
-/// Things the caller must do once the lock is released.
-#[derive(Debug, Default)]
+/// Things the caller must do once the lock is released, and the time it tells the state.
+#[derive(Debug)]
 pub(crate) struct Effects {
     /// Wakers of waiters whose wait ended.
     pub(crate) wake: Vec<Waker>,
@@ -24,9 +24,51 @@ pub(crate) struct Effects {
     pub(crate) timer: Option<Instant>,
     /// Room a shared budget reserved for senders of (possibly other) connections.
     pub(crate) grants: Vec<Grant>,
+    /// The caller's clock, or the instant it gave once read.
+    clock: Clock,
+}
+
+/// Where an [`Effects`] gets the time from.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// Not read yet: this reads it.
+    Source(fn() -> Instant),
+    /// Read, or given: every later question gets this answer.
+    At(Instant),
 }
 
 impl Effects {
+    /// Effects whose time comes from `clock`, read the first time a change needs it.
+    ///
+    /// The layers with I/O pass `Instant::now`; tests and models pass their own clock.
+    #[inline]
+    pub(crate) fn new(clock: fn() -> Instant) -> Self {
+        Self::with_clock(Clock::Source(clock))
+    }
+
+    /// Effects whose time is `now`, for a caller that has already read its clock.
+    #[inline]
+    pub(crate) fn at(now: Instant) -> Self {
+        Self::with_clock(Clock::At(now))
+    }
+
+    fn with_clock(clock: Clock) -> Self {
+        Self { wake: Vec::new(), notify_driver: false, timer: None, grants: Vec::new(), clock }
+    }
+
+    /// The current time as the caller tells it; the same answer for the rest of this section.
+    #[inline]
+    pub(crate) fn now(&mut self) -> Instant {
+        match self.clock {
+            Clock::At(now) => now,
+            Clock::Source(read) => {
+                let now = read();
+                self.clock = Clock::At(now);
+                now
+            }
+        }
+    }
+
     /// Delivers the budget grants and wakes everyone collected. Call without holding a lock.
     #[inline]
     pub(crate) fn wake_all(&mut self) {

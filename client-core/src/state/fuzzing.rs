@@ -192,12 +192,12 @@ fn drive(data: &[u8]) -> Summary {
     let reserve = usize::from(input.u8()) % (capacity - HEADER + 1);
     let mut h = Harness::new(capacity, reserve);
     if input.u8() & 1 == 1 {
-        let mut fx = Effects::default();
+        let mut fx = Effects::at(h.clock);
         h.state.opened(&mut fx);
         h.end_op(fx);
     }
     while !input.done() {
-        let mut fx = Effects::default();
+        let mut fx = Effects::at(h.clock);
         // Closing and ending are rare, so random inputs reach deep queues first.
         match input.u8() % 32 {
             0..=8 => h.send(&mut input, false, true, &mut fx),
@@ -230,7 +230,7 @@ fn drive(data: &[u8]) -> Summary {
         h.end_op(fx);
     }
     // The end: close, and the link ends with whatever is left.
-    let mut fx = Effects::default();
+    let mut fx = Effects::at(h.clock);
     let deadline = h.clock;
     h.state.begin_close(deadline, &mut fx);
     h.closing = true;
@@ -334,9 +334,7 @@ impl Harness {
         self.frames.push(Frame { bytes: bytes.clone(), urgent, accepted: false, place: None });
         self.by_id.insert((producer, seq), index);
         let (count, waker) = counter();
-        let clock = self.clock;
-        let result =
-            self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), || clock, fx);
+        let result = self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), fx);
         match result {
             Ok(Admit::Accepted) => {
                 assert!(!self.closing && self.finished.is_none(), "accepted while closed");
@@ -519,7 +517,7 @@ impl Harness {
     /// After every operation: wakes, collects the sends whose wait ended, and checks.
     fn end_op(&mut self, mut fx: Effects) {
         fx.wake_all();
-        let mut fx = Effects::default();
+        let mut fx = Effects::at(self.clock);
         let tickets: Vec<u64> = self.pending.keys().copied().collect();
         for ticket in tickets {
             let pending = &self.pending[&ticket];
@@ -671,18 +669,18 @@ mod tests {
             let mut h = Harness::new(16, 0);
             // Two frames of 16 bytes: the second waits, then the driver writes the first.
             let mut input = Input { data: &[0, 8, 0, 0, 1, 8, 0, 0, 1, 15, 0], pos: 0 };
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(h.clock);
             h.send(&mut input, false, true, &mut fx);
             h.end_op(fx);
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(h.clock);
             h.send(&mut input, false, true, &mut fx);
             h.end_op(fx);
             assert_eq!(h.pending.len(), 1, "the second send waits");
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(h.clock);
             h.write(&mut input, &mut fx);
             assert_eq!(fx.wake.len(), 1, "the write let the waiter in");
             drop(fx);
-            h.end_op(Effects::default());
+            h.end_op(Effects::at(h.clock));
         });
         let message = result.expect_err("the harness must notice");
         let text = message.downcast_ref::<String>().map_or("", String::as_str);
@@ -696,11 +694,11 @@ mod tests {
             let mut h = Harness::new(64, 0);
             // Two frames of 16 bytes, then 20 bytes are written.
             let mut input = Input { data: &[0, 8, 0, 0, 1, 8, 0, 0, 1, 19, 0], pos: 0 };
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(h.clock);
             h.send(&mut input, false, true, &mut fx);
             h.send(&mut input, false, true, &mut fx);
             h.end_op(fx);
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(h.clock);
             h.write(&mut input, &mut fx);
             h.end_op(fx);
             assert_eq!((h.frames_written, h.wire.len()), (1, 20));

@@ -507,7 +507,7 @@ impl Inbound {
             self.pass_on(fx);
             return Poll::Ready(item);
         }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
+        if deadline.is_some_and(|d| d <= fx.now()) {
             if let Some(t) = ticket.take() {
                 self.remove(t);
                 self.pass_on(fx);

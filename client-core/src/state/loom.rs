@@ -145,9 +145,9 @@ impl Conn {
     /// A connection whose buffer holds `prefill` (accepted before any thread starts).
     fn new(prefill: &[Bytes]) -> Arc<Self> {
         let mut state = State::new(CAPACITY);
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         for frame in prefill {
-            let admitted = state.admit(frame.clone(), false, None, None, Instant::now, &mut fx);
+            let admitted = state.admit(frame.clone(), false, None, None, &mut fx);
             assert!(matches!(admitted, Ok(Admit::Accepted)), "{admitted:?}");
         }
         let inner = Inner {
@@ -164,7 +164,7 @@ impl Conn {
     /// One critical section: runs `f` under the lock, checks the invariants, then — with the
     /// lock released — wakes what `f` collected, and the driver if it was asked for a timer.
     fn with<R>(&self, f: impl FnOnce(&mut Inner, &mut Effects) -> R) -> R {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         let mut inner = self.inner.lock().unwrap();
         let result = f(&mut inner, &mut fx);
         inner.check();
@@ -190,7 +190,7 @@ impl Conn {
     ) -> Result<Admit, SendError<Bytes>> {
         self.with(|inner, fx| {
             let admitted =
-                inner.state.admit(frame.clone(), false, deadline, waker, Instant::now, fx);
+                inner.state.admit(frame.clone(), false, deadline, waker, fx);
             match &admitted {
                 Ok(Admit::Accepted) => inner.arrivals.push(frame),
                 Ok(Admit::Queued(ticket)) => {
@@ -361,7 +361,7 @@ fn end(state: &mut State, writer: &mut Writer, fx: &mut Effects) {
 /// arrival order. `accepted` says which arrivals were accepted.
 fn finish(conn: &Conn, mut writer: Writer, accepted: impl Fn(&Bytes) -> bool) {
     let mut inner = conn.inner.lock().unwrap();
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     let stats = inner.state.stats();
     assert_eq!(stats.waiters, 0, "every sender has its outcome");
     let open = !inner.state.has_ended() && inner.state.close_deadline().is_none();
@@ -369,7 +369,7 @@ fn finish(conn: &Conn, mut writer: Writer, accepted: impl Fn(&Bytes) -> bool) {
     let filler = marked(0xff, free);
     if open && free > 0 {
         // No capacity leaked: the free space takes a frame of exactly its size.
-        let admitted = inner.state.admit(filler.clone(), false, None, None, Instant::now, &mut fx);
+        let admitted = inner.state.admit(filler.clone(), false, None, None, &mut fx);
         assert!(matches!(admitted, Ok(Admit::Accepted)), "invariant 4: {admitted:?}");
         inner.arrivals.push(filler.clone());
         assert_eq!(inner.state.stats().buffered, CAPACITY);
@@ -589,7 +589,7 @@ fn loom_a_fitting_try_send_never_passes_a_waiter() {
         let (accepted, waiting, fits) = conn.with(|inner, fx| {
             let stats = inner.state.stats();
             let fits = stats.buffered + frame.len() <= CAPACITY;
-            let admitted = inner.state.admit(frame.clone(), false, None, None, Instant::now, fx);
+            let admitted = inner.state.admit(frame.clone(), false, None, None, fx);
             let accepted = match admitted {
                 Ok(Admit::Accepted) => true,
                 Err(SendError::Timeout(back)) => {

@@ -1,4 +1,4 @@
-//! Layer 1: the pure state of a connection. No I/O, no threads, no waiting.
+//! Layer 1: the pure state of a connection. No I/O, no threads, no waiting, no clock read.
 //!
 //! Everything a connection decides is decided here, under its lock, by plain data structures
 //! that unit tests and the loom model drive directly:
@@ -11,7 +11,8 @@
 //! - [`budget`]: a memory budget shared by many connections, with its own FIFO line;
 //! - [`watermark`]: the high/low marks and their subscribers' queues;
 //! - [`effects`]: what a change asks for once the lock is released (wakers, budget grants, a
-//!   word to the driver);
+//!   word to the driver), and the time as the caller tells it: deadlines and wait times are
+//!   judged by the clock the layer above hands in, so tests and models can bring their own;
 //! - [`codec`], [`batch`], [`error`], [`report`]: the public value types.
 //!
 //! A module here never names a module of a layer above. Where it must reach up — a budget

@@ -160,6 +160,7 @@ mod tests {
     //! or past it", "down to the low mark or below it"), one byte short of it is not.
 
     use super::*;
+    use std::time::Instant;
 
     /// Levels with room on both sides of each mark.
     const HIGH: usize = 80;
@@ -173,7 +174,7 @@ mod tests {
     fn filling_to_exactly_the_high_mark_fires_high() {
         let mut marks = Marks::new(Some((HIGH, LOW)));
         let queue = marks.subscribe();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         marks.grew(HIGH - 1, &mut fx);
         assert_eq!(taken(&queue), [], "one byte below the high mark");
         marks.grew(HIGH, &mut fx);
@@ -186,7 +187,7 @@ mod tests {
     fn draining_to_exactly_the_low_mark_fires_low() {
         let mut marks = Marks::new(Some((HIGH, LOW)));
         let queue = marks.subscribe();
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         marks.grew(HIGH, &mut fx);
         assert_eq!(taken(&queue), [Watermark::High]);
         lock(&queue.0).waker = Some(Waker::noop().clone());

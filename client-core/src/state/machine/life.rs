@@ -69,7 +69,7 @@ impl State {
                 None => FlushError::Closed,
             }));
         }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
+        if deadline.is_some_and(|d| d <= fx.now()) {
             return Some(Err(FlushError::Timeout));
         }
         self.watch(waker);
@@ -97,7 +97,7 @@ impl State {
 
     /// Every waiting sender leaves with its frame and the reason the connection refuses it.
     fn fail_waiters(&mut self, fx: &mut Effects) {
-        let now = Instant::now();
+        let now = fx.now();
         if let Some(slot) = &mut self.budget
             && let Some((_, seq)) = slot.pending.take()
         {
@@ -131,7 +131,7 @@ impl State {
         if self.phase == Phase::Closed {
             return;
         }
-        let now = Instant::now();
+        let now = fx.now();
         self.close_timed_out = self.phase == Phase::Closing
             && self.buf.held() > 0
             && self.close_deadline.is_some_and(|d| d <= now);

@@ -353,11 +353,10 @@ impl State {
         urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
-        now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         // `()`: no header, so the unframed path is compiled without any header handling.
-        self.admit_framed(frame, (), urgent, deadline, waker, now, fx)
+        self.admit_framed(frame, (), urgent, deadline, waker, fx)
     }
 
     /// [`State::admit`] for a frame with its header, which counts in the size check and the
@@ -371,7 +370,6 @@ impl State {
         urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
-        now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         // The common case first: an open connection, nobody waiting, room for the frame.
@@ -386,7 +384,7 @@ impl State {
             return Err(SendError::Empty(frame));
         }
         let headers = header.len();
-        self.queue(frame, header.get().copied(), None, headers, urgent, deadline, waker, now, fx)
+        self.queue(frame, header.get().copied(), None, headers, urgent, deadline, waker, fx)
     }
 
     /// A batch of data frames: `bytes` holds them back to back, each with its header if the
@@ -403,7 +401,6 @@ impl State {
         headers: usize,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
-        now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         let len = bytes.len();
@@ -415,7 +412,7 @@ impl State {
             return Ok(Admit::Accepted);
         }
         // Off the fast path: the waiter keeps its own copy of the lengths.
-        self.queue(bytes, None, Some(lens.into()), headers, false, deadline, waker, now, fx)
+        self.queue(bytes, None, Some(lens.into()), headers, false, deadline, waker, fx)
     }
 
     /// The way in when the fast path refused a frame or batch of `frame.len()` plus the
@@ -432,7 +429,6 @@ impl State {
         urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
-        now: impl FnOnce() -> Instant,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         let len = frame.len() + header.len();
@@ -453,7 +449,7 @@ impl State {
         if self.max_waiters.is_some_and(|max| self.waiting_count() >= max) {
             return Err(SendError::TooManyWaiters(frame));
         }
-        let now = now();
+        let now = fx.now();
         if deadline.is_some_and(|d| d <= now) {
             return Err(SendError::Timeout(frame));
         }
@@ -485,7 +481,7 @@ impl State {
     /// Moves frames from the head of the queues into the buffer while they fit: urgent frames
     /// first; data frames only once no urgent frame waits.
     pub(crate) fn grant(&mut self, fx: &mut Effects) {
-        let now = if self.waiting_count() == 0 { return } else { Instant::now() };
+        let now = if self.waiting_count() == 0 { return } else { fx.now() };
         for urgent in [true, false] {
             while let Some((&head, len)) = self
                 .lane(urgent)
@@ -555,7 +551,7 @@ impl State {
         if takes {
             let (ticket, waiter) = self.waiters.pop_first().expect("the head was seen");
             self.forget_deadline(ticket, waiter.deadline);
-            self.stats.wait_time += Instant::now().saturating_duration_since(waiter.since);
+            self.stats.wait_time += fx.now().saturating_duration_since(waiter.since);
             self.push_waiter(waiter.frame, waiter.header, waiter.lens, false, fx);
             self.outcomes.insert(ticket, Ok(()));
             fx.wake.push(waiter.waker);
@@ -617,7 +613,7 @@ impl State {
             return Some(Err(SendError::Closed(Bytes::new())));
         };
         if let Some(deadline) = waiter.deadline {
-            let now = Instant::now();
+            let now = fx.now();
             if deadline <= now {
                 let frame = self.remove_waiter(ticket, now, fx).map(|w| w.frame);
                 return Some(Err(SendError::Timeout(frame.unwrap_or_default())));
@@ -634,7 +630,10 @@ impl State {
         match self.outcomes.remove(&ticket) {
             Some(Ok(())) => None,
             Some(Err(err)) => Some(err.into_inner()),
-            None => self.remove_waiter(ticket, Instant::now(), fx).map(|w| w.frame),
+            None => {
+                let now = fx.now();
+                self.remove_waiter(ticket, now, fx).map(|w| w.frame)
+            }
         }
     }
 
@@ -731,7 +730,7 @@ impl State {
             self.flushers.remove(&(target, id));
             return Some(Ok(()));
         }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
+        if deadline.is_some_and(|d| d <= fx.now()) {
             self.flushers.remove(&(target, id));
             return Some(Err(FlushError::Timeout));
         }

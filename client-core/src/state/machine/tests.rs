@@ -27,25 +27,25 @@ fn frame(len: usize) -> Bytes {
 #[test]
 fn waiters_are_granted_in_arrival_order_without_barging() {
     let mut state = State::new(10);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     let waker = Waker::from(Arc::new(Count::default()));
     assert!(matches!(
-        state.admit(frame(8), false, None, Some(&waker), Instant::now, &mut fx),
+        state.admit(frame(8), false, None, Some(&waker), &mut fx),
         Ok(Admit::Accepted)
     ));
     let Ok(Admit::Queued(first)) =
-        state.admit(frame(5), false, None, Some(&waker), Instant::now, &mut fx)
+        state.admit(frame(5), false, None, Some(&waker), &mut fx)
     else {
         panic!("the second frame must wait");
     };
     let Ok(Admit::Queued(second)) =
-        state.admit(frame(1), false, None, Some(&waker), Instant::now, &mut fx)
+        state.admit(frame(1), false, None, Some(&waker), &mut fx)
     else {
         panic!("a small frame may not pass a waiting one");
     };
     // `try_send` may not pass them either, though its frame would fit.
     assert!(matches!(
-        state.admit(frame(1), false, None, None, Instant::now, &mut fx),
+        state.admit(frame(1), false, None, None, &mut fx),
         Err(SendError::Timeout(_))
     ));
     assert_eq!(state.waiting(), [first, second]);
@@ -75,13 +75,13 @@ fn marked(byte: u8, len: usize) -> Bytes {
 fn accept(state: &mut State, frame: Bytes) {
     let (_, waker) = counter();
     let admitted =
-        state.admit(frame, false, None, Some(&waker), Instant::now, &mut Effects::default());
+        state.admit(frame, false, None, Some(&waker), &mut Effects::new(Instant::now));
     assert!(matches!(admitted, Ok(Admit::Accepted)), "{admitted:?}");
 }
 
 fn enqueue(state: &mut State, frame: Bytes, deadline: Option<Instant>, waker: &Waker) -> u64 {
-    let mut fx = Effects::default();
-    match state.admit(frame, false, deadline, Some(waker), Instant::now, &mut fx) {
+    let mut fx = Effects::new(Instant::now);
+    match state.admit(frame, false, deadline, Some(waker), &mut fx) {
         Ok(Admit::Queued(ticket)) => {
             assert_eq!(fx.timer, deadline, "a deadline asks the driver for a timer");
             ticket
@@ -92,8 +92,8 @@ fn enqueue(state: &mut State, frame: Bytes, deadline: Option<Instant>, waker: &W
 
 fn admit_batch(state: &mut State, lens: &[usize], waker: Option<&Waker>) -> Admit {
     let bytes: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| vec![i as u8; len]).collect();
-    let mut fx = Effects::default();
-    let admitted = state.admit_batch(bytes.into(), lens, 0, None, waker, Instant::now, &mut fx);
+    let mut fx = Effects::new(Instant::now);
+    let admitted = state.admit_batch(bytes.into(), lens, 0, None, waker, &mut fx);
     admitted.expect("admitted")
 }
 
@@ -114,7 +114,7 @@ fn a_batch_enters_whole_or_waits_whole_in_the_data_line() {
     // One byte written: 6 free, not enough for 7, so neither moves (no barging).
     let mut in_flight = VecDeque::new();
     state.buffer().take_chunks(&mut in_flight);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     state.written(1, &mut fx);
     assert_eq!(state.waiting(), [batch, frame]);
     // The rest: the batch moves in whole, then the frame behind it.
@@ -145,7 +145,7 @@ fn cancelling_the_head_waiter_lets_the_next_one_in_at_once() {
     let (next_wakes, next_waker) = counter();
     let next = enqueue(&mut state, marked(2, 2), None, &next_waker);
 
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     assert_eq!(state.cancel(head, &mut fx), Some(marked(1, 5)), "the frame comes back");
     // Nothing was written: only the head leaving let the next one in.
     assert!(state.waiting().is_empty());
@@ -167,7 +167,7 @@ fn cancelling_a_waiter_behind_the_head_grants_nothing() {
     let head = enqueue(&mut state, marked(1, 5), None, &waker);
     let middle = enqueue(&mut state, marked(2, 1), None, &waker);
     let last = enqueue(&mut state, marked(3, 1), None, &waker);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     assert_eq!(state.cancel(middle, &mut fx), Some(marked(2, 1)));
     assert!(fx.wake.is_empty());
     assert_eq!(state.waiting(), [head, last]);
@@ -188,12 +188,12 @@ fn expire_fires_deadlines_in_order_and_returns_the_next_one() {
     let c = enqueue(&mut state, marked(3, 3), Some(at(20)), &counters[2].1);
     let d = enqueue(&mut state, marked(4, 4), None, &counters[3].1);
 
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     assert_eq!(state.expire(base, &mut fx), Some(at(10)));
     assert!(fx.wake.is_empty(), "nothing is due yet");
     let fired = [(at(10), b, 1, Some(at(20))), (at(25), c, 2, Some(at(30))), (at(99), a, 0, None)];
     for (now, ticket, index, next) in fired {
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         assert_eq!(state.expire(now, &mut fx), next);
         assert_eq!(fx.wake.len(), 1, "exactly one deadline is due at {now:?}");
         fx.wake_all();
@@ -221,7 +221,7 @@ fn an_expired_head_lets_the_next_one_in() {
     let head = enqueue(&mut state, marked(1, 5), Some(deadline), &head_waker);
     let (next_wakes, next_waker) = counter();
     let next = enqueue(&mut state, marked(2, 4), None, &next_waker);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     assert_eq!(state.expire(deadline, &mut fx), None);
     fx.wake_all();
     assert_eq!((wakes(&head_wakes), wakes(&next_wakes)), (1, 1));
@@ -249,7 +249,7 @@ fn begin_close_fails_every_waiter_with_closed_carrying_its_frame() {
         .collect();
 
     let close_by = Instant::now() + Duration::from_secs(60);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     assert!(state.begin_close(close_by, &mut fx));
     assert!(fx.notify_driver, "the driver must start draining");
     assert_eq!(fx.timer, Some(close_by));
@@ -268,14 +268,14 @@ fn begin_close_fails_every_waiter_with_closed_carrying_its_frame() {
     // The waiter's deadline is gone; only the drain deadline is left.
     assert_eq!(state.expire(deadline, &mut fx), Some(close_by));
     let refused =
-        state.admit(marked(9, 1), false, None, Some(&waiters[0].3), Instant::now, &mut fx);
+        state.admit(marked(9, 1), false, None, Some(&waiters[0].3), &mut fx);
     assert!(matches!(refused, Err(SendError::Closed(f)) if f == marked(9, 1)));
 }
 
 #[test]
 fn finish_with_a_cause_disconnects_waiters_and_reports_the_buffered_frames() {
     let mut state = State::new(20);
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     state.opened(&mut fx);
     for (byte, len) in [(1, 3), (2, 4), (3, 5)] {
         accept(&mut state, marked(byte, len));
@@ -289,7 +289,7 @@ fn finish_with_a_cause_disconnects_waiters_and_reports_the_buffered_frames() {
     let waiting = enqueue(&mut state, marked(5, 10), None, &waker);
 
     let cause = Disconnect::from_io(std::io::ErrorKind::ConnectionReset.into());
-    let mut fx = Effects::default();
+    let mut fx = Effects::new(Instant::now);
     state.finish(Some(cause), &mut in_flight, 5, &mut fx);
     fx.wake_all();
     assert_eq!(wakes(&count), 1);
@@ -310,7 +310,7 @@ fn finish_with_a_cause_disconnects_waiters_and_reports_the_buffered_frames() {
     // Only the first report has the frames; the cause stays.
     let again = state.report().expect("closed");
     assert!(again.unsent().is_empty() && again.cause().is_some());
-    let refused = state.admit(marked(6, 1), false, None, Some(&waker), Instant::now, &mut fx);
+    let refused = state.admit(marked(6, 1), false, None, Some(&waker), &mut fx);
     assert!(matches!(refused, Err(SendError::Disconnected { .. })));
     let target = state.flush_target();
     let id = state.next_id();
@@ -346,7 +346,7 @@ fn the_bound_and_fifo_hold_under_random_operations() {
         let mut queued: BTreeMap<u64, Bytes> = BTreeMap::new();
         let mut returned = 0u64;
         for step in 0..3000u32 {
-            let mut fx = Effects::default();
+            let mut fx = Effects::at(clock);
             let frame = marked((step % 251) as u8, 1 + rng.below(capacity + capacity / 10));
             match rng.below(7) {
                 0 | 1 => {
@@ -357,7 +357,6 @@ fn the_bound_and_fifo_hold_under_random_operations() {
                         false,
                         deadline,
                         Some(&waker),
-                        || clock,
                         &mut fx,
                     ) {
                         Ok(Admit::Accepted) => accepted.push(frame),
@@ -369,7 +368,7 @@ fn the_bound_and_fifo_hold_under_random_operations() {
                         Err(other) => panic!("unexpected {other:?}"),
                     }
                 }
-                2 => match state.admit(frame.clone(), false, None, None, || clock, &mut fx) {
+                2 => match state.admit(frame.clone(), false, None, None, &mut fx) {
                     Ok(Admit::Accepted) => accepted.push(frame),
                     Ok(Admit::Queued(_)) => panic!("try_send never queues"),
                     Err(SendError::Timeout(_) | SendError::TooLarge { .. }) => {}
@@ -427,7 +426,7 @@ fn the_bound_and_fifo_hold_under_random_operations() {
             }
         }
         // Close: the waiters get their frames back, the report the unwritten ones.
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(Instant::now);
         state.begin_close(clock, &mut fx);
         for (ticket, frame) in std::mem::take(&mut queued) {
             match state.poll_queued(ticket, &waker, &mut fx) {
