@@ -184,8 +184,7 @@ impl ConnShared {
             if lens.is_empty() || lens.contains(&0) {
                 return Err(SendError::Empty(()));
             }
-            let admitted =
-                self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, fx);
+            let admitted = self.lock().admit_batch(bytes.clone(), lens, 0, deadline, waker, fx);
             return admitted.map_err(|err| err.map(drop));
         };
         if lens.is_empty() {
@@ -208,8 +207,7 @@ impl ConnShared {
             wire_lens.push(header_len + len);
         }
         let wire = wire.freeze();
-        let admitted =
-            self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, fx);
+        let admitted = self.lock().admit_batch(wire, &wire_lens, headers, deadline, waker, fx);
         admitted.map_err(|err| err.map(drop))
     }
 

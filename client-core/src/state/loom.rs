@@ -189,8 +189,7 @@ impl Conn {
         waker: Option<&Waker>,
     ) -> Result<Admit, SendError<Bytes>> {
         self.with(|inner, fx| {
-            let admitted =
-                inner.state.admit(frame.clone(), false, deadline, waker, fx);
+            let admitted = inner.state.admit(frame.clone(), false, deadline, waker, fx);
             match &admitted {
                 Ok(Admit::Accepted) => inner.arrivals.push(frame),
                 Ok(Admit::Queued(ticket)) => {

@@ -33,13 +33,10 @@ fn waiters_are_granted_in_arrival_order_without_barging() {
         state.admit(frame(8), false, None, Some(&waker), &mut fx),
         Ok(Admit::Accepted)
     ));
-    let Ok(Admit::Queued(first)) =
-        state.admit(frame(5), false, None, Some(&waker), &mut fx)
-    else {
+    let Ok(Admit::Queued(first)) = state.admit(frame(5), false, None, Some(&waker), &mut fx) else {
         panic!("the second frame must wait");
     };
-    let Ok(Admit::Queued(second)) =
-        state.admit(frame(1), false, None, Some(&waker), &mut fx)
+    let Ok(Admit::Queued(second)) = state.admit(frame(1), false, None, Some(&waker), &mut fx)
     else {
         panic!("a small frame may not pass a waiting one");
     };
@@ -74,8 +71,7 @@ fn marked(byte: u8, len: usize) -> Bytes {
 
 fn accept(state: &mut State, frame: Bytes) {
     let (_, waker) = counter();
-    let admitted =
-        state.admit(frame, false, None, Some(&waker), &mut Effects::new(Instant::now));
+    let admitted = state.admit(frame, false, None, Some(&waker), &mut Effects::new(Instant::now));
     assert!(matches!(admitted, Ok(Admit::Accepted)), "{admitted:?}");
 }
 
@@ -267,8 +263,7 @@ fn begin_close_fails_every_waiter_with_closed_carrying_its_frame() {
     assert_eq!((stats.waiters, stats.buffered), (0, 10), "buffered frames stay to drain");
     // The waiter's deadline is gone; only the drain deadline is left.
     assert_eq!(state.expire(deadline, &mut fx), Some(close_by));
-    let refused =
-        state.admit(marked(9, 1), false, None, Some(&waiters[0].3), &mut fx);
+    let refused = state.admit(marked(9, 1), false, None, Some(&waiters[0].3), &mut fx);
     assert!(matches!(refused, Err(SendError::Closed(f)) if f == marked(9, 1)));
 }
 
@@ -352,13 +347,7 @@ fn the_bound_and_fifo_hold_under_random_operations() {
                 0 | 1 => {
                     let deadline = (rng.below(3) == 0)
                         .then(|| clock + Duration::from_millis(rng.below(50) as u64));
-                    match state.admit(
-                        frame.clone(),
-                        false,
-                        deadline,
-                        Some(&waker),
-                        &mut fx,
-                    ) {
+                    match state.admit(frame.clone(), false, deadline, Some(&waker), &mut fx) {
                         Ok(Admit::Accepted) => accepted.push(frame),
                         Ok(Admit::Queued(ticket)) => {
                             queued.insert(ticket, frame);
@@ -445,4 +434,33 @@ fn the_bound_and_fifo_hold_under_random_operations() {
             "seed {seed}: the mix of operations is too thin"
         );
     }
+}
+
+#[test]
+fn deadlines_are_judged_by_the_callers_clock_not_the_real_one() {
+    // A clock far from the real one: a state that read the real clock would see no deadline
+    // due at all, or every one due at once.
+    let start = Instant::now() + Duration::from_secs(3600);
+    let mut state = State::new(4);
+    let (_, waker) = counter();
+    let admitted = state.admit(marked(1, 4), false, None, Some(&waker), &mut Effects::at(start));
+    assert!(matches!(admitted, Ok(Admit::Accepted)));
+    let deadline = start + Duration::from_secs(10);
+    let Ok(Admit::Queued(ticket)) =
+        state.admit(marked(2, 1), false, Some(deadline), Some(&waker), &mut Effects::at(start))
+    else {
+        panic!("the buffer is full: the frame waits");
+    };
+    let before = deadline - Duration::from_nanos(1);
+    assert!(state.poll_queued(ticket, &waker, &mut Effects::at(before)).is_none());
+    match state.poll_queued(ticket, &waker, &mut Effects::at(deadline)) {
+        Some(Err(SendError::Timeout(frame))) => assert_eq!(frame, marked(2, 1)),
+        other => panic!("due at its deadline on the caller's clock: {other:?}"),
+    }
+    // A deadline already past on the caller's clock refuses at once, with the frame.
+    let late =
+        state.admit(marked(3, 1), false, Some(start), Some(&waker), &mut Effects::at(deadline));
+    assert!(matches!(late, Err(SendError::Timeout(frame)) if frame == marked(3, 1)));
+    // The wait time is the caller's, too: 10 s of it.
+    assert_eq!(state.stats().wait_time, Duration::from_secs(10));
 }
