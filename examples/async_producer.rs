@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Close drains what is still buffered, then ends the connection. The report accounts for
     // every frame: written, or handed back in `unsent()`.
-    let report = client.close().await;
+    let report = client.close().await?;
     let stats = client.stats();
     let lines = sink.join().expect("the sink panicked")?;
 

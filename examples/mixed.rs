@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Either handle can close the connection; the report covers every producer's frames.
-    let report = runtime.block_on(client.close());
+    let report = runtime.block_on(client.close())?;
     let stats = client.stats();
     let seen = sink.join().expect("the sink found a message out of order")?;
 

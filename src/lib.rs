@@ -6,7 +6,8 @@
 
 pub use tidegate_async::{
     Async, AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture, FrameSink,
-    Incoming, RecvFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
+    Incoming, OwnedSendFuture, RecvFuture, SendBatchFuture, SendFuture, ShutdownWriteFuture,
+    SinkError, WatermarkStream,
 };
 pub use tidegate_blocking::{Blocking, Client, ClientBuilder, Watermarks, block_on};
 pub use tidegate_core::transport::{Link, SocketOption};

@@ -251,7 +251,7 @@ pub(crate) fn tidegate_tokio(frame: usize, tasks: usize, per: u64) -> io::Result
                 handle.await.map_err(other)??;
             }
             client.flush().await.map_err(other)?;
-            let report = client.close().await;
+            let report = client.close().await.map_err(other)?;
             if !report.is_clean() {
                 return Err(other(format!("unclean close: {report:?}")));
             }
@@ -283,7 +283,7 @@ pub(crate) fn tidegate_async_std(frame: usize, tasks: usize, per: u64) -> io::Re
                 handle.await?;
             }
             client.flush().await.map_err(other)?;
-            let report = client.close().await;
+            let report = client.close().await.map_err(other)?;
             if !report.is_clean() {
                 return Err(other(format!("unclean close: {report:?}")));
             }

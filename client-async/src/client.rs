@@ -240,8 +240,8 @@ impl AsyncClient {
         self.conn.stats()
     }
 
-    /// Returns whether the connection no longer takes frames (closing, closed or
-    /// disconnected).
+    /// Returns whether the connection no longer takes frames: half-closed, closing, closed or
+    /// disconnected.
     ///
     /// # Examples
     ///
@@ -253,7 +253,7 @@ impl AsyncClient {
     /// tidegate::block_on(async {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     assert!(!client.is_closed());
-    ///     client.close().await;
+    ///     client.close().await.unwrap();
     ///     assert!(client.is_closed());
     /// });
     /// ```

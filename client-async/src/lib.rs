@@ -29,7 +29,7 @@
 //!     for i in 0..10 {
 //!         client.send(format!("frame {i}\n")).await?;
 //!     }
-//!     let report = client.close().await;
+//!     let report = client.close().await?;
 //!     assert!(report.is_clean());
 //!     Ok::<(), Box<dyn std::error::Error>>(())
 //! })
@@ -98,7 +98,9 @@ mod sink;
 mod watermarks;
 
 pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting};
-pub use ops::{CloseFuture, FlushFuture, SendFuture, ShutdownWriteFuture};
+pub use ops::{
+    CloseFuture, FlushFuture, OwnedSendFuture, SendBatchFuture, SendFuture, ShutdownWriteFuture,
+};
 pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
 pub use watermarks::WatermarkStream;

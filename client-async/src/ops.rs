@@ -5,18 +5,44 @@
 //! the operation can complete or its deadline passes. None of them ever wakes itself: a
 //! pending future costs no CPU until the driver has news for it.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use futures_core::FusedFuture;
 use tidegate_core::{
-    CloseOp, CloseReport, Connection, FlushError, FlushOp, SendError, SendOp, ShutdownWriteOp,
+    CloseError, CloseOp, CloseReport, Connection, FlushError, FlushOp, FrameBatch, SendBatchOp,
+    SendError, SendOp, ShutdownWriteOp,
 };
 
-/// A send in progress, returned by [`AsyncClient::send`](crate::AsyncClient::send) and
-/// [`AsyncClient::send_timeout`](crate::AsyncClient::send_timeout).
+/// Implements `Future` and `FusedFuture` for a future that wraps a core operation in its
+/// `op` field and remembers in `done` that it completed, so a poll after completion panics
+/// instead of asking the core again. `$map` turns the operation's output into the future's.
+macro_rules! op_future {
+    ($name:ident $(<$lt:lifetime>)?, $output:ty $(, $map:expr)?) => {
+        impl ::std::future::Future for $name$(<$lt>)? {
+            type Output = $output;
+
+            fn poll(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Self::Output> {
+                let this = self.get_mut();
+                assert!(!this.done, concat!(stringify!($name), " polled after completion"));
+                let result = this.op.poll_with(cx.waker());
+                this.done = result.is_ready();
+                $(let result = result.map($map);)?
+                result
+            }
+        }
+
+        impl ::futures_core::FusedFuture for $name$(<$lt>)? {
+            fn is_terminated(&self) -> bool {
+                self.done
+            }
+        }
+    };
+}
+pub(crate) use op_future;
+
+/// A send in progress, returned by [`AsyncClient::send`](crate::AsyncClient::send), its
+/// `_timeout` and `_deadline` forms, and [`AsyncClient::send_urgent`](crate::AsyncClient::send_urgent).
 ///
 /// Resolves to `Ok(())` once the frame is in the outgoing buffer, or to an error carrying the
 /// frame. It is pending while the buffer is full or other senders wait ahead of it, and is
@@ -124,26 +150,181 @@ impl<'a> SendFuture<'a> {
     }
 }
 
-impl Future for SendFuture<'_> {
-    type Output = Result<(), SendError<Bytes>>;
+op_future!(SendFuture<'_>, Result<(), SendError<Bytes>>);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(!this.done, "SendFuture polled after completion");
-        let result = this.op.poll_with(cx.waker());
-        this.done = result.is_ready();
-        result
+/// A send that owns its handle to the connection, returned by
+/// [`AsyncClient::send_owned`](crate::AsyncClient::send_owned) and its `_timeout` and
+/// `_deadline` forms. It is `'static`, so it can be spawned as a task of its own.
+///
+/// It behaves exactly as a [`SendFuture`]: the frame takes its place in the FIFO line at the
+/// first poll, and the future resolves once the frame is in the buffer, or to an error
+/// carrying the frame.
+///
+/// # Cancel safety
+///
+/// As [`SendFuture`]: dropping it while the frame waits in line drops the frame, unsent; a
+/// frame the driver already moved into the buffer is sent. [`OwnedSendFuture::cancel`] tells
+/// which, and hands the frame back in the first case.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::{AsyncClient, OwnedSendFuture};
+/// use tidegate::transport::mem::MemListener;
+///
+/// fn spawnable<F: std::future::Future + Send + 'static>(future: F) -> F {
+///     future
+/// }
+///
+/// let listener = MemListener::bind("async-owned-send-future-example").unwrap();
+/// tidegate::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     let send: OwnedSendFuture = spawnable(client.send_owned("on its own"));
+///     drop(client); // the future holds a handle of its own
+///     send.await.unwrap();
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct OwnedSendFuture {
+    op: SendOp<Connection>,
+    done: bool,
+}
+
+impl OwnedSendFuture {
+    pub(crate) fn new(op: SendOp<Connection>) -> Self {
+        Self { op, done: false }
+    }
+
+    /// Gives up the send, and returns the frame if it was not accepted; as
+    /// [`SendFuture::cancel`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-owned-send-cancel-example").unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let send = client.send_owned("never polled");
+    /// assert_eq!(send.cancel().unwrap(), "never polled");
+    /// ```
+    pub fn cancel(self) -> Option<Bytes> {
+        self.op.cancel()
+    }
+
+    /// Returns whether the frame is waiting in line for room; as [`SendFuture::is_queued`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-owned-send-is-queued-example").unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let mut send = client.send_owned("fits");
+    /// tidegate::block_on(&mut send).unwrap();
+    /// assert!(!send.is_queued());
+    /// ```
+    pub fn is_queued(&self) -> bool {
+        self.op.is_queued()
     }
 }
 
-impl FusedFuture for SendFuture<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
+op_future!(OwnedSendFuture, Result<(), SendError<Bytes>>);
+
+/// A batch send in progress, returned by
+/// [`AsyncClient::send_batch`](crate::AsyncClient::send_batch) and its `_timeout` and
+/// `_deadline` forms.
+///
+/// Resolves to `Ok(())` once every frame of the batch is in the outgoing buffer, or to an
+/// error carrying the whole batch. The batch takes one place in the FIFO line at the first
+/// poll and is moved in whole when there is room for all of it.
+///
+/// # Cancel safety
+///
+/// Dropping it leaks no capacity: a batch still waiting in line is **not sent**; a batch the
+/// driver already moved into the buffer **is sent**, all of it. [`SendBatchFuture::cancel`]
+/// tells which, and hands the batch back in the first case. A batch is never sent in part.
+///
+/// # Panics
+///
+/// Polling after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::{AsyncClient, FrameBatch, SendBatchFuture};
+/// use tidegate::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("async-send-batch-future-example").unwrap();
+/// tidegate::block_on(async {
+///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+///     let batch: FrameBatch = ["one", "two"].into_iter().collect();
+///     let send: SendBatchFuture<'_> = client.send_batch(batch);
+///     send.await.unwrap();
+///     assert_eq!(client.stats().frames_accepted, 2);
+/// });
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct SendBatchFuture<'a> {
+    op: SendBatchOp<&'a Connection>,
+    done: bool,
+}
+
+impl<'a> SendBatchFuture<'a> {
+    pub(crate) fn new(op: SendBatchOp<&'a Connection>) -> Self {
+        Self { op, done: false }
+    }
+
+    /// Gives up the batch, and returns it if it was not accepted: `Some(batch)` means none of
+    /// it was put into the buffer and none of it ever will be; `None` means all of it is in
+    /// the buffer (or the future had already completed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{AsyncClient, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-batch-cancel-example").unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let send = client.send_batch(["never polled"].into_iter().collect());
+    /// assert_eq!(send.cancel().unwrap().len(), 1);
+    /// ```
+    pub fn cancel(self) -> Option<FrameBatch> {
+        self.op.cancel()
+    }
+
+    /// Returns whether the batch is waiting in line for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{AsyncClient, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-batch-is-queued-example").unwrap();
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let send = client.send_batch(["fits"].into_iter().collect());
+    /// assert!(!send.is_queued(), "not polled yet");
+    /// ```
+    pub fn is_queued(&self) -> bool {
+        self.op.is_queued()
     }
 }
+
+op_future!(SendBatchFuture<'_>, Result<(), SendError<FrameBatch>>);
 
 /// A flush in progress, returned by [`AsyncClient::flush`](crate::AsyncClient::flush) and
-/// [`AsyncClient::flush_timeout`](crate::AsyncClient::flush_timeout).
+/// its `_timeout` and `_deadline` forms.
 ///
 /// At its first poll it notes how many bytes the connection has accepted so far, and resolves
 /// once the link has taken that many. Frames accepted later do not hold it up.
@@ -183,27 +364,16 @@ impl<'a> FlushFuture<'a> {
     }
 }
 
-impl Future for FlushFuture<'_> {
-    type Output = Result<(), FlushError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(!this.done, "FlushFuture polled after completion");
-        let result = this.op.poll_with(cx.waker());
-        this.done = result.is_ready();
-        result
-    }
-}
-
-impl FusedFuture for FlushFuture<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
+op_future!(FlushFuture<'_>, Result<(), FlushError>);
 
 /// A close in progress, returned by [`AsyncClient::close`](crate::AsyncClient::close) and
-/// [`AsyncClient::close_timeout`](crate::AsyncClient::close_timeout). Resolves to the
-/// [`CloseReport`] once the link is gone.
+/// its `_timeout` and `_deadline` forms. Resolves to the [`CloseReport`] once the link is
+/// gone.
+///
+/// Its output is a `Result` of the same shape as the blocking facade's `close`, so code moves
+/// between the facades unchanged. It is never an error here: the one [`CloseError`], a wait
+/// that would park an I/O driver thread, cannot happen to a future, which waits by returning
+/// `Pending`.
 ///
 /// # Cancel safety
 ///
@@ -224,7 +394,7 @@ impl FusedFuture for FlushFuture<'_> {
 /// tidegate::block_on(async {
 ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
 ///     let close: CloseFuture<'_> = client.close();
-///     assert!(close.await.is_clean());
+///     assert!(close.await.unwrap().is_clean());
 /// });
 /// ```
 #[derive(Debug)]
@@ -240,27 +410,11 @@ impl<'a> CloseFuture<'a> {
     }
 }
 
-impl Future for CloseFuture<'_> {
-    type Output = CloseReport;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(!this.done, "CloseFuture polled after completion");
-        let result = this.op.poll_with(cx.waker());
-        this.done = result.is_ready();
-        result
-    }
-}
-
-impl FusedFuture for CloseFuture<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
+op_future!(CloseFuture<'_>, Result<CloseReport, CloseError>, Ok);
 
 /// A half-close in progress, returned by
-/// [`AsyncClient::shutdown_write`](crate::AsyncClient::shutdown_write). Resolves once the
-/// buffer has drained and the write side has ended.
+/// [`AsyncClient::shutdown_write`](crate::AsyncClient::shutdown_write) and its `_timeout`
+/// and `_deadline` forms. Resolves once the buffer has drained and the write side has ended.
 ///
 /// # Cancel safety
 ///
@@ -298,20 +452,4 @@ impl<'a> ShutdownWriteFuture<'a> {
     }
 }
 
-impl Future for ShutdownWriteFuture<'_> {
-    type Output = Result<(), FlushError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(!this.done, "ShutdownWriteFuture polled after completion");
-        let result = this.op.poll_with(cx.waker());
-        this.done = result.is_ready();
-        result
-    }
-}
-
-impl FusedFuture for ShutdownWriteFuture<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
+op_future!(ShutdownWriteFuture<'_>, Result<(), FlushError>);

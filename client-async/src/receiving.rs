@@ -77,7 +77,37 @@ impl AsyncClient {
     /// });
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> RecvFuture<'_> {
-        RecvFuture::new(self.conn.recv(Some(Instant::now() + timeout)))
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Like [`AsyncClient::recv`], giving up at `deadline` with
+    /// [`RecvError::Timeout`](crate::RecvError::Timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::recv_timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: see [`RecvFuture`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-recv-deadline-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let deadline = Instant::now() + Duration::from_millis(10);
+    ///     let err = client.recv_deadline(deadline).await.unwrap_err();
+    ///     assert!(err.is_timeout());
+    /// });
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> RecvFuture<'_> {
+        RecvFuture::new(self.conn.recv(Some(deadline)))
     }
 
     /// Receives without waiting: the next chunk (or frame) if one is there and no receiver

@@ -7,13 +7,14 @@
 //! started waiting, and dropping one loses no data: bytes leave the inbound buffer only when a
 //! receive returns them.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_core::{FusedFuture, FusedStream, Stream};
+use futures_core::{FusedStream, Stream};
 use tidegate_core::{Connection, RecvError, RecvOp};
+
+use crate::ops::op_future;
 
 /// A receive in progress, returned by [`AsyncClient::recv`](crate::AsyncClient::recv) and
 /// [`AsyncClient::recv_timeout`](crate::AsyncClient::recv_timeout).
@@ -61,23 +62,7 @@ impl<'a> RecvFuture<'a> {
     }
 }
 
-impl Future for RecvFuture<'_> {
-    type Output = Result<Option<Bytes>, RecvError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(!this.done, "RecvFuture polled after completion");
-        let result = this.op.poll_with(cx.waker());
-        this.done = result.is_ready();
-        result
-    }
-}
-
-impl FusedFuture for RecvFuture<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
+op_future!(RecvFuture<'_>, Result<Option<Bytes>, RecvError>);
 
 /// Everything the connection receives, as a [`Stream`], returned by
 /// [`AsyncClient::incoming`](crate::AsyncClient::incoming).

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tidegate_core::{Connection, FrameBatch, SendBatchOp, TrySendError};
+use tidegate_core::{FrameBatch, TrySendError};
 
 use crate::AsyncClient;
-use crate::ops::{FlushFuture, SendFuture};
+use crate::ops::{FlushFuture, OwnedSendFuture, SendBatchFuture, SendFuture};
 use crate::sink::FrameSink;
 
 // Named in the docs only.
@@ -51,8 +51,12 @@ impl AsyncClient {
     /// });
     /// ```
     pub fn send(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
-        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
-        SendFuture::new(self.conn.send(frame.into(), deadline))
+        SendFuture::new(self.conn.send(frame.into(), self.default_deadline()))
+    }
+
+    /// The deadline of the configured send timeout, counted from now.
+    fn default_deadline(&self) -> Option<Instant> {
+        self.conn.config().send_timeout_duration().map(|t| Instant::now() + t)
     }
 
     /// Sends `frame`, waiting at most `timeout` (counted from this call) for room.
@@ -88,6 +92,132 @@ impl AsyncClient {
     /// ```
     pub fn send_timeout(&self, frame: impl Into<Bytes>, timeout: Duration) -> SendFuture<'_> {
         SendFuture::new(self.conn.send(frame.into(), Some(Instant::now() + timeout)))
+    }
+
+    /// Sends `frame`, waiting for room until `deadline` at most: the form of
+    /// [`AsyncClient::send_timeout`] for a caller that has one deadline for several steps.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send_timeout`]; a deadline already past times out at once unless the
+    /// frame goes in at the first poll.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-deadline-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let deadline = Instant::now() + Duration::from_secs(1);
+    ///     client.send_deadline("request", deadline).await.unwrap();
+    ///     client.flush_deadline(deadline).await.unwrap();
+    /// });
+    /// ```
+    pub fn send_deadline(&self, frame: impl Into<Bytes>, deadline: Instant) -> SendFuture<'_> {
+        SendFuture::new(self.conn.send(frame.into(), Some(deadline)))
+    }
+
+    /// Sends `frame` as [`AsyncClient::send`] does, with a future that owns a handle to the
+    /// connection: it is `'static`, so it can be spawned (`tokio::spawn(client.send_owned(frame))`)
+    /// or kept in a struct without a borrow of the client.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`]; see [`OwnedSendFuture`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-owned-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let sends: Vec<_> = (0..3).map(|i| client.send_owned(format!("{i}"))).collect();
+    ///     for send in sends {
+    ///         send.await.unwrap();
+    ///     }
+    ///     assert_eq!(client.stats().frames_accepted, 3);
+    /// });
+    /// ```
+    pub fn send_owned(&self, frame: impl Into<Bytes>) -> OwnedSendFuture {
+        OwnedSendFuture::new(self.conn.clone().send_owned(frame.into(), self.default_deadline()))
+    }
+
+    /// Like [`AsyncClient::send_owned`], waiting at most `timeout` (counted from this call).
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send_timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-owned-timeout-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     client.send_owned_timeout("frame", Duration::from_secs(1)).await.unwrap();
+    /// });
+    /// ```
+    pub fn send_owned_timeout(
+        &self,
+        frame: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> OwnedSendFuture {
+        self.send_owned_deadline(frame, Instant::now() + timeout)
+    }
+
+    /// Like [`AsyncClient::send_owned`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send_deadline`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-owned-deadline-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let deadline = Instant::now() + Duration::from_secs(1);
+    ///     client.send_owned_deadline("frame", deadline).await.unwrap();
+    /// });
+    /// ```
+    pub fn send_owned_deadline(
+        &self,
+        frame: impl Into<Bytes>,
+        deadline: Instant,
+    ) -> OwnedSendFuture {
+        OwnedSendFuture::new(self.conn.clone().send_owned(frame.into(), Some(deadline)))
     }
 
     /// Puts `frame` into the buffer only if it fits now and no one is waiting.
@@ -132,8 +262,8 @@ impl AsyncClient {
     ///
     /// Dropping the future before it completes leaks no capacity: a batch still waiting in
     /// line leaves it and is **not sent**; a batch the driver already moved into the buffer
-    /// **is sent**, all of it. [`SendBatchOp::cancel`](crate::SendBatchOp::cancel) tells which,
-    /// and hands the batch back in the first case. A batch is never sent in part.
+    /// **is sent**, all of it. [`SendBatchFuture::cancel`] tells which, and hands the batch
+    /// back in the first case. A batch is never sent in part.
     ///
     /// # Examples
     ///
@@ -152,9 +282,73 @@ impl AsyncClient {
     ///     assert_eq!(client.stats().frames_accepted, 64);
     /// });
     /// ```
-    pub fn send_batch(&self, batch: FrameBatch) -> SendBatchOp<&Connection> {
-        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
-        self.conn.send_batch(batch, deadline)
+    pub fn send_batch(&self, batch: FrameBatch) -> SendBatchFuture<'_> {
+        SendBatchFuture::new(self.conn.send_batch(batch, self.default_deadline()))
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting at most `timeout` (counted from this
+    /// call) for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send_batch`];
+    /// [`SendError::Timeout`](crate::SendError::Timeout) carries the whole batch back when
+    /// `timeout` passes.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send_batch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{AsyncClient, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-batch-timeout-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::builder().capacity(8).connect(&listener.url()).await.unwrap();
+    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    ///     peer.pause(); // the peer stops reading
+    ///     client.send("12345678").await.unwrap();
+    ///     let batch: FrameBatch = ["ping", "pong"].into_iter().collect();
+    ///     let err = client.send_batch_timeout(batch, Duration::from_millis(50)).await.unwrap_err();
+    ///     assert!(err.is_timeout());
+    ///     assert_eq!(err.into_inner().len(), 2);
+    /// });
+    /// ```
+    pub fn send_batch_timeout(&self, batch: FrameBatch, timeout: Duration) -> SendBatchFuture<'_> {
+        self.send_batch_deadline(batch, Instant::now() + timeout)
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting for room until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::send_batch_timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncClient::send_batch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::{AsyncClient, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-send-batch-deadline-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     let batch: FrameBatch = ["ping", "pong"].into_iter().collect();
+    ///     let deadline = Instant::now() + Duration::from_secs(1);
+    ///     client.send_batch_deadline(batch, deadline).await.unwrap();
+    /// });
+    /// ```
+    pub fn send_batch_deadline(&self, batch: FrameBatch, deadline: Instant) -> SendBatchFuture<'_> {
+        SendBatchFuture::new(self.conn.send_batch(batch, Some(deadline)))
     }
 
     /// Puts every frame of `batch` into the buffer, as one unit, only if all of them fit now
@@ -218,8 +412,7 @@ impl AsyncClient {
     /// });
     /// ```
     pub fn send_urgent(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
-        let deadline = self.conn.config().send_timeout_duration().map(|t| Instant::now() + t);
-        SendFuture::new(self.conn.send_urgent(frame.into(), deadline))
+        SendFuture::new(self.conn.send_urgent(frame.into(), self.default_deadline()))
     }
 
     /// Like [`AsyncClient::try_send`], for an urgent frame (see [`AsyncClient::send_urgent`]).
@@ -297,13 +490,42 @@ impl AsyncClient {
     /// });
     /// ```
     pub fn flush_timeout(&self, timeout: Duration) -> FlushFuture<'_> {
-        FlushFuture::new(self.conn.flush(Some(Instant::now() + timeout)))
+        self.flush_deadline(Instant::now() + timeout)
+    }
+
+    /// Like [`AsyncClient::flush`], giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::flush_timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future only stops waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::AsyncClient;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("async-flush-deadline-example").unwrap();
+    /// tidegate::block_on(async {
+    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
+    ///     client.send("data").await.unwrap();
+    ///     client.flush_deadline(Instant::now() + Duration::from_secs(5)).await.unwrap();
+    /// });
+    /// ```
+    pub fn flush_deadline(&self, deadline: Instant) -> FlushFuture<'_> {
+        FlushFuture::new(self.conn.flush(Some(deadline)))
     }
 
     /// Returns a [`Sink`](futures_sink::Sink) of frames on this connection, for `stream.forward(sink)`
     /// and `SinkExt`. It owns a handle to the connection.
     ///
-    /// Closing the sink closes the connection for every handle.
+    /// Closing the sink flushes it and leaves the connection open: other clones go on
+    /// sending, and the connection is closed by one explicit [`AsyncClient::close`].
     ///
     /// # Examples
     ///
@@ -317,8 +539,9 @@ impl AsyncClient {
     ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
     ///     let frames = stream::iter(["a", "b", "c"]).map(|s| Ok(Bytes::from(s)));
     ///     frames.forward(client.sink()).await.unwrap();
-    ///     assert_eq!(client.stats().bytes_written, 3);
-    ///     assert!(client.is_closed(), "forward closes the sink, and so the connection");
+    ///     assert_eq!(client.stats().bytes_written, 3, "forward flushes the sink when it ends");
+    ///     client.send("d").await.unwrap(); // the connection stays open
+    ///     assert!(client.close().await.unwrap().is_clean());
     /// });
     /// ```
     pub fn sink(&self) -> FrameSink {

@@ -12,7 +12,8 @@
 //!   place in line is decided in `start_send`, and newcomers queue behind it.
 //! - `poll_flush` then waits, with the core's flush, until every byte accepted up to that
 //!   moment (this sink's frames and others') has been written to the link.
-//! - `poll_close` then closes the connection with the configured close timeout.
+//! - `poll_close` is `poll_flush`: it leaves the connection open, since the sink is one of
+//!   perhaps many producers on it. Closing the connection is one explicit call.
 //!
 //! The no-op waker of `start_send` cannot lose a wake-up: the `Sink` contract makes the caller
 //! call `poll_ready`, `poll_flush` or `poll_close` next, which polls the operation again with
@@ -27,7 +28,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_sink::Sink;
-use tidegate_core::{CloseReport, Connection, FlushError, SendError, SendOp};
+use tidegate_core::{Connection, FlushError, SendError, SendOp};
 
 /// A boxed wait on the core that owns its handle to the connection.
 type Wait<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
@@ -44,15 +45,16 @@ type Wait<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
 ///   order in which frames joined the line.
 /// - [`poll_flush`](Sink::poll_flush) also waits until everything accepted so far has been
 ///   written to the link.
-/// - [`poll_close`](Sink::poll_close) **closes the connection for every handle**, draining it
-///   for at most the configured close timeout.
+/// - [`poll_close`](Sink::poll_close) flushes, as `poll_flush` does, and **leaves the
+///   connection open**: when a `forward` ends, the other clients, sinks and tasks on the same
+///   connection go on sending. Close the connection with
+///   [`AsyncClient::close`](crate::AsyncClient::close) when every producer is done.
 ///
 /// # Errors
 ///
 /// [`SinkError::Send`] carries back a frame that could not be sent (timeout, closed,
-/// disconnected, too large, empty); [`SinkError::Flush`] says why a flush failed;
-/// [`SinkError::Close`] carries the close report when the connection did not end cleanly, with
-/// every frame that was not written.
+/// disconnected, too large, empty); [`SinkError::Flush`] says why a flush (or a close of the
+/// sink) failed.
 ///
 /// # Cancel safety
 ///
@@ -75,8 +77,9 @@ type Wait<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
 ///     sink.feed(Bytes::from("one ")).await.unwrap();
 ///     sink.send(Bytes::from("two")).await.unwrap(); // feeds, then flushes
 ///     assert_eq!(client.stats().bytes_written, 7);
-///     sink.close().await.unwrap();
-///     assert!(client.is_closed());
+///     sink.close().await.unwrap(); // flushes; the connection stays open
+///     assert!(!client.is_closed());
+///     assert!(client.close().await.unwrap().is_clean());
 /// });
 /// ```
 #[must_use = "sinks do nothing unless used"]
@@ -89,8 +92,6 @@ pub struct FrameSink {
     /// The flush in progress. Invariant: started after the last `start_send`, so it covers
     /// every frame of this sink.
     flush: Option<Wait<Result<(), FlushError>>>,
-    /// The close in progress.
-    close: Option<Wait<CloseReport>>,
 }
 
 impl fmt::Debug for FrameSink {
@@ -100,14 +101,13 @@ impl fmt::Debug for FrameSink {
             .field("pending", &self.pending)
             .field("unflushed", &self.unflushed)
             .field("flushing", &self.flush.is_some())
-            .field("closing", &self.close.is_some())
             .finish()
     }
 }
 
 impl FrameSink {
     pub(crate) fn new(conn: Connection) -> Self {
-        Self { conn, pending: None, unflushed: false, flush: None, close: None }
+        Self { conn, pending: None, unflushed: false, flush: None }
     }
 
     /// Returns the connection the sink sends on.
@@ -236,25 +236,9 @@ impl Sink<Bytes> for FrameSink {
         Poll::Ready(result.map_err(SinkError::Flush))
     }
 
+    /// Flushes, as [`poll_flush`](Sink::poll_flush) does; the connection stays open.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SinkError>> {
-        let this = self.get_mut();
-        if let Err(err) = std::task::ready!(this.poll_pending(cx.waker())) {
-            return Poll::Ready(Err(err));
-        }
-        let close = this.close.get_or_insert_with(|| {
-            let conn = this.conn.clone();
-            let timeout = conn.config().close_timeout_duration();
-            Box::pin(async move { conn.close(timeout).await })
-        });
-        let report = std::task::ready!(close.as_mut().poll(cx));
-        this.close = None;
-        this.flush = None;
-        this.unflushed = false;
-        if report.is_clean() {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Ready(Err(SinkError::Close(report)))
-        }
+        self.poll_flush(cx)
     }
 }
 
@@ -281,11 +265,8 @@ impl Drop for FrameSink {
 pub enum SinkError {
     /// A frame could not be sent; the error carries it.
     Send(SendError<Bytes>),
-    /// A flush did not complete.
+    /// A flush (or a close of the sink, which flushes) did not complete.
     Flush(FlushError),
-    /// The connection did not end cleanly when the sink closed it: a disconnect, a close
-    /// timeout, or frames not written. The report hands back every frame not written.
-    Close(CloseReport),
 }
 
 impl SinkError {
@@ -301,7 +282,7 @@ impl SinkError {
     pub fn into_frame(self) -> Option<Bytes> {
         match self {
             Self::Send(err) => Some(err.into_inner()),
-            Self::Flush(_) | Self::Close(_) => None,
+            Self::Flush(_) => None,
         }
     }
 
@@ -320,7 +301,6 @@ impl SinkError {
         match self {
             Self::Send(err) => err.is_closed(),
             Self::Flush(err) => !matches!(err, FlushError::Timeout),
-            Self::Close(_) => true,
         }
     }
 }
@@ -342,16 +322,6 @@ impl fmt::Display for SinkError {
         match self {
             Self::Send(err) => fmt::Display::fmt(err, f),
             Self::Flush(err) => fmt::Display::fmt(err, f),
-            Self::Close(report) => write!(
-                f,
-                "the connection did not end cleanly: {} frames not written{}",
-                report.unsent().len(),
-                match report.cause() {
-                    Some(cause) => format!(" ({cause})"),
-                    None if report.timed_out() => " (close timed out)".to_string(),
-                    None => String::new(),
-                }
-            ),
         }
     }
 }
@@ -362,7 +332,6 @@ impl Error for SinkError {
         match self {
             Self::Send(err) => err.source(),
             Self::Flush(err) => err.source(),
-            Self::Close(report) => report.cause().map(|c| c as &(dyn Error + 'static)),
         }
     }
 }

@@ -6,7 +6,9 @@ use std::io;
 use std::sync::Arc;
 
 use tidegate_core::transport::{Link, SocketOption};
-use tidegate_core::{Builder, Config, ConnectError, Connection, Facade, LinkError, Stats};
+use tidegate_core::{
+    Builder, Config, ConnectError, Connection, Facade, LinkError, Stats, is_driver_thread,
+};
 
 use crate::ending::DrainOnDrop;
 use crate::wait::{wait, wait_guarded};
@@ -220,6 +222,25 @@ impl Client {
     pub fn stats(&self) -> Stats {
         self.conn.stats()
     }
+
+    /// Returns whether the connection no longer takes frames: half-closed, closing, closed or
+    /// disconnected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-is-closed-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// assert!(!client.is_closed());
+    /// client.close().unwrap();
+    /// assert!(client.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
 }
 
 /// Settings for a new [`Client`]: the core's [`Builder`], made by [`Client::builder`], whose
@@ -286,7 +307,9 @@ impl Facade for Blocking {
     /// # Errors
     ///
     /// A malformed URL, an unregistered scheme, unusable settings
-    /// ([`ConnectError::InvalidConfig`]), or a connection that failed or timed out.
+    /// ([`ConnectError::InvalidConfig`]), or a connection that failed or timed out;
+    /// [`ConnectError::WouldDeadlock`] at once on an I/O driver thread, where nothing is
+    /// opened.
     ///
     /// # Blocking
     ///
@@ -307,6 +330,10 @@ impl Facade for Blocking {
     /// assert!(matches!(err, ConnectError::Io(_)), "nobody listens any more");
     /// ```
     fn connect(url: &str, config: Config) -> Self::Output {
+        // Refuse before opening anything: the wait below could be for this very thread.
+        if is_driver_thread() {
+            return Err(ConnectError::WouldDeadlock);
+        }
         let conn = Connection::open(url, config)?;
         let mut connected = conn.connected();
         wait(None, |waker| connected.poll_with(waker))?;

@@ -102,6 +102,32 @@ impl Client {
         self.shutdown_write_until(Some(Instant::now() + timeout))
     }
 
+    /// Like [`Client::shutdown_write_timeout`], giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::shutdown_write_timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-shutdown-write-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.send("request").unwrap();
+    /// client.shutdown_write_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
+    /// ```
+    pub fn shutdown_write_deadline(&self, deadline: Instant) -> Result<(), FlushError> {
+        self.shutdown_write_until(Some(deadline))
+    }
+
     fn shutdown_write_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
         let mut op = self.conn.shutdown_write(deadline);
         wait_guarded(deadline, |waker| op.poll_with(waker))
@@ -190,5 +216,34 @@ impl Client {
         }
         let mut op = self.conn.close(timeout);
         Ok(wait(None, |waker| op.poll_with(waker)))
+    }
+
+    /// Like [`Client::close`], draining until `deadline` at most (a deadline already past
+    /// drains nothing more: the link is shut down at once).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::close`]: [`CloseError::WouldDeadlock`] on an I/O driver thread, where it
+    /// does nothing.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most (plus the time to shut the link
+    /// down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-close-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let report = client.close_deadline(Instant::now() + Duration::from_secs(1)).unwrap();
+    /// assert!(report.is_clean());
+    /// ```
+    pub fn close_deadline(&self, deadline: Instant) -> Result<CloseReport, CloseError> {
+        self.close_timeout(deadline.saturating_duration_since(Instant::now()))
     }
 }

@@ -77,6 +77,32 @@ impl Client {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
+    /// Like [`Client::recv`], giving up at `deadline` with [`RecvError::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::recv_timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-recv-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let err = client.recv_deadline(Instant::now() + Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Option<Bytes>, RecvError> {
+        self.recv_until(Some(deadline))
+    }
+
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Bytes>, RecvError> {
         let mut op = self.conn.recv(deadline);
         // On a driver thread the operation is dropped, leaving the line; no data is lost.

@@ -85,6 +85,39 @@ impl Client {
         self.send_until(frame.into(), Some(Instant::now() + timeout))
     }
 
+    /// Sends `frame`, waiting for room until `deadline` at most: the form of
+    /// [`Client::send_timeout`] for a caller that has one deadline for several steps.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send`]; [`SendError::Timeout`] carries the frame back when `deadline`
+    /// passes (at once if it has passed already and the frame cannot go in now).
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most (plus scheduling delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("send-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let deadline = Instant::now() + Duration::from_millis(100);
+    /// client.send_deadline("request", deadline).unwrap();
+    /// client.flush_deadline(deadline).unwrap();
+    /// ```
+    pub fn send_deadline(
+        &self,
+        frame: impl Into<Bytes>,
+        deadline: Instant,
+    ) -> Result<(), SendError<Bytes>> {
+        self.send_until(frame.into(), Some(deadline))
+    }
+
     fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
         // The common case without a send operation: room now, nobody waiting. Otherwise the
         // full path decides again, under the lock, so nothing changes in order or errors.
@@ -200,6 +233,36 @@ impl Client {
         timeout: Duration,
     ) -> Result<(), SendError<FrameBatch>> {
         self.send_batch_until(batch, Some(Instant::now() + timeout))
+    }
+
+    /// Sends every frame of `batch` as one unit, waiting for room until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send_batch_timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most (plus scheduling delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::{Client, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-send-batch-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// let batch: FrameBatch = ["ping", "pong"].into_iter().collect();
+    /// client.send_batch_deadline(batch, Instant::now() + Duration::from_millis(100)).unwrap();
+    /// ```
+    pub fn send_batch_deadline(
+        &self,
+        batch: FrameBatch,
+        deadline: Instant,
+    ) -> Result<(), SendError<FrameBatch>> {
+        self.send_batch_until(batch, Some(deadline))
     }
 
     fn send_batch_until(
@@ -351,6 +414,32 @@ impl Client {
     /// ```
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
         self.flush_until(Some(Instant::now() + timeout))
+    }
+
+    /// Like [`Client::flush`], giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::flush_timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("flush-deadline-example").unwrap();
+    /// let client = Client::connect(&listener.url()).unwrap();
+    /// client.send("data").unwrap();
+    /// client.flush_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
+    /// ```
+    pub fn flush_deadline(&self, deadline: Instant) -> Result<(), FlushError> {
+        self.flush_until(Some(deadline))
     }
 
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {

@@ -4,10 +4,10 @@
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tidegate_core::{Watermark, WatermarkEvents};
+use tidegate_core::{RecvError, Watermark, WatermarkEvents};
 
 use crate::Client;
-use crate::wait::wait;
+use crate::wait::wait_guarded;
 
 // Named in the docs only.
 #[cfg(doc)]
@@ -31,9 +31,9 @@ impl Client {
     /// peer.pause();
     /// let events = client.watermarks();
     /// client.send(vec![0u8; 90]).unwrap();
-    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::High));
+    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)).unwrap(), Some(Watermark::High));
     /// peer.resume();
-    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::Low));
+    /// assert_eq!(events.recv_timeout(Duration::from_secs(5)).unwrap(), Some(Watermark::Low));
     /// ```
     pub fn watermarks(&self) -> Watermarks {
         Watermarks { events: std::sync::Mutex::new(self.conn.watermarks()) }
@@ -54,7 +54,14 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
-    /// Waits for the next crossing.
+    /// Waits for the next crossing; `Ok(None)` once the connection has ended and every
+    /// crossing was read.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::WouldDeadlock`] at once when it would have to wait on an I/O driver thread
+    /// (inside a transport plugin or a [`Client::call_link`] closure), which would then wait
+    /// for itself.
     ///
     /// # Blocking
     ///
@@ -63,12 +70,15 @@ impl Watermarks {
     /// # Examples
     ///
     /// See [`Client::watermarks`].
-    pub fn recv(&self) -> Option<Watermark> {
-        self.recv_until(None).flatten()
+    pub fn recv(&self) -> Result<Option<Watermark>, RecvError> {
+        self.recv_until(None)
     }
 
-    /// Waits at most `timeout` for the next crossing; `None` if none came (or the connection
-    /// ended).
+    /// Waits at most `timeout` for the next crossing.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] if none came in time, and as [`Watermarks::recv`].
     ///
     /// # Blocking
     ///
@@ -77,8 +87,34 @@ impl Watermarks {
     /// # Examples
     ///
     /// See [`Client::watermarks`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Watermark> {
-        self.recv_until(Some(Instant::now() + timeout)).flatten()
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Watermark>, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// Waits until `deadline` at most for the next crossing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Watermarks::recv_timeout`].
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tidegate::Client;
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("blocking-watermarks-deadline-example").unwrap();
+    /// let client = Client::builder().watermarks(10, 5).connect(&listener.url()).unwrap();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(client.watermarks().recv_deadline(deadline).unwrap_err().is_timeout());
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Option<Watermark>, RecvError> {
+        self.recv_until(Some(deadline))
     }
 
     /// The next crossing if one is waiting.
@@ -101,13 +137,15 @@ impl Watermarks {
         self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `None` when the deadline passed.
-    fn recv_until(&self, deadline: Option<Instant>) -> Option<Option<Watermark>> {
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Watermark>, RecvError> {
         let mut events = self.lock();
-        wait(deadline, |waker| match events.poll_next_with(waker) {
-            Poll::Pending if deadline.is_some_and(|d| d <= Instant::now()) => Poll::Ready(None),
+        let polled = wait_guarded(deadline, |waker| match events.poll_next_with(waker) {
+            Poll::Pending if deadline.is_some_and(|d| d <= Instant::now()) => {
+                Poll::Ready(Err(RecvError::Timeout))
+            }
             Poll::Pending => Poll::Pending,
-            Poll::Ready(event) => Poll::Ready(Some(event)),
-        })
+            Poll::Ready(event) => Poll::Ready(Ok(event)),
+        });
+        polled.unwrap_or(Err(RecvError::WouldDeadlock))
     }
 }

@@ -147,7 +147,7 @@ fn run(what: &'static str, spawn_tasks: impl FnOnce(AsyncClient)) {
         join_within(thread, LONG, "a blocking producer");
     }
 
-    let report = futures::executor::block_on(client.close_timeout(LONG));
+    let report = futures::executor::block_on(client.close_timeout(LONG)).unwrap();
     assert!(report.is_clean(), "{report:?}");
     let stats = client.stats();
     let seen = join_within(peer, LONG, "the peer");

@@ -209,7 +209,7 @@ async fn backpressure(name: String) {
     assert!(stats.high_water <= 64, "the bound held: {}", stats.high_water);
     assert!(stats.sends_waited >= 1);
 
-    assert!(client.close_timeout(LONG).await.is_clean());
+    assert!(client.close_timeout(LONG).await.unwrap().is_clean());
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat(fill.iter().chain([&last])));
 }
@@ -253,7 +253,7 @@ async fn fifo(name: String) {
     client.flush_timeout(LONG).await.unwrap();
     assert_eq!(client.stats().waiters, 0);
 
-    assert!(client.close_timeout(LONG).await.is_clean());
+    assert!(client.close_timeout(LONG).await.unwrap().is_clean());
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat(fill.iter().chain(&waiting).chain([&late])));
 }
@@ -304,7 +304,7 @@ async fn timeout(name: String) {
     assert_eq!(client.stats().buffered, 64);
     s.peer.resume();
 
-    assert!(client.close_timeout(LONG).await.is_clean());
+    assert!(client.close_timeout(LONG).await.unwrap().is_clean());
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat([&fill].into_iter().chain(&refill)));
 }
@@ -356,7 +356,7 @@ async fn disconnect(name: String) {
     assert!(matches!(client.try_send(late.clone()), Err(TrySendError::Disconnected { .. })));
     assert!(matches!(client.flush().await, Err(FlushError::Disconnected(_))));
 
-    let report = client.close_timeout(LONG).await;
+    let report = client.close_timeout(LONG).await.unwrap();
     assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset));
     let unsent: Vec<Bytes> = report.unsent().iter().map(|u| u.frame().clone()).collect();
     assert_eq!(unsent, buffered, "every buffered frame is handed back, oldest first");
@@ -384,7 +384,7 @@ async fn byte_exact(name: String) {
         }
     });
     join_all(producers).await;
-    let report = client.close_timeout(LONG).await;
+    let report = client.close_timeout(LONG).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
 
     let got = reader.join().unwrap();
@@ -422,8 +422,8 @@ fn decode(stream: &[u8]) -> (u16, u32, usize) {
     (producer, seq, len)
 }
 
-/// `stream.forward(sink)` delivers every frame in order through a small buffer, then closes
-/// the connection; `SinkExt::send` flushes; errors carry the frame.
+/// `stream.forward(sink)` delivers every frame in order through a small buffer and flushes,
+/// leaving the connection open; `SinkExt::send` flushes; errors carry the frame.
 async fn sink_forward(name: String) {
     let s = open(&name, AsyncClient::builder().capacity(64)).await;
     s.peer.set_write_capacity(10);
@@ -440,8 +440,9 @@ async fn sink_forward(name: String) {
 
     let frames: Vec<Bytes> = (0..200u8).map(|i| frame(i, 1 + usize::from(i) % 60)).collect();
     stream::iter(frames.clone()).map(Ok).forward(sink).await.unwrap();
-    assert!(client.is_closed(), "forward closes the sink, which closes the connection");
-    assert_eq!(client.stats().buffered, 0);
+    assert!(!client.is_closed(), "closing the sink leaves the connection open");
+    assert_eq!(client.stats().buffered, 0, "closing the sink flushes it");
+    assert!(client.close().await.unwrap().is_clean());
 
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat([&first].into_iter().chain(&frames)));
@@ -485,6 +486,7 @@ async fn sink_does_not_promise_space(name: String) {
     assert!(!sink.has_pending());
     later_send.await.unwrap();
     sink.close().await.unwrap();
+    assert!(client.close().await.unwrap().is_clean());
 
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat(fill.iter().chain([&other, &mine, &later])));
@@ -515,12 +517,13 @@ async fn sink_flush_covers_frames_sent_during_it(name: String) {
     sink.flush().await.unwrap();
     assert_eq!(client.stats().bytes_written, 32);
     sink.close().await.unwrap();
+    assert!(client.close().await.unwrap().is_clean());
     let got = reader.join().unwrap();
     assert_same_bytes(&got, &concat([&first, &second]));
 }
 
-/// A reset while the sink's frame waits: `poll_ready` returns the frame in the error, and
-/// closing the sink reports the buffered frames.
+/// A reset while the sink's frame waits: `poll_ready` returns the frame in the error, closing
+/// the sink says why its flush failed, and the connection's close reports the buffered frames.
 async fn sink_disconnect(name: String) {
     let s = open(&name, AsyncClient::builder().capacity(32)).await;
     s.peer.pause();
@@ -543,14 +546,18 @@ async fn sink_disconnect(name: String) {
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }
+    // Closing the sink flushes: the flush fails with the cause, and the connection's close
+    // hands back the frames that were buffered.
     match sink.close().await {
-        Err(SinkError::Close(report)) => {
-            let unsent: Vec<Bytes> = report.unsent().iter().map(|u| u.frame().clone()).collect();
-            assert_eq!(unsent, buffered);
-            assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset));
+        Err(SinkError::Flush(FlushError::Disconnected(cause))) => {
+            assert_eq!(cause.kind(), DisconnectKind::Reset);
         }
-        other => panic!("expected an unclean close, got {other:?}"),
+        other => panic!("expected the flush to fail with the reset, got {other:?}"),
     }
+    let report = client.close().await.unwrap();
+    let unsent: Vec<Bytes> = report.unsent().iter().map(|u| u.frame().clone()).collect();
+    assert_eq!(unsent, buffered);
+    assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Reset));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ fn a_close_is_woken_when_its_drain_time_runs_out() {
     let report = loop {
         // The wake-up may come from an earlier phase change; poll until the report is there.
         match poll_once(&mut close, &waker) {
-            Poll::Ready(report) => break report,
+            Poll::Ready(report) => break report.unwrap(),
             Poll::Pending => {
                 let seen = counter.count();
                 assert!(wait_for_count(&counter, seen + 1), "the close was never finished");

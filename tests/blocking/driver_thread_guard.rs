@@ -333,3 +333,34 @@ fn dropping_the_last_handle_in_a_plugin_starts_the_close_without_waiting() {
     assert_eq!(&buf, b"drained");
     assert_eq!(doomed_peer.read_timeout(&mut buf, Duration::from_secs(10)).unwrap(), 0);
 }
+
+#[test]
+fn a_blocking_connect_or_watermark_wait_in_a_link_call_is_refused_at_once() {
+    let _watchdog = support::Watchdog::new(Duration::from_secs(30), "driver guard: connect");
+    let listener = MemListener::bind(&support::unique_name("guard-connect")).unwrap();
+    let other = MemListener::bind(&support::unique_name("guard-connect-other")).unwrap();
+    let client = Client::builder().watermarks(10, 5).connect(&listener.url()).unwrap();
+    let url = other.url();
+    let events = client.watermarks();
+    let started = Instant::now();
+    let (connected, crossing) = client
+        .call_link(move |_| {
+            // Without the guard, both would park the driver that has to answer them.
+            let connected = Client::connect(&url).map(|_| ());
+            let crossing = events.recv();
+            let timed = events.recv_timeout(FOREVER);
+            (connected, crossing, timed)
+        })
+        .map(|(connected, crossing, timed)| {
+            assert!(matches!(timed, Err(tidegate::RecvError::WouldDeadlock)), "{timed:?}");
+            (connected, crossing)
+        })
+        .unwrap();
+    assert!(started.elapsed() < AT_ONCE, "refused only after {:?}", started.elapsed());
+    assert!(matches!(connected, Err(tidegate::ConnectError::WouldDeadlock)), "{connected:?}");
+    assert!(matches!(crossing, Err(tidegate::RecvError::WouldDeadlock)), "{crossing:?}");
+    // Nothing was opened on the other listener, and the client still works.
+    assert!(other.accept_timeout(Duration::from_millis(1)).is_err());
+    client.send("still open").unwrap();
+    assert!(client.close().unwrap().is_clean());
+}

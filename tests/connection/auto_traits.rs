@@ -23,7 +23,7 @@ fn futures_of_async_code_are_send(client: AsyncClient, sink: FrameSink) {
         client.send("x").await.unwrap();
         client.send_timeout("y", std::time::Duration::from_secs(1)).await.unwrap();
         client.flush().await.unwrap();
-        let _ = client.close().await;
+        let _ = client.close().await.unwrap();
     };
     send_value(&task);
     let forward = futures::StreamExt::forward(

@@ -379,7 +379,7 @@ fn the_async_facade_sends_batches_and_a_dropped_one_leaves_the_line() {
         let sink = MemSink::start(peer, Verifier::new());
         sink.peer().resume();
         client.flush().await.unwrap();
-        let report = client.close().await;
+        let report = client.close().await.unwrap();
         assert!(report.is_clean(), "{report:?}");
         let seen = sink.finish(LONG);
         assert_eq!(seen.error, None);

@@ -317,7 +317,7 @@ fn the_async_builder_frames_what_it_sends() {
         let peer = join_within(accept, LONG, "accept");
         client.send(Bytes::from_static(b"abc")).await.unwrap();
         client.send(Bytes::from_static(b"de")).await.unwrap();
-        let report = client.close().await;
+        let report = client.close().await.unwrap();
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(read_to_close(peer), b"\x03abc\x02de");
     });

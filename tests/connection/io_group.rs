@@ -169,7 +169,7 @@ fn a_thousand_connections_share_two_io_threads() {
             producer.await.unwrap();
         }
         for client in &clients {
-            let report = client.close().await;
+            let report = client.close().await.unwrap();
             assert!(report.is_clean(), "{report:?}");
         }
     });

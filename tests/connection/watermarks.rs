@@ -30,10 +30,10 @@ fn each_crossing_fires_once_in_order() {
         for _ in 0..10 {
             client.send(vec![round as u8; 100]).unwrap();
         }
-        assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::High));
+        assert_eq!(events.recv_timeout(Duration::from_secs(5)).unwrap(), Some(Watermark::High));
         assert_eq!(events.try_recv(), None, "one event per crossing");
         peer.resume();
-        assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(Watermark::Low));
+        assert_eq!(events.recv_timeout(Duration::from_secs(5)).unwrap(), Some(Watermark::Low));
         client.flush_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(events.try_recv(), None, "draining further does not fire again");
     }
@@ -41,7 +41,11 @@ fn each_crossing_fires_once_in_order() {
     let seen: Vec<_> = std::iter::from_fn(|| second.try_recv()).collect();
     assert_eq!(seen, [Watermark::High, Watermark::Low].repeat(3));
     assert!(client.close().expect("close").is_clean());
-    assert_eq!(events.recv_timeout(Duration::from_secs(5)), None, "ends with the connection");
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)).unwrap(),
+        None,
+        "ends with the connection"
+    );
 }
 
 #[test]
@@ -75,7 +79,7 @@ fn the_async_stream_yields_the_same_crossings() {
         assert_eq!(events.next().await, Some(Watermark::High));
         peer.resume();
         assert_eq!(events.next().await, Some(Watermark::Low));
-        assert!(client.close().await.is_clean());
+        assert!(client.close().await.unwrap().is_clean());
         assert_eq!(events.next().await, None);
     });
 }

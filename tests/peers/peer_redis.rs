@@ -158,7 +158,7 @@ async fn every_rpush_sent_through_the_async_client_is_in_redis_in_order_and_answ
     for i in 0..COMMANDS {
         client.send(rpush(key, i)).await.expect("send");
     }
-    let report = client.close().await;
+    let report = client.close().await.unwrap();
     let replies = tokio::time::timeout(LONG, reader)
         .await
         .expect("the reply reader finished")

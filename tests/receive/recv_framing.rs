@@ -105,7 +105,7 @@ fn frames_go_through_a_real_connection_in_the_async_facade() {
         while received.len() < sent.len() {
             received.push(incoming.next().await.expect("not the end").unwrap());
         }
-        assert!(client.close().await.is_clean());
+        assert!(client.close().await.unwrap().is_clean());
         assert!(incoming.next().await.is_none(), "the stream ends after the close");
         received
     });

@@ -271,9 +271,10 @@ impl ConnShared {
         }
     }
 
-    /// Whether a close has begun or the connection has ended.
+    /// Whether the connection refuses new frames: a half-close or a close has begun, or the
+    /// connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        matches!(self.lock().phase(), Phase::Closing | Phase::Closed)
+        matches!(self.lock().phase(), Phase::Finishing | Phase::Closing | Phase::Closed)
     }
 
     /// Begins closing because no handle is left: the frames still unsent will have no one to

@@ -338,8 +338,9 @@ impl Connection {
         }
     }
 
-    /// Returns whether the connection no longer takes frames (closing, closed or
-    /// disconnected).
+    /// Returns whether the connection no longer takes frames: half-closed
+    /// ([`shutdown_write`](Connection::shutdown_write)), closing, closed or disconnected.
+    /// Receiving may still go on after a half-close.
     ///
     /// # Examples
     ///

@@ -192,6 +192,43 @@ impl FrameBatch {
     }
 }
 
+/// Collects frames into a batch, each one a frame of its own, as [`FrameBatch::push`] does.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::FrameBatch;
+///
+/// let batch: FrameBatch = ["one", "two", "three"].into_iter().collect();
+/// assert_eq!((batch.len(), batch.bytes()), (3, 11));
+/// ```
+impl<B: AsRef<[u8]>> FromIterator<B> for FrameBatch {
+    fn from_iter<I: IntoIterator<Item = B>>(frames: I) -> Self {
+        let mut batch = Self::new();
+        batch.extend(frames);
+        batch
+    }
+}
+
+/// Appends frames to a batch, each one a frame of its own, as [`FrameBatch::push`] does.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::FrameBatch;
+///
+/// let mut batch = FrameBatch::new();
+/// batch.extend((0..4u8).map(|i| [i; 8]));
+/// assert_eq!((batch.len(), batch.bytes()), (4, 32));
+/// ```
+impl<B: AsRef<[u8]>> Extend<B> for FrameBatch {
+    fn extend<I: IntoIterator<Item = B>>(&mut self, frames: I) {
+        for frame in frames {
+            self.push(frame);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

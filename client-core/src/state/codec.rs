@@ -436,6 +436,22 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 /// The maximum payload is the smaller of [`max_frame_len`](LengthDelimited::max_frame_len) and
 /// what the length field can express.
 ///
+/// # Compared with tokio-util's `LengthDelimitedCodec`
+///
+/// The wire format is the same for the header shapes both support; the builder names map so:
+///
+/// | tokio-util `length_delimited::Builder` | here |
+/// |---|---|
+/// | `length_field_length(n)`, `length_field_type::<T>()` | [`width(n)`](LengthDelimited::width) (1, 2, 3, 4 or 8) |
+/// | `big_endian()`, `little_endian()` | [`big_endian()`](LengthDelimited::big_endian), [`little_endian()`](LengthDelimited::little_endian) |
+/// | `length_adjustment(-(n as isize))` for a length that counts its own `n`-byte field | [`length_includes_header(true)`](LengthDelimited::length_includes_header) |
+/// | `max_frame_length(n)` (default 8 MiB) | [`max_frame_len(n)`](LengthDelimited::max_frame_len) (default 64 KiB, payload bytes only) |
+/// | `length_field_offset`, `num_skip`, other adjustments | none: the header is the length field alone, and the decoder yields the payload without it |
+///
+/// The default maximum is smaller than tokio-util's because a received frame must fit whole
+/// in the connection's bounded inbound buffer ([`DEFAULT_MAX_FRAME_LEN`] says how they
+/// relate); raise both together for larger frames.
+///
 /// # Examples
 ///
 /// ```

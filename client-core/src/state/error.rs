@@ -547,6 +547,11 @@ pub enum ConnectError {
     TimedOut(Duration),
     /// The connection was closed by the application before it was established.
     Closed,
+    /// A blocking connect was called on an I/O driver thread (inside a transport plugin or a
+    /// link call), which would then wait for a driver, perhaps itself, to establish the link
+    /// (see [`is_driver_thread`](crate::is_driver_thread)). Nothing was opened; connect with
+    /// the async facade there, or from another thread.
+    WouldDeadlock,
 }
 
 impl fmt::Display for ConnectError {
@@ -563,6 +568,9 @@ impl fmt::Display for ConnectError {
             Self::Failed(_) => f.write_str("could not connect"),
             Self::TimedOut(after) => write!(f, "connect timed out after {after:?}"),
             Self::Closed => f.write_str("the connection was closed before it was established"),
+            Self::WouldDeadlock => f.write_str(
+                "a blocking connect on an I/O driver thread would wait for the driver itself",
+            ),
         }
     }
 }
@@ -668,10 +676,11 @@ impl Error for LinkError {
     }
 }
 
-/// A blocking `close` could not run.
+/// A `close` could not run.
 ///
-/// Returned by the blocking facade's `close` and `close_timeout`. The async facade's close
-/// never fails: it waits by returning `Pending`, not by parking a thread.
+/// Returned by `close`, `close_timeout` and `close_deadline` in both facades, so that the same
+/// code compiles against either. Only the blocking facade ever returns it: the async facade's
+/// close waits by returning `Pending`, not by parking a thread, so it has nothing to refuse.
 ///
 /// # Examples
 ///
