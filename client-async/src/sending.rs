@@ -46,7 +46,7 @@ impl AsyncClient {
     ///     let client = AsyncClient::builder().capacity(8).connect(&listener.url()).await.unwrap();
     ///     client.send(&b"12345678"[..]).await.unwrap();
     ///     let err = client.send(&b"123456789"[..]).await.unwrap_err();
-    ///     assert!(matches!(err, SendError::TooLarge { capacity: 8, .. }));
+    ///     assert!(matches!(err, SendError::TooLarge { max_len: 8, .. }));
     ///     assert_eq!(err.into_inner().len(), 9);
     /// });
     /// ```

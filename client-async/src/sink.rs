@@ -286,6 +286,24 @@ impl SinkError {
         }
     }
 
+    /// Returns whether the frame's send or the flush gave up because its deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Bytes, FlushError, SendError, SinkError};
+    ///
+    /// assert!(SinkError::Flush(FlushError::Timeout).is_timeout());
+    /// assert!(SinkError::Send(SendError::Timeout(Bytes::new())).is_timeout());
+    /// assert!(!SinkError::Send(SendError::Closed(Bytes::new())).is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Send(err) => err.is_timeout(),
+            Self::Flush(err) => err.is_timeout(),
+        }
+    }
+
     /// Returns whether the connection is closed or disconnected, so the sink cannot send
     /// any more.
     ///

@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::Arc;
 
-use tidegate_core::transport::{Link, SocketOption};
+use tidegate_core::transport::{Endpoint, Link, SocketOption};
 use tidegate_core::{
     Builder, Config, ConnectError, Connection, Facade, LinkError, Stats, is_driver_thread,
 };
@@ -327,12 +327,12 @@ impl Facade for Blocking {
     /// client.send("hello").unwrap();
     /// drop(listener);
     /// let err = Client::builder().connect("mem://doc-clientbuilder-connect").unwrap_err();
-    /// assert!(matches!(err, ConnectError::Io(_)), "nobody listens any more");
+    /// assert!(matches!(err, ConnectError::Io { .. }), "nobody listens any more");
     /// ```
     fn connect(url: &str, config: Config) -> Self::Output {
         // Refuse before opening anything: the wait below could be for this very thread.
         if is_driver_thread() {
-            return Err(ConnectError::WouldDeadlock);
+            return Err(ConnectError::WouldDeadlock { url: Endpoint::mask_credentials(url) });
         }
         let conn = Connection::open(url, config)?;
         let mut connected = conn.connected();

@@ -47,7 +47,7 @@ impl Client {
     /// let client = Client::builder().capacity(8).connect(&listener.url()).unwrap();
     /// client.send(&b"12345678"[..]).unwrap();
     /// let err = client.send(&b"123456789"[..]).unwrap_err();
-    /// assert!(matches!(err, SendError::TooLarge { capacity: 8, .. }));
+    /// assert!(matches!(err, SendError::TooLarge { max_len: 8, .. }));
     /// assert_eq!(err.into_inner().len(), 9);
     /// ```
     pub fn send(&self, frame: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {

@@ -540,7 +540,7 @@ impl<F> Builder<F> {
     /// assert_eq!(conn.config().watermark_levels(), Some((800_000, 200_000)));
     ///
     /// let err = builder.watermarks(200_000, 800_000).connect(&listener.url()).unwrap_err();
-    /// assert!(matches!(err, ConnectError::InvalidConfig(_)));
+    /// assert!(matches!(err, ConnectError::InvalidConfig { .. }));
     /// ```
     pub fn watermarks(self, high: usize, low: usize) -> Self {
         self.map(|c| c.watermarks(high, low))
@@ -712,7 +712,7 @@ impl<F> Builder<F> {
     /// tidegate::block_on(conn.connected()).unwrap();
     ///
     /// let err = Builder::<Connection>::new().capacity(0).connect(&listener.url()).unwrap_err();
-    /// assert!(matches!(err, ConnectError::InvalidConfig(_)));
+    /// assert!(matches!(err, ConnectError::InvalidConfig { .. }));
     /// ```
     pub fn connect(self, url: &str) -> F::Output
     where

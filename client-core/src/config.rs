@@ -6,7 +6,6 @@ use std::time::Duration;
 use crate::io_group::IoGroup;
 use crate::state::budget::Budget;
 use crate::state::codec::Framing;
-use crate::state::error::ConnectError;
 use crate::transport::{SocketOption, Transport};
 
 /// The default capacity of the outgoing buffer: 1 MiB.
@@ -662,48 +661,43 @@ impl Config {
         self.budget.as_ref()
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConnectError> {
+    /// Checks that the settings can work together; the error says what is wrong.
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.inbound_capacity == 0 {
-            return Err(ConnectError::InvalidConfig(
-                "the inbound capacity must be at least 1 byte".into(),
-            ));
+            return Err("the inbound capacity must be at least 1 byte".into());
         }
         if self.write_bias == 0 {
-            return Err(ConnectError::InvalidConfig(
-                "the write bias must let the driver read at least 1 byte per turn".into(),
-            ));
+            return Err("the write bias must let the driver read at least 1 byte per turn".into());
         }
         let decoder = self.framing.new_decoder();
         if self.discard_inbound && decoder.is_some() {
-            return Err(ConnectError::InvalidConfig(
-                "a connection that discards what it receives cannot decode it".into(),
-            ));
+            return Err("a connection that discards what it receives cannot decode it".into());
         }
         if let Some(max) = decoder.and_then(|d| d.max_encoded_len())
             && max > self.inbound_capacity
         {
-            return Err(ConnectError::InvalidConfig(format!(
+            return Err(format!(
                 "the largest inbound frame ({max} bytes with its header) does not fit in the \
                  inbound capacity ({} bytes)",
                 self.inbound_capacity
-            )));
+            ));
         }
         if self.capacity == 0 {
-            return Err(ConnectError::InvalidConfig("the capacity must be at least 1 byte".into()));
+            return Err("the capacity must be at least 1 byte".into());
         }
         if self.urgent_reserve >= self.capacity {
-            return Err(ConnectError::InvalidConfig(format!(
+            return Err(format!(
                 "the urgent reserve ({} bytes) must be smaller than the capacity ({} bytes)",
                 self.urgent_reserve, self.capacity
-            )));
+            ));
         }
         if let Some((high, low)) = self.watermarks
             && !(low < high && high <= self.capacity)
         {
-            return Err(ConnectError::InvalidConfig(format!(
+            return Err(format!(
                 "watermarks need low < high <= capacity; got low {low}, high {high}, capacity {}",
                 self.capacity
-            )));
+            ));
         }
         Ok(())
     }

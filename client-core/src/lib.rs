@@ -114,8 +114,8 @@ pub use state::budget::Budget;
 pub use state::buffer::UnsentFrame;
 pub use state::codec;
 pub use state::error::{
-    CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, LinkError, RecvError,
-    SendError, TryRecvError, TrySendError,
+    CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, FrameLimit, LinkError,
+    RecvError, SendError, TlsError, TlsErrorKind, TryRecvError, TrySendError,
 };
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -194,7 +194,7 @@ async fn backpressure(name: String) {
     assert_eq!(err.into_inner(), frame(9, 1));
     // A frame that can never fit fails at once instead of waiting.
     let err = client.send(frame(9, 65)).await.unwrap_err();
-    assert!(matches!(err, SendError::TooLarge { capacity: 64, .. }));
+    assert!(matches!(err, SendError::TooLarge { max_len: 64, .. }));
 
     // The peer is stalled: still pending after a while, and still the only waiter.
     thread::sleep(Duration::from_millis(50));

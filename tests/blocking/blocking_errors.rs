@@ -7,9 +7,12 @@ use std::error::Error;
 use std::io;
 use std::time::{Duration, Instant};
 
+use tidegate::codec::LengthDelimited;
 use tidegate::transport::mem::MemListener;
 use tidegate::transport::{self, Endpoint, Link, Registration, Transport};
-use tidegate::{Bytes, Client, Config, ConnectError, DisconnectKind, SendError, TrySendError};
+use tidegate::{
+    Bytes, Client, Config, ConnectError, DisconnectKind, FrameLimit, SendError, TrySendError,
+};
 
 use crate::support::{self, Watchdog, frame};
 
@@ -31,7 +34,7 @@ fn a_frame_larger_than_the_capacity_is_refused_at_once() {
         client.send(big.clone()).unwrap_err(),
         client.send_timeout(big.clone(), Duration::from_secs(3600)).unwrap_err(),
     ] {
-        let SendError::TooLarge { frame, capacity } = &err else {
+        let SendError::TooLarge { frame, max_len: capacity, .. } = &err else {
             panic!("expected TooLarge, got {err:?}");
         };
         assert_eq!((frame, *capacity), (&big, 64));
@@ -42,7 +45,7 @@ fn a_frame_larger_than_the_capacity_is_refused_at_once() {
         assert_eq!(err.into_inner(), big);
     }
     let err = client.try_send(big.clone()).unwrap_err();
-    assert!(matches!(&err, TrySendError::TooLarge { capacity: 64, .. }), "{err:?}");
+    assert!(matches!(&err, TrySendError::TooLarge { max_len: 64, .. }), "{err:?}");
     assert!(!err.is_full());
     assert!(err.to_string().contains("64"), "{err}");
     assert_eq!(err.into_inner(), big);
@@ -52,6 +55,27 @@ fn a_frame_larger_than_the_capacity_is_refused_at_once() {
     let stats = client.stats();
     assert_eq!((stats.frames_accepted, stats.bytes_accepted), (1, 64));
     assert!(client.close_timeout(LONG).expect("close").is_clean());
+}
+
+#[test]
+fn a_frame_too_large_names_the_limit_it_ran_into() {
+    let listener = MemListener::bind(&support::unique_name("err-limits")).unwrap();
+    // The codec's maximum, far below the capacity of 1 MiB.
+    let codec = LengthDelimited::new().max_frame_len(1000);
+    let client = Client::builder().framing(codec).connect(&listener.url()).unwrap();
+    let err = client.send(vec![1u8; 1001]).unwrap_err();
+    assert!(matches!(err, SendError::TooLarge { max_len: 1000, limit: FrameLimit::Codec, .. }));
+    assert_eq!(
+        err.to_string(),
+        "frame is larger than the codec's max_frame_len, which allows 1000 bytes at most"
+    );
+    // The capacity, less the urgent reserve for a data frame.
+    let client =
+        Client::builder().capacity(100).urgent_reserve(10).connect(&listener.url()).unwrap();
+    let err = client.try_send(vec![1u8; 91]).unwrap_err();
+    assert!(matches!(err, TrySendError::TooLarge { max_len: 90, limit: FrameLimit::Capacity, .. }));
+    assert!(err.to_string().contains("capacity (less the urgent reserve"), "{err}");
+    client.send_urgent(vec![1u8; 91]).unwrap();
 }
 
 #[test]
@@ -109,17 +133,48 @@ fn connecting_to_a_closed_port_is_refused() {
     let start = Instant::now();
     let err = Client::connect(&format!("tcp://127.0.0.1:{port}")).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(5), "a refusal is immediate");
-    let ConnectError::Failed(cause) = &err else {
+    let ConnectError::Failed { cause, .. } = &err else {
         panic!("expected ConnectError::Failed, got {err:?}");
     };
     assert_eq!(cause.kind(), DisconnectKind::ConnectFailed);
     assert_eq!(cause.io_error().map(io::Error::kind), Some(io::ErrorKind::ConnectionRefused));
-    let text = err.to_string();
-    assert!(text.contains("could not connect"), "{text}");
-    // The chain leads down to the operating system's error.
-    let source = err.source().expect("the cause");
-    let io = source.source().expect("the io error");
-    assert!(io.downcast_ref::<io::Error>().is_some());
+    // One line names the URL and says what the operating system said; nothing repeats it.
+    let os = cause.io_error().unwrap().to_string();
+    assert!(os.contains("refused"), "{os}");
+    assert_eq!(err.to_string(), format!("could not connect to tcp://127.0.0.1:{port}: {os}"));
+    assert!(err.source().is_none(), "the OS error's words are in the line already");
+    assert!(!err.is_timeout());
+}
+
+#[test]
+fn every_connect_error_names_its_url_and_its_cause_in_one_line() {
+    let _watchdog = Watchdog::new(LONG, "error texts");
+    let said = |url: &str| {
+        let err = Client::connect(url).unwrap_err();
+        let text = support::chain(&err);
+        support::assert_said_once(&text);
+        (err, text)
+    };
+    let (err, text) = said("tcp://127.0.0.1");
+    assert!(matches!(err, ConnectError::Io { .. }), "{err:?}");
+    assert_eq!(
+        text,
+        "could not open a link to tcp://127.0.0.1: missing port in \"127.0.0.1\" \
+         (expected host:port, or [v6 address]:port)"
+    );
+    let (_, text) = said("tcp://[::1]");
+    assert!(text.contains("missing port"), "{text}");
+    let (_, text) = said("localhost:6379");
+    assert_eq!(text, "invalid URL \"localhost:6379\": expected scheme://address");
+    let (err, text) = said("gopher://user:secret@example:70");
+    assert_eq!(err.url(), "gopher://***@example:70");
+    assert!(text.starts_with(
+        "no transport is registered for the scheme \"gopher\" of gopher://***@example:70"
+    ));
+    assert!(!text.contains("secret"), "{text}");
+    let name = support::unique_name("nobody");
+    let (_, text) = said(&format!("mem://{name}"));
+    assert!(text.starts_with(&format!("could not open a link to mem://{name}: ")), "{text}");
 }
 
 #[test]
@@ -131,10 +186,11 @@ fn malformed_urls_and_unknown_schemes_are_refused() {
         };
         assert_eq!(url, bad);
         assert!(!reason.is_empty());
+        assert_eq!(err.url(), bad);
         assert!(err.to_string().contains(bad), "{err}");
     }
     let err = Client::connect("gopher://example:70").unwrap_err();
-    let ConnectError::UnknownScheme { scheme, registered } = &err else {
+    let ConnectError::UnknownScheme { scheme, registered, .. } = &err else {
         panic!("expected UnknownScheme, got {err:?}");
     };
     assert_eq!(scheme, "gopher");
@@ -143,18 +199,20 @@ fn malformed_urls_and_unknown_schemes_are_refused() {
     assert!(text.contains("gopher") && text.contains("tcp") && text.contains("mem"), "{text}");
     // No listener is bound to this name.
     let err = Client::connect(&format!("mem://{}", support::unique_name("nobody"))).unwrap_err();
-    assert!(matches!(&err, ConnectError::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused));
+    assert!(
+        matches!(&err, ConnectError::Io { error: e, .. } if e.kind() == io::ErrorKind::ConnectionRefused)
+    );
 }
 
 #[test]
 fn a_zero_capacity_is_an_invalid_configuration() {
     let listener = MemListener::bind(&support::unique_name("err-zero")).unwrap();
     let err = Client::builder().capacity(0).connect(&listener.url()).unwrap_err();
-    assert!(matches!(err, ConnectError::InvalidConfig(_)), "{err:?}");
+    assert!(matches!(err, ConnectError::InvalidConfig { .. }), "{err:?}");
     assert!(err.to_string().contains("capacity"), "{err}");
     let err =
         Client::builder().config(Config::new().capacity(0)).connect(&listener.url()).unwrap_err();
-    assert!(matches!(err, ConnectError::InvalidConfig(_)), "{err:?}");
+    assert!(matches!(err, ConnectError::InvalidConfig { .. }), "{err:?}");
     assert!(listener.accept_timeout(Duration::from_millis(50)).is_err(), "nothing was opened");
 }
 
@@ -201,8 +259,9 @@ fn a_connection_that_never_comes_up_times_out() {
     let start = Instant::now();
     let err = Client::builder().connect_timeout(timeout).connect("blackhole://x").unwrap_err();
     let elapsed = start.elapsed();
-    assert!(matches!(err, ConnectError::TimedOut(t) if t == timeout), "{err:?}");
+    assert!(matches!(err, ConnectError::TimedOut { after: t, .. } if t == timeout), "{err:?}");
     assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
     assert!(elapsed < timeout + Duration::from_millis(500), "gave up late, after {elapsed:?}");
-    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(err.to_string(), format!("connecting to blackhole://x timed out after {timeout:?}"));
+    assert!(err.is_timeout());
 }

@@ -357,7 +357,10 @@ fn a_blocking_connect_or_watermark_wait_in_a_link_call_is_refused_at_once() {
         })
         .unwrap();
     assert!(started.elapsed() < AT_ONCE, "refused only after {:?}", started.elapsed());
-    assert!(matches!(connected, Err(tidegate::ConnectError::WouldDeadlock)), "{connected:?}");
+    assert!(
+        matches!(connected, Err(tidegate::ConnectError::WouldDeadlock { .. })),
+        "{connected:?}"
+    );
     assert!(matches!(crossing, Err(tidegate::RecvError::WouldDeadlock)), "{crossing:?}");
     // Nothing was opened on the other listener, and the client still works.
     assert!(other.accept_timeout(Duration::from_millis(1)).is_err());

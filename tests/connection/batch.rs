@@ -237,7 +237,7 @@ fn too_large_and_empty_batches_are_refused_at_once_with_the_batch() {
     // 950 bytes fit the capacity, but not the capacity less the urgent reserve.
     let (big, _) = batch_of(1, 0, &[500, 450]);
     match client.send_batch(big.clone()) {
-        Err(SendError::TooLarge { frame, capacity }) => {
+        Err(SendError::TooLarge { frame, max_len: capacity, .. }) => {
             assert_eq!((frame, capacity), (big.clone(), 900));
         }
         other => panic!("expected TooLarge: {other:?}"),
@@ -262,7 +262,9 @@ fn too_large_and_empty_batches_are_refused_at_once_with_the_batch() {
         paused("batch-budget", Config::new().capacity(CAPACITY).budget(&budget));
     let (over, _) = batch_of(3, 0, &[200, 200]);
     match client.send_batch(over.clone()) {
-        Err(SendError::TooLarge { frame, capacity }) => assert_eq!((frame, capacity), (over, 300)),
+        Err(SendError::TooLarge { frame, max_len: capacity, .. }) => {
+            assert_eq!((frame, capacity), (over, 300))
+        }
         other => panic!("expected TooLarge: {other:?}"),
     }
     let (within, _) = batch_of(4, 0, &[100, 200]);
@@ -333,7 +335,7 @@ fn a_framed_batch_arrives_with_a_header_before_each_frame() {
     tight.push(vec![1u8; 499]);
     tight.push(vec![2u8; 499]);
     match client.try_send_batch(tight.clone()) {
-        Err(TrySendError::TooLarge { frame, capacity }) => {
+        Err(TrySendError::TooLarge { frame, max_len: capacity, .. }) => {
             assert_eq!((frame, capacity), (tight, CAPACITY - 4));
         }
         other => panic!("expected TooLarge: {other:?}"),

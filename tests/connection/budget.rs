@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::task::noop_waker;
 use tidegate::transport::mem::{MemListener, MemPeer};
-use tidegate::{Budget, Bytes, Client, Config, Connection, SendError};
+use tidegate::{Budget, Bytes, Client, Config, Connection, FrameLimit, SendError};
 use tidegate_core::SendOp;
 
 use crate::support::{self, MemSink, Verifier, Watchdog};
@@ -64,9 +64,12 @@ fn a_data_frame_must_fit_the_budget_as_well_as_its_connection() {
     // Larger than the budget: it could never fit, so it is refused at once.
     let (c, _lc, _pc) = connect(&budget, 4000, "budget-fit-c");
     match c.send(support::frame(3, 0, 1500)) {
-        Err(SendError::TooLarge { frame, capacity }) => {
+        Err(err @ SendError::TooLarge { .. }) => {
+            let text = err.to_string();
+            let SendError::TooLarge { frame, max_len, limit } = err else { unreachable!() };
             assert_eq!(frame.len(), 1500);
-            assert_eq!(capacity, 1000);
+            assert_eq!((max_len, limit), (1000, FrameLimit::Budget));
+            assert!(text.contains("budget") && text.contains("1000 bytes"), "{text}");
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }

@@ -255,7 +255,9 @@ fn too_large_counts_the_header_and_returns_the_payload() {
     // Over the encoder's maximum: refused whatever the room, `capacity` is that maximum.
     let over = Bytes::from(vec![7; 41]);
     match futures::executor::block_on(conn.send(over.clone(), None)) {
-        Err(SendError::TooLarge { frame, capacity }) => assert_eq!((frame, capacity), (over, 40)),
+        Err(SendError::TooLarge { frame, max_len: capacity, .. }) => {
+            assert_eq!((frame, capacity), (over, 40))
+        }
         other => panic!("expected TooLarge: {other:?}"),
     }
 
@@ -265,14 +267,14 @@ fn too_large_counts_the_header_and_returns_the_payload() {
     peer.pause();
     let data_over = Bytes::from(vec![8; 53]);
     match conn.try_send(data_over.clone()) {
-        Err(TrySendError::TooLarge { frame, capacity }) => {
+        Err(TrySendError::TooLarge { frame, max_len: capacity, .. }) => {
             assert_eq!((frame, capacity), (data_over, 52));
         }
         other => panic!("expected TooLarge: {other:?}"),
     }
     let urgent_over = Bytes::from(vec![9; 61]);
     match futures::executor::block_on(conn.send_urgent(urgent_over.clone(), None)) {
-        Err(SendError::TooLarge { frame, capacity }) => {
+        Err(SendError::TooLarge { frame, max_len: capacity, .. }) => {
             assert_eq!((frame, capacity), (urgent_over, 60));
         }
         other => panic!("expected TooLarge: {other:?}"),

@@ -3,6 +3,7 @@
 //! the async facade's owned send future, spawned on tokio, and its sink, which leaves the
 //! connection open when a `forward` ends.
 
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -112,8 +113,11 @@ fn an_owned_send_future_is_spawned_on_tokio_and_its_frames_arrive_in_order() {
     // A small buffer, so that most sends wait in line and their spawned tasks wait too.
     let connecting = AsyncClient::builder().capacity(64).connect(&listener.url());
     let client = runtime.block_on(connecting).unwrap();
-    let peer = listener.accept_timeout(LONG).unwrap();
-    let reader = std::thread::spawn(move || read_to_end(&peer));
+    let peer = Arc::new(listener.accept_timeout(LONG).unwrap());
+    // The peer reads nothing until every send has joined the line.
+    peer.pause();
+    let reading = peer.clone();
+    let reader = std::thread::spawn(move || read_to_end(&reading));
 
     runtime.block_on(async {
         // Each send joins the line when it is created and first polled here, in order; the
@@ -126,7 +130,8 @@ fn an_owned_send_future_is_spawned_on_tokio_and_its_frames_arrive_in_order() {
                 Poll::Pending => tasks.push(tokio::spawn(send)),
             }
         }
-        assert!(!tasks.is_empty(), "some sends must have waited");
+        assert!(tasks.len() >= 80, "at most 16 frames of 4 bytes fit: {} waited", tasks.len());
+        peer.resume();
         for task in tasks {
             task.await.unwrap().unwrap();
         }

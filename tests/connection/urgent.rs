@@ -135,7 +135,9 @@ fn waiting_urgent_senders_are_served_before_waiting_data_senders() {
 fn a_data_frame_larger_than_the_data_share_is_too_large() {
     let (client, _listener, _peer) = connect("urgent-too-large");
     match client.send(vec![0u8; CAPACITY - RESERVE + 1]) {
-        Err(SendError::TooLarge { capacity, .. }) => assert_eq!(capacity, CAPACITY - RESERVE),
+        Err(SendError::TooLarge { max_len: capacity, .. }) => {
+            assert_eq!(capacity, CAPACITY - RESERVE)
+        }
         other => panic!("expected TooLarge, got {other:?}"),
     }
     client.send_urgent(vec![0u8; CAPACITY]).unwrap();
@@ -146,5 +148,5 @@ fn the_reserve_must_leave_room_for_data() {
     let listener = MemListener::bind(&support::unique_name("urgent-bad")).unwrap();
     let err =
         Client::builder().capacity(100).urgent_reserve(100).connect(&listener.url()).unwrap_err();
-    assert!(matches!(err, ConnectError::InvalidConfig(_)), "{err:?}");
+    assert!(matches!(err, ConnectError::InvalidConfig { .. }), "{err:?}");
 }

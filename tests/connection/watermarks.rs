@@ -93,6 +93,6 @@ fn watermarks_must_fit_the_capacity() {
             .watermarks(high, low)
             .connect(&listener.url())
             .unwrap_err();
-        assert!(matches!(err, ConnectError::InvalidConfig(_)), "{high}/{low}: {err:?}");
+        assert!(matches!(err, ConnectError::InvalidConfig { .. }), "{high}/{low}: {err:?}");
     }
 }

@@ -326,7 +326,7 @@ impl Run {
         let m = &mut self.model;
         let fits_now = m.waiting.is_empty() && m.fits(len);
         match (polled, ended) {
-            (Poll::Ready(Err(SendError::TooLarge { frame: back, capacity })), _) => {
+            (Poll::Ready(Err(SendError::TooLarge { frame: back, max_len: capacity, .. })), _) => {
                 prop_assert!(len > m.capacity, "{len} bytes refused as too large");
                 prop_assert_eq!(capacity, m.capacity);
                 prop_assert_eq!(&back, &frame);

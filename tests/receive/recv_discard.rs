@@ -66,7 +66,9 @@ fn a_discarding_client_never_pushes_back_and_still_sends() {
 fn discarding_and_decoding_exclude_each_other() {
     let config = Config::new().discard_inbound(true).framing(LengthDelimited::new());
     match Connection::open("mem://discard-and-decode", config) {
-        Err(ConnectError::InvalidConfig(why)) => assert!(why.contains("decode"), "{why}"),
+        Err(ConnectError::InvalidConfig { reason: why, .. }) => {
+            assert!(why.contains("decode"), "{why}")
+        }
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }

@@ -174,7 +174,7 @@ fn a_maximum_frame_that_could_never_fit_the_inbound_buffer_is_refused() {
     let config =
         Config::new().framing(LengthDelimited::new().max_frame_len(1000)).inbound_capacity(1003);
     let err = Connection::open("mem://never-bound", config).unwrap_err();
-    assert!(matches!(err, ConnectError::InvalidConfig(_)), "{err:?}");
+    assert!(matches!(err, ConnectError::InvalidConfig { .. }), "{err:?}");
     // With a 4-byte header, 1000 bytes need 1004.
     let listener = MemListener::bind(&unique_name("recv-framing-fits")).unwrap();
     let config =

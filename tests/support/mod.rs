@@ -514,3 +514,25 @@ impl Wake for WakeCounter {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// Fails if a part of an error chain's text (the parts are joined by `": "`) is said twice, as
+/// a wrapper that repeats its cause's words in its own `Display` would make it.
+pub fn assert_said_once(chain: &str) {
+    let parts: Vec<&str> = chain.split(": ").map(str::trim).filter(|p| p.len() > 3).collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(part), "{part:?} is said twice in {chain:?}");
+    }
+}
+
+/// The text of an error and of each of its causes in turn, joined by `": "`: what a user sees
+/// who prints the whole chain (as `anyhow`'s `{:#}` does).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

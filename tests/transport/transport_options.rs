@@ -146,7 +146,7 @@ fn bad_query_values_and_unknown_keys_fail_with_an_error_naming_them() {
         for scheme in ["tcp", "tls"] {
             let url = url(&server, query).replacen("tcp", scheme, 1);
             let err = Client::connect(&url).unwrap_err();
-            let ConnectError::Io(io) = &err else {
+            let ConnectError::Io { error: io, .. } = &err else {
                 panic!("{url}: expected an I/O error, got {err:?}");
             };
             assert_eq!(io.kind(), io::ErrorKind::InvalidInput, "{url}");
@@ -156,7 +156,7 @@ fn bad_query_values_and_unknown_keys_fail_with_an_error_naming_them() {
         }
     }
     let err = Client::connect(&url(&server, "?no_delay=1")).unwrap_err();
-    let ConnectError::Io(io) = &err else {
+    let ConnectError::Io { error: io, .. } = &err else {
         panic!("{err:?}");
     };
     assert_eq!(io.kind(), io::ErrorKind::InvalidInput);

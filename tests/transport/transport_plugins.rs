@@ -58,7 +58,9 @@ fn a_registered_plugin_carries_frames_end_to_end() {
 
     // The plugin refuses keys that are neither its own nor TCP's.
     let err = Client::connect(&format!("{scheme}://127.0.0.1:1?lable=x")).unwrap_err();
-    assert!(matches!(&err, ConnectError::Io(e) if e.kind() == io::ErrorKind::InvalidInput));
+    assert!(
+        matches!(&err, ConnectError::Io { error: e, .. } if e.kind() == io::ErrorKind::InvalidInput)
+    );
 }
 
 #[test]
@@ -89,7 +91,7 @@ fn a_transport_on_the_config_replaces_the_registered_one_for_that_connection_onl
 #[test]
 fn an_unknown_scheme_lists_the_registered_ones() {
     let err = Client::connect("carrier-pigeon://loft").unwrap_err();
-    let ConnectError::UnknownScheme { scheme, registered } = &err else {
+    let ConnectError::UnknownScheme { scheme, registered, .. } = &err else {
         panic!("{err:?}");
     };
     assert_eq!(scheme, "carrier-pigeon");
@@ -152,6 +154,6 @@ fn unix_sockets_carry_frames_end_to_end() {
     assert!(verifier.at_boundary());
 
     let missing = format!("unix://{}", dir.join("nobody.sock").display());
-    assert!(matches!(Client::connect(&missing), Err(ConnectError::Io(_))));
+    assert!(matches!(Client::connect(&missing), Err(ConnectError::Io { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -21,7 +21,7 @@ use rcgen::{
 };
 use tidegate::transport::SocketOption;
 use tidegate::transport::tls::Tls;
-use tidegate::{Client, Config, ConnectError, DisconnectKind, LinkError};
+use tidegate::{Client, Config, ConnectError, DisconnectKind, LinkError, TlsErrorKind};
 
 use crate::support::{self, Lcg, Verifier, Watchdog, frame, join_within, wait_until};
 
@@ -332,27 +332,25 @@ fn trusting(ca: &Ca) -> Tls {
         .unwrap()
 }
 
-/// The text of an error and all its causes.
+/// The text of an error and all its causes, in lower case.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.to_lowercase()
+    support::chain(err).to_lowercase()
 }
 
-/// Connecting with `config` to `url` must fail in the handshake; returns the error's text.
-fn refused(url: &str, config: Config) -> String {
+/// Connecting with `config` to `url` must fail in the handshake with `kind`; returns the
+/// text of the error's chain. Its first line names the URL and the kind; the TLS library's own
+/// report follows it, once.
+fn refused(url: &str, config: Config, kind: TlsErrorKind) -> String {
     let err = Client::builder().config(config).connect(url).unwrap_err();
-    let ConnectError::Failed(cause) = &err else {
-        panic!("expected a failed connection, got {err:?}");
+    let ConnectError::Tls { kind: seen, cause, url: shown } = &err else {
+        panic!("expected a TLS failure, got {err:?}");
     };
+    assert_eq!(*seen, kind, "{err}");
     assert_eq!(cause.kind(), DisconnectKind::ConnectFailed, "{err:?}");
+    assert_eq!(shown, url);
+    assert_eq!(err.to_string(), format!("the TLS handshake with {url} failed: {kind}"));
     let text = chain(&err);
-    assert!(text.contains("tls handshake"), "{text}");
+    support::assert_said_once(&text);
     text
 }
 
@@ -418,7 +416,7 @@ fn servers_the_default_transport_cannot_verify_are_refused() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "untrusted servers");
     // The registered `tls` scheme trusts the system roots only.
     let server = TlsServer::start(ServerSetup::new(self_signed()));
-    let text = refused(&server.url(), Config::new());
+    let text = refused(&server.url(), Config::new(), TlsErrorKind::UnknownIssuer);
     assert!(text.contains("certificate verify failed"), "{text}");
     let seen = server.finish(LONG);
     assert!(seen.handshake.is_err(), "the server must not see a handshake complete");
@@ -427,24 +425,26 @@ fn servers_the_default_transport_cannot_verify_are_refused() {
     // A CA the client does not trust, even though it trusts another one.
     let (trusted, unknown) = (Ca::new("trusted CA"), Ca::new("unknown CA"));
     let server = TlsServer::start(ServerSetup::new(unknown.server(&["127.0.0.1"], false)));
-    let text = refused(&server.url(), Config::new().transport(trusting(&trusted)));
+    let config = Config::new().transport(trusting(&trusted));
+    let text = refused(&server.url(), config, TlsErrorKind::UnknownIssuer);
     assert!(text.contains("certificate verify failed"), "{text}");
     assert!(server.finish(LONG).handshake.is_err());
 }
 
 #[test]
 fn a_name_mismatch_is_refused() {
+    const NAME: TlsErrorKind = TlsErrorKind::NameMismatch;
     let _watchdog = Watchdog::new(Duration::from_secs(60), "name mismatch");
     let ca = Ca::new("tidegate test CA");
     // Reached by address: the certificate does not name 127.0.0.1.
     let server = TlsServer::start(ServerSetup::new(ca.server(&["other.test"], false)));
-    let text = refused(&server.url(), Config::new().transport(trusting(&ca)));
+    let text = refused(&server.url(), Config::new().transport(trusting(&ca)), NAME);
     assert!(text.contains("ip address mismatch"), "{text}");
     assert!(server.finish(LONG).handshake.is_err());
     // Reached by name: the certificate names another host.
     let server = TlsServer::start(ServerSetup::new(ca.server(&["other.test"], false)));
     let url = format!("{}?domain=localhost", server.url());
-    let text = refused(&url, Config::new().transport(trusting(&ca)));
+    let text = refused(&url, Config::new().transport(trusting(&ca)), NAME);
     assert!(text.contains("hostname mismatch"), "{text}");
     assert!(server.finish(LONG).handshake.is_err());
 }
@@ -454,8 +454,9 @@ fn an_expired_certificate_is_refused() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "expired");
     let ca = Ca::new("tidegate test CA");
     let server = TlsServer::start(ServerSetup::new(ca.server(&["127.0.0.1"], true)));
-    let text = refused(&server.url(), Config::new().transport(trusting(&ca)));
-    assert!(text.contains("expired"), "{text}");
+    let config = Config::new().transport(trusting(&ca));
+    let text = refused(&server.url(), config, TlsErrorKind::CertificateExpired);
+    assert!(text.contains("certificate has expired"), "{text}");
     assert!(server.finish(LONG).handshake.is_err());
 }
 
@@ -504,7 +505,9 @@ fn mutual_tls_fails_without_the_client_certificate() {
     // client's certificate, so the refusal may arrive as the connection failing, or as the
     // connection ending right after it was established. Either way nothing gets through.
     match Client::builder().config(config).connect(&server.url()) {
-        Err(err) => assert!(matches!(err, ConnectError::Failed(_)), "{err:?}"),
+        Err(err) => {
+            assert_eq!(err.tls_kind(), Some(TlsErrorKind::ClientCertificateRequired), "{err:?}");
+        }
         Ok(client) => {
             let _ = client.try_send(frame(1, 0, 100));
             let mut ended = None;
@@ -519,12 +522,12 @@ fn mutual_tls_fails_without_the_client_certificate() {
             assert!(gone, "the server's refusal must end the connection");
             let cause = ended.unwrap();
             assert_ne!(cause.kind(), DisconnectKind::PeerClosed, "an error, not an orderly end");
-            // The server's alert names the certificate, unless the kernel's reset (the server
-            // closed with our bytes unread) reaches the client before the alert is read.
-            assert!(
-                chain(&cause).contains("certificate") || cause.kind() == DisconnectKind::Reset,
-                "{cause:?}"
-            );
+            // The server's alert says why, unless the kernel's reset (the server closed with
+            // our bytes unread) reaches the client before the alert is read.
+            match cause.tls_error() {
+                Some(tls) => assert_eq!(tls.kind(), TlsErrorKind::ClientCertificateRequired),
+                None => assert_eq!(cause.kind(), DisconnectKind::Reset, "{cause:?}"),
+            }
         }
     }
     let seen = server.finish(LONG);
@@ -627,11 +630,12 @@ fn the_handshake_timeout_fires_on_a_silent_server() {
     let config = Config::new().connect_timeout(Duration::from_secs(30)).transport(tls);
     let err = Client::builder().config(config).connect(&server.url()).unwrap_err();
     let elapsed = started.elapsed();
-    let ConnectError::Failed(cause) = &err else {
-        panic!("expected the handshake to fail, got {err:?}");
+    let ConnectError::Tls { kind: TlsErrorKind::HandshakeTimeout, cause, .. } = &err else {
+        panic!("expected the handshake to time out, got {err:?}");
     };
+    assert!(err.is_timeout());
     assert_eq!(cause.io_error().map(std::io::Error::kind), Some(std::io::ErrorKind::TimedOut));
-    assert!(chain(&err).contains("did not complete within"), "{err:?}");
+    assert!(err.to_string().ends_with("failed: the handshake timed out after 300ms"), "{err}");
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "bounded by the handshake timeout: {elapsed:?}");
     drop(server);
@@ -718,5 +722,25 @@ fn turning_verification_off_takes_a_named_call_and_warns_at_every_connection() {
     }
     // The same server is refused as soon as verification is on.
     let server = TlsServer::start(ServerSetup::new(self_signed()));
-    refused(&server.url(), Config::new());
+    refused(&server.url(), Config::new(), TlsErrorKind::UnknownIssuer);
+}
+
+#[test]
+fn a_peer_that_does_not_speak_tls_is_named_so() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "not TLS");
+    // A plain-text server: it greets in clear, as a Redis or an SMTP server would.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut stream, b"-ERR unknown command\r\n+OK ready\r\n").unwrap();
+        stream.set_read_timeout(Some(LONG)).unwrap();
+        // Until the client gives up and closes.
+        let mut buf = [0u8; 1024];
+        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let url = format!("tls://{addr}");
+    let text = refused(&url, Config::new().transport(Tls::new()), TlsErrorKind::NotTls);
+    assert!(text.contains("wrong version number"), "{text}");
+    join_within(server, LONG, "the plain-text server");
 }

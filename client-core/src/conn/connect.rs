@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::conn::ConnShared;
-use crate::state::error::{ConnectError, DisconnectKind};
+use crate::state::error::{ConnectError, DisconnectKind, mask_credentials};
 use crate::state::machine::Phase;
 
 /// Waits for a connection to be established, returned by [`Connection::connected`](crate::Connection::connected).
@@ -89,15 +89,21 @@ impl Connected<'_> {
                 state.watch(waker);
                 Poll::Pending
             }
-            Phase::Closing | Phase::Closed => Poll::Ready(Err(match state.cause() {
-                None if state.was_opened() => return Poll::Ready(Ok(())),
-                None => ConnectError::Closed,
-                Some(cause) if cause.kind() == DisconnectKind::ConnectTimedOut => {
-                    ConnectError::TimedOut(shared.settings().connect_timeout.unwrap_or_default())
-                }
-                Some(cause) if !state.was_opened() => ConnectError::Failed(cause.clone()),
-                Some(_) => return Poll::Ready(Ok(())),
-            })),
+            Phase::Closing | Phase::Closed => {
+                let url = || mask_credentials(shared.url());
+                Poll::Ready(Err(match state.cause() {
+                    None if state.was_opened() => return Poll::Ready(Ok(())),
+                    None => ConnectError::Closed { url: url() },
+                    Some(cause) if cause.kind() == DisconnectKind::ConnectTimedOut => {
+                        let after = shared.settings().connect_timeout.unwrap_or_default();
+                        ConnectError::TimedOut { url: url(), after }
+                    }
+                    Some(cause) if !state.was_opened() => {
+                        ConnectError::failed(url(), cause.clone())
+                    }
+                    Some(_) => return Poll::Ready(Ok(())),
+                }))
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::state::budget::{BudgetShared, Grant, Member};
 use crate::state::buffer::Header;
 use crate::state::codec::{EncodeError, Encoder};
 use crate::state::effects::{Effects, Notify};
-use crate::state::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::state::error::{FrameLimit, RecvError, SendError, TryRecvError, TrySendError};
 use crate::state::inbound::Inbound;
 use crate::state::machine::{Admit, Phase, State};
 use crate::state::report::Stats;
@@ -163,7 +163,7 @@ impl ConnShared {
         let header = match Header::encode(&**encoder, frame.len()) {
             Ok(header) => header,
             Err(EncodeError::TooLarge { max, .. }) => {
-                return Err(SendError::TooLarge { frame, capacity: max });
+                return Err(SendError::TooLarge { frame, max_len: max, limit: FrameLimit::Codec });
             }
         };
         self.lock().admit_framed(frame, header, urgent, deadline, waker, fx)
@@ -199,7 +199,11 @@ impl ConnShared {
             match Header::encode(&**encoder, len) {
                 Ok(header) => wire.extend_from_slice(header.as_slice()),
                 Err(EncodeError::TooLarge { max, .. }) => {
-                    return Err(SendError::TooLarge { frame: (), capacity: max });
+                    return Err(SendError::TooLarge {
+                        frame: (),
+                        max_len: max,
+                        limit: FrameLimit::Codec,
+                    });
                 }
             }
             wire.extend_from_slice(&bytes[at..at + len]);

@@ -24,7 +24,7 @@ use crate::conn::watermarks::WatermarkEvents;
 use crate::conn::{ConnShared, ConnectionRef, Settings};
 use crate::driver::{Driver, DriverShared, LinkTask};
 use crate::state::effects::{Effects, Notify};
-use crate::state::error::{ConnectError, LinkError};
+use crate::state::error::{ConnectError, LinkError, mask_credentials};
 use crate::state::inbound::Inbound;
 use crate::state::machine::State;
 use crate::state::report::Stats;
@@ -139,7 +139,10 @@ impl Connection {
     /// assert!(matches!(err, ConnectError::UnknownScheme { .. }));
     /// ```
     pub fn open(url: &str, config: Config) -> Result<Self, ConnectError> {
-        config.validate()?;
+        let io = |error| ConnectError::Io { url: mask_credentials(url), error };
+        config
+            .validate()
+            .map_err(|reason| ConnectError::InvalidConfig { url: mask_credentials(url), reason })?;
         let (endpoint, mut link) = transport::open(url, config.transport_override())?;
         for option in config.socket_options() {
             match link.set_option(option) {
@@ -147,12 +150,12 @@ impl Connection {
                 Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
                     log::debug!("{url}: {option:?} does not apply to this link");
                 }
-                Err(e) => return Err(ConnectError::Io(e)),
+                Err(e) => return Err(io(e)),
             }
         }
         let driver = match config.io_group_ref() {
             Some(group) => group.pick().clone(),
-            None => Driver::spawn().map_err(ConnectError::Io)?,
+            None => Driver::spawn().map_err(io)?,
         };
         let shared = Arc::new(ConnShared::new(
             state_for(&config),
@@ -174,8 +177,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnectError::Failed`] if the attempt failed, [`ConnectError::TimedOut`] after the
-    /// connect timeout, [`ConnectError::Closed`] if the connection was closed first.
+    /// [`ConnectError::Failed`] if the attempt failed ([`ConnectError::Tls`] if its TLS
+    /// handshake did), [`ConnectError::TimedOut`] after the connect timeout,
+    /// [`ConnectError::Closed`] if the connection was closed first.
     ///
     /// # Cancel safety
     ///

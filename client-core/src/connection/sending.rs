@@ -30,7 +30,7 @@ impl Connection {
     /// let listener = MemListener::bind("try-send-example").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(4)).unwrap();
     /// let err = conn.try_send(Bytes::from_static(b"too long")).unwrap_err();
-    /// assert!(matches!(err, TrySendError::TooLarge { capacity: 4, .. }));
+    /// assert!(matches!(err, TrySendError::TooLarge { max_len: 4, .. }));
     /// ```
     pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
         self.shared().try_send(frame, false)

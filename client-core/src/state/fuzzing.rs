@@ -346,7 +346,7 @@ impl Harness {
                     Pending { frame: index, counts: vec![count], waker, deadline, by_cancel };
                 assert!(self.pending.insert(ticket, pending).is_none(), "a ticket is reused");
             }
-            Err(SendError::TooLarge { frame, capacity }) => {
+            Err(SendError::TooLarge { frame, max_len: capacity, .. }) => {
                 assert_eq!(capacity, self.limit(urgent));
                 assert!(len > capacity, "a frame of {len} bytes fits in {capacity}");
                 assert_eq!(frame, self.frames[index].bytes);

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::state::error::ConnectError;
+use crate::state::error::{ConnectError, mask_credentials};
 
 /// A parsed URL: `scheme://address?key=value&…`.
 ///
@@ -50,7 +50,7 @@ impl Endpoint {
     /// ```
     pub fn parse(url: &str) -> Result<Self, ConnectError> {
         let invalid = |reason: &str| ConnectError::InvalidUrl {
-            url: url.to_string(),
+            url: mask_credentials(url),
             reason: reason.to_string(),
         };
         let (scheme, rest) =
@@ -78,6 +78,21 @@ impl Endpoint {
             address: address.to_string(),
             query,
         })
+    }
+
+    /// Returns `url` with the user and password of a `scheme://user:password@host` URL
+    /// replaced by `***`, the way every [`ConnectError`] shows it; other URLs unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::transport::Endpoint;
+    ///
+    /// assert_eq!(Endpoint::mask_credentials("redis://:pw@host:6379"), "redis://***@host:6379");
+    /// assert_eq!(Endpoint::mask_credentials("tcp://host:1"), "tcp://host:1");
+    /// ```
+    pub fn mask_credentials(url: &str) -> String {
+        mask_credentials(url)
     }
 
     /// Returns the URL as given.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
-use crate::state::error::ConnectError;
+use crate::state::error::{ConnectError, mask_credentials};
 use crate::transport::endpoint::Endpoint;
 use crate::transport::link::{Link, Transport};
 #[cfg(unix)]
@@ -82,11 +82,14 @@ pub(crate) fn open(
     let transport = match chosen {
         Some(transport) => transport.clone(),
         None => lookup(endpoint.scheme()).ok_or_else(|| ConnectError::UnknownScheme {
+            url: mask_credentials(url),
             scheme: endpoint.scheme().to_string(),
             registered: schemes(),
         })?,
     };
-    let link = transport.open(&endpoint).map_err(ConnectError::Io)?;
+    let link = transport
+        .open(&endpoint)
+        .map_err(|error| ConnectError::Io { url: mask_credentials(url), error })?;
     Ok((endpoint, link))
 }
 
@@ -96,7 +99,8 @@ mod tests {
 
     #[test]
     fn unknown_scheme_lists_the_registered_ones() {
-        let Err(ConnectError::UnknownScheme { scheme, registered }) = open("nope://x", None) else {
+        let Err(ConnectError::UnknownScheme { scheme, registered, .. }) = open("nope://x", None)
+        else {
             panic!("expected an unknown scheme");
         };
         assert_eq!(scheme, "nope");
@@ -107,7 +111,10 @@ mod tests {
     fn an_override_replaces_the_scheme_but_the_url_is_still_checked() {
         let mem: Arc<dyn Transport> = Arc::new(mem::Mem);
         let chosen = Some(&mem);
-        assert!(matches!(open("nope://x", chosen), Err(ConnectError::Io(_))), "mem: no listener");
+        assert!(
+            matches!(open("nope://x", chosen), Err(ConnectError::Io { .. })),
+            "mem: no listener"
+        );
         assert!(matches!(open("no-scheme", chosen), Err(ConnectError::InvalidUrl { .. })));
     }
 }

@@ -219,6 +219,12 @@ impl TcpLink {
     /// # drop(link);
     /// ```
     pub fn connect(address: &str) -> io::Result<Self> {
+        if !has_port(address) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("missing port in {address:?} (expected host:port, or [v6 address]:port)"),
+            ));
+        }
         let mut addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
@@ -447,9 +453,31 @@ fn user_timeout(_: SockRef<'_>) -> io::Result<Duration> {
     Err(unsupported("TCP_USER_TIMEOUT"))
 }
 
+/// Whether `address` ends with a port: `host:port` or `[v6]:port`, not a bare host or a bare
+/// IPv6 address (whose colons are not a port).
+fn has_port(address: &str) -> bool {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.contains("]:");
+    }
+    address.contains(':') && address.parse::<std::net::Ipv6Addr>().is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_port_is_told_apart_from_a_bad_address() {
+        for with in ["127.0.0.1:1", "localhost:6379", "[::1]:80", "h:0"] {
+            assert!(has_port(with), "{with}");
+        }
+        for without in ["127.0.0.1", "localhost", "::1", "[::1]", "fe80::1"] {
+            assert!(!has_port(without), "{without}");
+            let err = TcpLink::connect(without).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(err.to_string().starts_with("missing port"), "{err}");
+        }
+    }
 
     fn parse(query: &str) -> io::Result<Vec<SocketOption>> {
         query_options(&Endpoint::parse(&format!("tcp://h:1?{query}")).unwrap(), &[])

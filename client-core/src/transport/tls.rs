@@ -30,7 +30,21 @@
 //!
 //! [`TlsBuilder::handshake_timeout`] bounds the handshake from the moment TCP is connected:
 //! the link asks the driver to look at it again at the deadline ([`LinkWaker::wake_at`]) and
-//! fails the attempt with [`io::ErrorKind::TimedOut`] if the handshake is not done by then.
+//! fails the attempt with [`io::ErrorKind::TimedOut`] if the handshake is not done by then:
+//! the connect returns [`ConnectError::Tls`](crate::ConnectError::Tls) of kind
+//! [`TlsErrorKind::HandshakeTimeout`](crate::TlsErrorKind::HandshakeTimeout), whose
+//! `is_timeout()` is true, as for the connect timeout.
+//!
+//! # Errors
+//!
+//! A failed handshake puts a [`TlsError`] in the I/O error of the attempt:
+//! the connect returns [`ConnectError::Tls`](crate::ConnectError::Tls) with its
+//! [kind](crate::TlsErrorKind) (an expired certificate, a name mismatch, an unknown issuer, a
+//! client certificate missing, a peer that does not speak TLS, …), read from OpenSSL's report,
+//! which is the error's source. An alert the server sends after the handshake (a TLS 1.3
+//! server refusing a client certificate) ends the connection with a
+//! [`Disconnect`](crate::Disconnect) whose [`tls_error`](crate::Disconnect::tls_error) says
+//! the same.
 //! The connection's [connect timeout](crate::Config::connect_timeout) bounds the whole attempt,
 //! TCP and TLS together, as well.
 //!
@@ -70,6 +84,7 @@ use native_tls::{
 
 use super::tcp::{self, TcpLink};
 use super::{Endpoint, Link, LinkWaker, Registration, SocketOption, SocketOptionKind, Transport};
+use crate::state::error::TlsError;
 use crate::transport::endpoint::bad_query_value;
 
 pub use native_tls;
@@ -721,7 +736,9 @@ impl TlsLink {
                 Ok(false)
             }
             Err(HandshakeError::Failure(e)) => {
-                Err(io::Error::other(format!("TLS handshake with {:?} failed: {e}", self.domain)))
+                let error = TlsError::from_report(e);
+                log::debug!("TLS handshake with {:?} failed: {error}", self.domain);
+                Err(io::Error::other(error))
             }
         }
     }
@@ -774,10 +791,7 @@ impl Link for TlsLink {
                 {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!(
-                            "the TLS handshake with {:?} did not complete within {timeout:?}",
-                            self.domain
-                        ),
+                        TlsError::handshake_timeout(timeout),
                     ));
                 }
                 self.handshake_step(mid.handshake())
@@ -793,7 +807,15 @@ impl Link for TlsLink {
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ready()?.read(buf)
+        // An alert from the server after the handshake (TLS 1.3 servers refuse a missing
+        // client certificate this way) is an `Other` error: type it. Resets and the rest keep
+        // their kinds, by which the driver tells how the connection ended.
+        self.ready()?.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Other if e.get_ref().is_some_and(|inner| !inner.is::<TlsError>()) => {
+                io::Error::other(TlsError::from_report(e))
+            }
+            _ => e,
+        })
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

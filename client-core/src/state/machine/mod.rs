@@ -34,7 +34,7 @@ use crate::state::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
 mod life;
 
 pub(crate) use crate::state::effects::Effects;
-use crate::state::error::{Disconnect, FlushError, SendError};
+use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};
 use crate::state::report::{Ending, Stats};
 use crate::state::watermark::Marks;
 
@@ -432,12 +432,15 @@ impl State {
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
         let len = frame.len() + header.len();
-        let limit = match &self.budget {
-            Some(slot) if !urgent => self.limit(urgent).min(slot.shared.limit()),
-            _ => self.limit(urgent),
+        let (max, limit) = match &self.budget {
+            Some(slot) if !urgent && slot.shared.limit() < self.limit(urgent) => {
+                (slot.shared.limit(), FrameLimit::Budget)
+            }
+            _ => (self.limit(urgent), FrameLimit::Capacity),
         };
-        if len > limit {
-            return Err(SendError::TooLarge { frame, capacity: limit.saturating_sub(headers) });
+        if len > max {
+            let max_len = max.saturating_sub(headers);
+            return Err(SendError::TooLarge { frame, max_len, limit });
         }
         let frame = self.refuse(frame)?;
         // No barging: a newcomer may not pass anyone already waiting in its lane, and data
