@@ -88,6 +88,7 @@
 
 #![forbid(unsafe_code)]
 
+mod byte_stream;
 mod client;
 mod ending;
 mod ops;
@@ -97,6 +98,7 @@ mod sending;
 mod sink;
 mod watermarks;
 
+pub use byte_stream::AsyncByteStream;
 pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting};
 pub use ops::{
     CloseFuture, FlushFuture, OwnedSendFuture, SendBatchFuture, SendFuture, ShutdownWriteFuture,
@@ -109,10 +111,11 @@ pub use watermarks::WatermarkStream;
 // `AsyncClient::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
-    Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS,
-    Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, FrameLimit,
-    IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
-    ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError, UnsentFrame,
-    Watermark, WatermarkEvents, bytes, codec, is_driver_thread, transport,
+    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,
+    Connected, Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY,
+    DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
+    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp,
+    SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
+    TrySendError, UnsentFrame, Watermark, WatermarkEvents, bytes, codec, is_driver_thread,
+    transport,
 };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tidegate_core::TryRecvError;
 
 use crate::AsyncClient;
+use crate::byte_stream::AsyncByteStream;
 use crate::recv::{Incoming, RecvFuture};
 
 impl AsyncClient {
@@ -130,6 +131,18 @@ impl AsyncClient {
     /// ```
     pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
         self.conn.try_recv()
+    }
+
+    /// Returns the connection as a byte stream, [`AsyncByteStream`]: `futures::io`'s
+    /// `AsyncRead` and `AsyncWrite`, and tokio's with the `tokio` feature, so that
+    /// `tokio::io::copy(&mut file, &mut client.byte_stream())` pours a file into the
+    /// connection. Each write is a frame; see [`AsyncByteStream`] for what that means.
+    ///
+    /// # Examples
+    ///
+    /// See [`AsyncByteStream`].
+    pub fn byte_stream(&self) -> AsyncByteStream {
+        AsyncByteStream::new(self.conn.byte_stream())
     }
 
     /// Returns everything this connection receives as a [`Stream`](futures_core::Stream) of

@@ -57,10 +57,11 @@ pub use watermarks::Watermarks;
 // `Client::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Builder, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError, Connected,
-    Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS,
-    Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp, FrameBatch, FrameLimit,
-    IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
-    ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError, UnsentFrame,
-    Watermark, WatermarkEvents, bytes, codec, is_driver_thread, transport,
+    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,
+    Connected, Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY,
+    DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
+    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp,
+    SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
+    TrySendError, UnsentFrame, Watermark, WatermarkEvents, bytes, codec, is_driver_thread,
+    transport,
 };

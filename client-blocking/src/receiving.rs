@@ -1,5 +1,6 @@
 //! The receive side of [`Client`]: what the peer sent, chunk by chunk or frame by frame.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use tidegate_core::{Bytes, RecvError, TryRecvError};
@@ -128,5 +129,48 @@ impl Client {
     /// ```
     pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
         self.conn.try_recv()
+    }
+}
+
+/// Reads the byte stream the peer sends: each `read` waits like [`Client::recv`] for at least
+/// one byte, fills as much of `buf` as is there, and leaves the rest in the inbound buffer for
+/// the next read (or receive). It returns `Ok(0)` at the end of the stream.
+///
+/// With [framing](Config::framing) it reads the decoded frames' payloads back to back: frame
+/// boundaries are not marked, and the rest of a frame that did not fit in `buf` comes first
+/// in the next read. Errors have the kinds of `From<RecvError> for io::Error`: a reset is
+/// `ConnectionReset`, a wait on an I/O driver thread is `Deadlock`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Read;
+/// use std::time::Duration;
+/// use tidegate::Client;
+/// use tidegate::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("blocking-read-example").unwrap();
+/// let mut client = Client::connect(&listener.url()).unwrap();
+/// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+/// peer.write(b"hello, reader");
+/// peer.close();
+/// let mut text = String::new();
+/// client.read_to_string(&mut text).unwrap();
+/// assert_eq!(text, "hello, reader");
+/// ```
+impl io::Read for Client {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut op = self.conn.recv(None).at_most(buf.len());
+        let polled = wait_guarded(None, |waker| op.poll_with(waker));
+        match polled.unwrap_or(Err(RecvError::WouldDeadlock))? {
+            Some(bytes) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            None => Ok(0),
+        }
     }
 }

@@ -4,10 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use tidegate_core::{
-    Bytes, Connection, Disconnect, DisconnectKind, FlushError, FrameBatch, SendError, SendOp,
-    TrySendError,
-};
+use tidegate_core::{Bytes, Connection, FlushError, FrameBatch, SendError, SendOp, TrySendError};
 
 use crate::Client;
 use crate::wait::{OnDriverThread, wait_guarded};
@@ -472,39 +469,11 @@ impl io::Write for Client {
         }
         // At least one byte: a connection that can take no frame at all reports `TooLarge`.
         let n = buf.len().min(self.conn.max_frame_len().max(1));
-        match self.send(Bytes::copy_from_slice(&buf[..n])) {
-            Ok(()) => Ok(n),
-            Err(err) => Err(send_error_to_io(err)),
-        }
+        self.send(Bytes::copy_from_slice(&buf[..n]))?;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Self::flush(self).map_err(|err| {
-            let kind = match &err {
-                FlushError::Timeout => io::ErrorKind::TimedOut,
-                FlushError::Closed => io::ErrorKind::NotConnected,
-                FlushError::Disconnected(cause) => disconnect_kind(cause),
-                _ => io::ErrorKind::Other,
-            };
-            io::Error::new(kind, err)
-        })
-    }
-}
-
-fn send_error_to_io(err: SendError<Bytes>) -> io::Error {
-    let kind = match &err {
-        SendError::Timeout(_) => io::ErrorKind::TimedOut,
-        SendError::Closed(_) => io::ErrorKind::NotConnected,
-        SendError::Disconnected { cause, .. } => disconnect_kind(cause),
-        _ => io::ErrorKind::InvalidInput,
-    };
-    io::Error::new(kind, err)
-}
-
-fn disconnect_kind(cause: &Disconnect) -> io::ErrorKind {
-    match cause.kind() {
-        DisconnectKind::PeerClosed => io::ErrorKind::BrokenPipe,
-        DisconnectKind::Reset => io::ErrorKind::ConnectionReset,
-        _ => cause.io_error().map_or(io::ErrorKind::Other, io::Error::kind),
+        Ok(Self::flush(self)?)
     }
 }

@@ -98,6 +98,7 @@ pub use builder::{Builder, Facade};
 pub use bytes::{self, Bytes};
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
 pub use conn::ConnectionRef;
+pub use conn::byte_stream::ByteStream;
 pub use conn::close::{CloseOp, ShutdownWriteOp};
 pub use conn::connect::Connected;
 pub use conn::flush::FlushOp;

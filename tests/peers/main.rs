@@ -1,5 +1,6 @@
 //! End-to-end tests against real foreign peers, started by the tests on free loopback ports:
-//! `redis-server`, `openssl s_server` and `socat`, and plain sockets that reset or half-close.
+//! `redis-server`, `openssl s_server` and `socat`, and plain sockets that reset or half-close;
+//! and the connection as a byte stream into and out of socat.
 //! Each test is skipped when its program is missing, except under `CI=true`. One test crate
 //! for the area, so the library is linked once for all of them; each module was a test crate of
 //! its own before.
@@ -10,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod peer_byte_stream;
 mod peer_endings;
 mod peer_halfclose;
 mod peer_redis;

@@ -163,19 +163,7 @@ impl ShutdownWriteOp<'_> {
     /// assert!(refused.is_err(), "sending has finished");
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
-        let shared = self.conn;
-        let mut fx = Effects::new(Instant::now);
-        let mut state = shared.lock();
-        if !self.started {
-            self.started = true;
-            if state.begin_shutdown_write(&mut fx) {
-                log::debug!("ending the write side of {}", shared.url());
-            }
-        }
-        let result = state.poll_write_ended(self.deadline, waker, &mut fx);
-        drop(state);
-        shared.apply(fx);
-        result.map_or(Poll::Pending, Poll::Ready)
+        self.conn.poll_shutdown_write(&mut self.started, self.deadline, waker)
     }
 }
 
@@ -188,6 +176,28 @@ impl Future for ShutdownWriteOp<'_> {
 }
 
 impl ConnShared {
+    /// Polls a half-close: begins it at the first poll (`started` false), then waits until
+    /// the write side has ended or `deadline` passed.
+    pub(crate) fn poll_shutdown_write(
+        &self,
+        started: &mut bool,
+        deadline: Option<Instant>,
+        waker: &Waker,
+    ) -> Poll<Result<(), FlushError>> {
+        let mut fx = Effects::new(Instant::now);
+        let mut state = self.lock();
+        if !*started {
+            *started = true;
+            if state.begin_shutdown_write(&mut fx) {
+                log::debug!("ending the write side of {}", self.url());
+            }
+        }
+        let result = state.poll_write_ended(deadline, waker, &mut fx);
+        drop(state);
+        self.apply(fx);
+        result.map_or(Poll::Pending, Poll::Ready)
+    }
+
     /// Polls the close of a connection whose last handle has gone: it begins (as when the
     /// last handle is dropped) on the first call, and resolves with the report once the link
     /// is gone.

@@ -51,6 +51,14 @@ enum FlushStage {
 #[derive(Debug)]
 pub struct FlushOp<'a> {
     conn: &'a ConnShared,
+    wait: FlushWait,
+}
+
+/// The state of a flush, apart from its connection: what [`FlushOp`] and the byte stream's
+/// flush have in common. Whoever holds one must [`cancel`](FlushWait::cancel) it when giving
+/// up while it waits.
+#[derive(Debug)]
+pub(crate) struct FlushWait {
     deadline: Option<Instant>,
     id: u64,
     /// The count of bytes written that completes the flush: all bytes accepted before it.
@@ -58,13 +66,54 @@ pub struct FlushOp<'a> {
     stage: FlushStage,
 }
 
-impl<'a> FlushOp<'a> {
+impl FlushWait {
     /// A flush of every byte `conn` has accepted so far.
-    pub(crate) fn new(conn: &'a ConnShared, deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(conn: &ConnShared, deadline: Option<Instant>) -> Self {
         let mut state = conn.lock();
         let (id, target) = (state.next_id(), state.flush_target());
         drop(state);
-        Self { conn, deadline, id, target, stage: FlushStage::Idle }
+        Self { deadline, id, target, stage: FlushStage::Idle }
+    }
+
+    /// Polls the flush on `conn`, the connection it was made for.
+    ///
+    /// # Panics
+    ///
+    /// After it returned `Ready`.
+    pub(crate) fn poll(
+        &mut self,
+        conn: &ConnShared,
+        waker: &Waker,
+    ) -> Poll<Result<(), FlushError>> {
+        assert!(self.stage != FlushStage::Done, "a flush polled after completion");
+        let mut fx = Effects::new(Instant::now);
+        let result = conn.lock().poll_flush(self.id, self.target, self.deadline, waker, &mut fx);
+        conn.apply(fx);
+        match result {
+            Some(result) => {
+                self.stage = FlushStage::Done;
+                Poll::Ready(result)
+            }
+            None => {
+                self.stage = FlushStage::Waiting;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Stops waiting, if it waits: the connection forgets the flush.
+    pub(crate) fn cancel(&mut self, conn: &ConnShared) {
+        if self.stage == FlushStage::Waiting {
+            conn.lock().cancel_flush(self.id, self.target);
+            self.stage = FlushStage::Done;
+        }
+    }
+}
+
+impl<'a> FlushOp<'a> {
+    /// A flush of every byte `conn` has accepted so far.
+    pub(crate) fn new(conn: &'a ConnShared, deadline: Option<Instant>) -> Self {
+        Self { conn, wait: FlushWait::new(conn, deadline) }
     }
 }
 
@@ -96,21 +145,7 @@ impl FlushOp<'_> {
     /// tidegate::block_on(op).unwrap();
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), FlushError>> {
-        assert!(self.stage != FlushStage::Done, "FlushOp polled after completion");
-        let shared = self.conn;
-        let mut fx = Effects::new(Instant::now);
-        let result = shared.lock().poll_flush(self.id, self.target, self.deadline, waker, &mut fx);
-        shared.apply(fx);
-        match result {
-            Some(result) => {
-                self.stage = FlushStage::Done;
-                Poll::Ready(result)
-            }
-            None => {
-                self.stage = FlushStage::Waiting;
-                Poll::Pending
-            }
-        }
+        self.wait.poll(self.conn, waker)
     }
 }
 
@@ -124,8 +159,6 @@ impl Future for FlushOp<'_> {
 
 impl Drop for FlushOp<'_> {
     fn drop(&mut self) {
-        if self.stage == FlushStage::Waiting {
-            self.conn.lock().cancel_flush(self.id, self.target);
-        }
+        self.wait.cancel(self.conn);
     }
 }

@@ -15,6 +15,7 @@
 //! async facade awaits them; the blocking facade polls them with a waker that unparks its
 //! thread.
 
+pub(crate) mod byte_stream;
 pub(crate) mod close;
 pub(crate) mod connect;
 pub(crate) mod flush;
@@ -247,7 +248,7 @@ impl ConnShared {
     /// Takes what the inbound buffer holds, without waiting.
     pub(crate) fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
         let mut fx = Effects::new(Instant::now);
-        let polled = self.inbound().poll_recv(&mut None, None, None, &mut fx);
+        let polled = self.inbound().poll_recv(&mut None, None, None, usize::MAX, &mut fx);
         self.apply(fx);
         match polled {
             Poll::Ready(Ok(item)) => Ok(item),

@@ -54,6 +54,8 @@ use crate::state::error::RecvError;
 pub struct RecvOp<C: ConnectionRef> {
     conn: C,
     deadline: Option<Instant>,
+    /// The most bytes it returns: a byte-stream read's buffer length, else `usize::MAX`.
+    max: usize,
     /// The receiver's place in line, once it waits.
     ticket: Option<u64>,
     done: bool,
@@ -63,6 +65,7 @@ impl<C: ConnectionRef> fmt::Debug for RecvOp<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvOp")
             .field("deadline", &self.deadline)
+            .field("max", &self.max)
             .field("ticket", &self.ticket)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -72,7 +75,37 @@ impl<C: ConnectionRef> fmt::Debug for RecvOp<C> {
 impl<C: ConnectionRef> RecvOp<C> {
     /// A receive on `conn` whose wait ends at `deadline`.
     pub(crate) fn new(conn: C, deadline: Option<Instant>) -> Self {
-        Self { conn, deadline, ticket: None, done: false }
+        Self { conn, deadline, max: usize::MAX, ticket: None, done: false }
+    }
+
+    /// Makes the receive return at most `max` bytes (at least 1), as a byte-stream read into a
+    /// buffer of that size wants: the rest of a chunk stays in the inbound buffer, and the
+    /// rest of a decoded frame goes out first, to the next receive, as a frame of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-recvop-at-most").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.write(b"abcdef");
+    /// tidegate::block_on(async {
+    ///     assert_eq!(conn.recv(None).at_most(4).await.unwrap().unwrap(), "abcd");
+    ///     assert_eq!(conn.recv(None).await.unwrap().unwrap(), "ef");
+    /// });
+    /// ```
+    pub fn at_most(mut self, max: usize) -> Self {
+        self.max = max.max(1);
+        self
+    }
+
+    /// Changes the most bytes the next poll returns (at least 1).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
     }
 
     /// Polls with a bare waker: the blocking facade's way in. On `Pending`, `waker` is woken
@@ -99,8 +132,13 @@ impl<C: ConnectionRef> RecvOp<C> {
         assert!(!self.done, "RecvOp polled after completion");
         let shared = self.conn.shared();
         let mut fx = Effects::new(Instant::now);
-        let polled =
-            shared.inbound().poll_recv(&mut self.ticket, self.deadline, Some(waker), &mut fx);
+        let polled = shared.inbound().poll_recv(
+            &mut self.ticket,
+            self.deadline,
+            Some(waker),
+            self.max,
+            &mut fx,
+        );
         shared.apply(fx);
         self.done = polled.is_ready();
         polled

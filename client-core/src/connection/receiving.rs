@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::conn::byte_stream::ByteStream;
 use crate::conn::recv::RecvOp;
 use crate::conn::sealed::Sealed;
 use crate::connection::Connection;
@@ -76,6 +77,18 @@ impl Connection {
     /// ```
     pub fn recv_owned(self, deadline: Option<Instant>) -> RecvOp<Self> {
         RecvOp::new(self, deadline)
+    }
+
+    /// Returns the connection as a byte stream, for `AsyncRead`/`AsyncWrite`-style callers:
+    /// writes become frames of at most [`Connection::max_frame_len`] bytes, sent with the
+    /// configured send timeout; reads take at most the caller's buffer. See [`ByteStream`].
+    ///
+    /// # Examples
+    ///
+    /// See [`ByteStream`].
+    pub fn byte_stream(&self) -> ByteStream<Self> {
+        let timeout = self.config().send_timeout_duration();
+        ByteStream::new(self.clone(), self.max_frame_len(), timeout)
     }
 
     /// Receives without waiting: the next chunk (or frame) if one is there and no receiver

@@ -133,6 +133,10 @@ pub(crate) struct Inbound {
     eof_decoded: bool,
     /// Set once frames could not be decoded; sticky, and it wins over the data left.
     failed: Option<Arc<DecodeError>>,
+    /// Framed only: the rest of a decoded frame that a receive of at most so many bytes (a
+    /// byte-stream read) could not take whole. It goes out first, ahead of everything else.
+    /// Invariant: never empty.
+    rest: Option<Bytes>,
     /// Waiting receivers by ticket: the map's order is arrival order.
     waiters: BTreeMap<u64, Waiter>,
     /// Deadlines of waiting receivers. Invariant: one entry per waiter with a deadline.
@@ -187,6 +191,7 @@ impl Inbound {
             end: None,
             eof_decoded: false,
             failed: None,
+            rest: None,
             waiters: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             next_ticket: 0,
@@ -413,18 +418,35 @@ impl Inbound {
 
     /// After an item was taken: the next receiver may have something too.
     fn pass_on(&mut self, fx: &mut Effects) {
-        if !self.data.is_empty() || self.end.is_some() || self.failed.is_some() {
+        if !self.data.is_empty()
+            || self.rest.is_some()
+            || self.end.is_some()
+            || self.failed.is_some()
+        {
             self.wake_head(fx);
         }
     }
 
-    /// The next item for a receiver at the head of the line, if there is one now.
-    fn next_item(&mut self, fx: &mut Effects) -> Option<Result<Option<Bytes>, RecvError>> {
+    /// The next item, of at most `max` bytes, for a receiver at the head of the line, if there
+    /// is one now.
+    fn next_item(
+        &mut self,
+        max: usize,
+        fx: &mut Effects,
+    ) -> Option<Result<Option<Bytes>, RecvError>> {
+        let max = max.max(1);
+        if let Some(rest) = self.rest.take() {
+            return Some(Ok(Some(self.at_most(rest, max))));
+        }
         if let Some(err) = &self.failed {
             return Some(Err(RecvError::Decode(err.clone())));
         }
         let before = self.data.len();
-        let item = if self.decoder.is_some() { self.next_frame() } else { self.next_chunk() };
+        let item = if self.decoder.is_some() {
+            self.next_frame().map(|item| item.map(|f| f.map(|f| self.at_most(f, max))))
+        } else {
+            self.next_chunk(max)
+        };
         let taken = before - self.data.len();
         if taken > 0 {
             self.bytes_delivered += taken as u64;
@@ -437,11 +459,19 @@ impl Inbound {
         item
     }
 
-    fn next_chunk(&mut self) -> Option<Result<Option<Bytes>, RecvError>> {
+    /// The first `max` bytes of a frame; the rest waits in `rest` for the next receive.
+    fn at_most(&mut self, mut frame: Bytes, max: usize) -> Bytes {
+        if frame.len() > max {
+            self.rest = Some(frame.split_off(max));
+        }
+        frame
+    }
+
+    fn next_chunk(&mut self, max: usize) -> Option<Result<Option<Bytes>, RecvError>> {
         if self.data.is_empty() {
             return self.end.as_ref().map(end_result);
         }
-        let n = self.data.len().min(RECV_CHUNK);
+        let n = self.data.len().min(RECV_CHUNK).min(max);
         let chunk = Bytes::copy_from_slice(&self.data[..n]);
         self.data.advance(n);
         self.front += n;
@@ -486,13 +516,15 @@ impl Inbound {
         RecvError::Decode(err)
     }
 
-    /// Polls a receive. `ticket` is the receiver's place in line, if it has one; `waker` is
-    /// `None` for a receive that must not wait (then `Pending` means nothing now).
+    /// Polls a receive of at most `max` bytes (at least 1). `ticket` is the receiver's place
+    /// in line, if it has one; `waker` is `None` for a receive that must not wait (then
+    /// `Pending` means nothing now).
     pub(crate) fn poll_recv(
         &mut self,
         ticket: &mut Option<u64>,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
+        max: usize,
         fx: &mut Effects,
     ) -> Poll<Result<Option<Bytes>, RecvError>> {
         let first = self.waiters.first_key_value().map(|(t, _)| *t);
@@ -500,7 +532,7 @@ impl Inbound {
             None => first.is_none(),
             Some(t) => first == Some(t),
         };
-        if at_head && let Some(item) = self.next_item(fx) {
+        if at_head && let Some(item) = self.next_item(max, fx) {
             if let Some(t) = ticket.take() {
                 self.remove(t);
             }

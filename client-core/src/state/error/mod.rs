@@ -191,6 +191,19 @@ impl Disconnect {
     }
 }
 
+impl Disconnect {
+    /// The [`io::ErrorKind`] a byte-stream caller (`std::io::Write`, `AsyncRead`, …) is told
+    /// for this cause: a broken pipe once the peer closed, a reset as such, else the I/O
+    /// error's own kind.
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self.kind {
+            DisconnectKind::PeerClosed => io::ErrorKind::BrokenPipe,
+            DisconnectKind::Reset => io::ErrorKind::ConnectionReset,
+            _ => self.error.as_ref().map_or(io::ErrorKind::Other, |e| e.kind()),
+        }
+    }
+}
+
 impl fmt::Debug for Disconnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Disconnect").field("kind", &self.kind).field("error", &self.error).finish()
@@ -239,6 +252,30 @@ pub enum FlushError {
     /// The flush would have to wait, and it was called on an I/O driver thread, which would
     /// then wait for itself (see [`is_driver_thread`](crate::is_driver_thread)).
     WouldDeadlock,
+}
+
+/// For byte-stream callers (`std::io::Write::flush`, `AsyncWrite::poll_flush`): the kind says
+/// what happened (`TimedOut`, `NotConnected` after a close, the cause's kind after a
+/// disconnect, `Deadlock` on a driver thread), and the error is inside.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use tidegate::FlushError;
+///
+/// assert_eq!(io::Error::from(FlushError::Timeout).kind(), io::ErrorKind::TimedOut);
+/// ```
+impl From<FlushError> for io::Error {
+    fn from(err: FlushError) -> Self {
+        let kind = match &err {
+            FlushError::Timeout => io::ErrorKind::TimedOut,
+            FlushError::Closed => io::ErrorKind::NotConnected,
+            FlushError::Disconnected(cause) => cause.io_kind(),
+            FlushError::WouldDeadlock => io::ErrorKind::Deadlock,
+        };
+        Self::new(kind, err)
+    }
 }
 
 impl FlushError {
@@ -419,6 +456,31 @@ impl RecvError {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
+    }
+}
+
+/// For byte-stream callers (`std::io::Read`, `AsyncRead::poll_read`): `TimedOut`,
+/// `InvalidData` for frames that cannot be decoded, `Deadlock` on a driver thread, the cause's
+/// kind after a disconnect; the error is inside.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use tidegate::{Disconnect, DisconnectKind, RecvError};
+///
+/// let reset = RecvError::Disconnected(Disconnect::new(DisconnectKind::Reset));
+/// assert_eq!(io::Error::from(reset).kind(), io::ErrorKind::ConnectionReset);
+/// ```
+impl From<RecvError> for io::Error {
+    fn from(err: RecvError) -> Self {
+        let kind = match &err {
+            RecvError::Timeout => io::ErrorKind::TimedOut,
+            RecvError::Disconnected(cause) => cause.io_kind(),
+            RecvError::Decode(_) => io::ErrorKind::InvalidData,
+            RecvError::WouldDeadlock => io::ErrorKind::Deadlock,
+        };
+        Self::new(kind, err)
     }
 }
 

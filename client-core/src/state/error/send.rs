@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::io;
 
 use super::Disconnect;
 
@@ -239,6 +240,35 @@ impl<F> fmt::Display for SendError<F> {
             }
             Self::TooManyWaiters(_) => f.write_str("too many senders are waiting already"),
         }
+    }
+}
+
+/// For byte-stream callers (`std::io::Write`, `AsyncWrite::poll_write`): `TimedOut`,
+/// `NotConnected` after a close, the cause's kind after a disconnect, `Deadlock` on a driver
+/// thread, `InvalidInput` for a frame that can never be sent; the error, with the frame, is
+/// inside.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use tidegate::{Bytes, SendError};
+///
+/// let err = io::Error::from(SendError::Closed(Bytes::from("late")));
+/// assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+/// ```
+impl<F: Send + Sync + 'static> From<SendError<F>> for io::Error {
+    fn from(err: SendError<F>) -> Self {
+        let kind = match &err {
+            SendError::Timeout(_) => io::ErrorKind::TimedOut,
+            SendError::Closed(_) => io::ErrorKind::NotConnected,
+            SendError::Disconnected { cause, .. } => cause.io_kind(),
+            SendError::WouldDeadlock(_) => io::ErrorKind::Deadlock,
+            SendError::TooLarge { .. } | SendError::Empty(_) | SendError::TooManyWaiters(_) => {
+                io::ErrorKind::InvalidInput
+            }
+        };
+        Self::new(kind, err)
     }
 }
 
