@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub use tidegate_async::{
-    Async, AsyncByteStream, AsyncClient, AsyncClientBuilder, CloseFuture, Connecting, FlushFuture,
-    FrameSink, Incoming, OwnedSendFuture, RecvFuture, SendBatchFuture, SendFuture,
-    ShutdownWriteFuture, SinkError, WatermarkStream,
+    Async, AsyncByteStream, AsyncClient, AsyncClientBuilder, AsyncRecvHalf, AsyncSendHalf,
+    CloseFuture, Connecting, FlushFuture, FrameSink, Incoming, OwnedSendFuture, RecvFuture,
+    SendBatchFuture, SendFuture, ShutdownWriteFuture, SinkError, WatermarkStream,
 };
-pub use tidegate_blocking::{Blocking, Client, ClientBuilder, Watermarks, block_on};
+pub use tidegate_blocking::{
+    Blocking, Client, ClientBuilder, RecvHalf, SendHalf, Watermarks, block_on,
+};
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
     Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,

@@ -96,6 +96,7 @@ mod receiving;
 mod recv;
 mod sending;
 mod sink;
+mod split;
 mod watermarks;
 
 pub use byte_stream::AsyncByteStream;
@@ -105,6 +106,7 @@ pub use ops::{
 };
 pub use recv::{Incoming, RecvFuture};
 pub use sink::{FrameSink, SinkError};
+pub use split::{AsyncRecvHalf, AsyncSendHalf};
 pub use watermarks::WatermarkStream;
 // Everything a user of this crate names, so that it is the only dependency they need: the
 // settings, the errors and reports, the core's connection and its operations (reached through

@@ -46,10 +46,12 @@ mod client;
 mod ending;
 mod receiving;
 mod sending;
+mod split;
 mod wait;
 mod watermarks;
 
 pub use client::{Blocking, Client, ClientBuilder};
+pub use split::{RecvHalf, SendHalf};
 pub use wait::block_on;
 pub use watermarks::Watermarks;
 // Everything a user of this crate names, so that it is the only dependency they need: the

@@ -13,6 +13,8 @@
 //! - A peer that reads our end but never ends its own: the close reports `PeerKeptOpen`.
 //! - A peer that resets once it has read our end: the close reports `ResetAfterEnd`, and the
 //!   peer still had every byte.
+//! - A split client, on both facades: the sending half's close is a half-close the peer
+//!   answers, the receiving half reads the answer to the end, and its close ends `Clean`.
 //!
 //! The socat test is skipped without `socat` (Debian package `socat`), except under `CI=true`.
 
@@ -168,4 +170,45 @@ fn a_peer_that_resets_after_our_end_is_reported_as_reset_after_end() {
     assert_eq!(report.ending(), Ending::ResetAfterEnd, "{report:?}");
     assert!(!report.is_clean(), "{report:?}");
     assert_eq!(report.bytes_written(), sent);
+}
+
+#[test]
+fn the_halves_of_a_split_client_close_independently() {
+    let _watchdog = Watchdog::new(WATCHDOG, "the split test");
+    for asynchronous in [false, true] {
+        let (url, peer) = peer_reading_to_our_end(|mut stream, received| {
+            stream.write_all(format!("read {} bytes", received.len()).as_bytes()).expect("answer");
+        });
+        let (answer, report, late) = if asynchronous {
+            futures::executor::block_on(async {
+                let client = tidegate::AsyncClient::connect(&url).await.expect("connect");
+                let (tx, rx) = client.into_split();
+                tx.send("question").await.unwrap();
+                // The sending half's close is a half-close: the receiving half goes on.
+                tx.close().await.unwrap();
+                let late = tx.send("late").await.unwrap_err();
+                let mut answer = Vec::new();
+                while let Some(chunk) = rx.recv_timeout(LONG).await.unwrap() {
+                    answer.extend_from_slice(&chunk);
+                }
+                (answer, rx.close().await.unwrap(), late)
+            })
+        } else {
+            let client = Client::builder().config(config()).connect(&url).expect("connect");
+            let (tx, rx) = client.into_split();
+            tx.send("question").unwrap();
+            tx.close().unwrap();
+            let late = tx.send("late").unwrap_err();
+            let mut answer = Vec::new();
+            while let Some(chunk) = rx.recv_timeout(LONG).unwrap() {
+                answer.extend_from_slice(&chunk);
+            }
+            (answer, rx.close().unwrap(), late)
+        };
+        assert!(late.is_closed(), "{late:?}");
+        assert_eq!(late.into_inner(), "late");
+        assert_eq!(String::from_utf8_lossy(&answer), "read 8 bytes", "async: {asynchronous}");
+        assert_eq!(join_within(peer, LONG, "the peer"), b"question");
+        assert_eq!(report.ending(), Ending::Clean, "{report:?}");
+    }
 }
