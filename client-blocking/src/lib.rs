@@ -64,6 +64,6 @@ pub use tidegate_core::{
     DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
     FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp,
     SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
-    TrySendError, UnsentFrame, Watermark, WatermarkEvents, bytes, codec, is_driver_thread,
-    transport,
+    TrySendError, UnsentFrame, Watermark, WatermarkEvents, WriteLatency, bytes, codec,
+    is_driver_thread, transport,
 };

@@ -121,5 +121,6 @@ pub use state::error::{
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use state::fuzzing;
+pub use state::latency::WriteLatency;
 pub use state::report::{CloseReport, Ending, Stats};
 pub use state::watermark::Watermark;

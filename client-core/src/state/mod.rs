@@ -29,6 +29,7 @@ pub(crate) mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod inbound;
+pub(crate) mod latency;
 #[cfg(all(test, tidegate_loom))]
 mod loom;
 pub(crate) mod machine;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::state::buffer::UnsentFrame;
 use crate::state::error::Disconnect;
+use crate::state::latency::WriteLatency;
 
 /// A snapshot of a connection's counters.
 ///
@@ -55,6 +56,19 @@ pub struct Stats {
     /// Bytes read from the link while closing that found the inbound buffer full, and were
     /// counted and dropped so that the close could go on reading to the peer's end of stream.
     pub inbound_discarded: u64,
+    /// Writes the link accepted bytes from; `frames_written / write_calls` is the frames per
+    /// write.
+    pub write_calls: u64,
+    /// `try_send` and `try_send_batch` calls refused because the frame would have had to
+    /// wait (`TrySendError::Full`).
+    pub try_send_refused: u64,
+    /// Sends whose wait ended with their deadline (`SendError::Timeout`).
+    pub send_timeouts: u64,
+    /// Sends that left the line before their frame was accepted: a dropped or cancelled
+    /// future, a blocking send refused on a driver thread. Their frames were not sent.
+    pub sends_cancelled: u64,
+    /// How long accepted bytes waited before the link took them, sampled.
+    pub write_latency: WriteLatency,
 }
 
 /// How a connection's ending went, as far as this side can tell: [`CloseReport::ending`].

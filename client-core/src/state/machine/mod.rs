@@ -35,6 +35,7 @@ mod life;
 
 pub(crate) use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};
+use crate::state::latency::Histogram;
 use crate::state::report::{Ending, Stats};
 use crate::state::watermark::Marks;
 
@@ -157,6 +158,10 @@ pub(crate) struct State {
     /// The shared budget data frames must also fit, if any.
     budget: Option<BudgetSlot>,
     stats: Stats,
+    /// The write-latency probe out now: the count of bytes written that ends it, and when the
+    /// frame it samples was accepted (see `state::latency`).
+    probe: Option<(u64, Instant)>,
+    latency: Histogram,
 }
 
 impl State {
@@ -189,6 +194,8 @@ impl State {
             marks: Marks::default(),
             budget: None,
             stats: Stats { capacity, ..Stats::default() },
+            probe: None,
+            latency: Histogram::default(),
         }
     }
 
@@ -305,6 +312,7 @@ impl State {
         }
         self.stats.frames_accepted += 1;
         self.stats.bytes_accepted += len as u64;
+        self.start_probe(fx);
         self.stats.high_water = self.stats.high_water.max(self.buf.held());
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
         self.marks.grew(self.buf.held(), fx);
@@ -321,6 +329,7 @@ impl State {
         self.buf.push_batch(bytes, lens);
         self.stats.frames_accepted += lens.len() as u64;
         self.stats.bytes_accepted += len as u64;
+        self.start_probe(fx);
         self.stats.high_water = self.stats.high_water.max(self.buf.held());
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
         self.marks.grew(self.buf.held(), fx);
@@ -447,6 +456,8 @@ impl State {
         // may not pass waiting urgent frames either. (Had it been clear and the frame fitted,
         // the frame would have gone in above.)
         let Some(waker) = waker else {
+            // Only a `try_send` offers a frame without a waker: it is refused as full.
+            self.stats.try_send_refused += 1;
             return Err(SendError::Timeout(frame));
         };
         if self.max_waiters.is_some_and(|max| self.waiting_count() >= max) {
@@ -454,6 +465,7 @@ impl State {
         }
         let now = fx.now();
         if deadline.is_some_and(|d| d <= now) {
+            self.stats.send_timeouts += 1;
             return Err(SendError::Timeout(frame));
         }
         let ticket = self.next_ticket;
@@ -619,6 +631,7 @@ impl State {
             let now = fx.now();
             if deadline <= now {
                 let frame = self.remove_waiter(ticket, now, fx).map(|w| w.frame);
+                self.stats.send_timeouts += 1;
                 return Some(Err(SendError::Timeout(frame.unwrap_or_default())));
             }
         }
@@ -635,7 +648,9 @@ impl State {
             Some(Err(err)) => Some(err.into_inner()),
             None => {
                 let now = fx.now();
-                self.remove_waiter(ticket, now, fx).map(|w| w.frame)
+                let frame = self.remove_waiter(ticket, now, fx).map(|w| w.frame);
+                self.stats.sends_cancelled += u64::from(frame.is_some());
+                frame
             }
         }
     }
@@ -648,6 +663,7 @@ impl State {
             }
             match self.remove_waiter(ticket, now, fx) {
                 Some(waiter) => {
+                    self.stats.send_timeouts += 1;
                     self.outcomes.insert(ticket, Err(SendError::Timeout(waiter.frame)));
                     fx.wake.push(waiter.waker);
                 }
@@ -686,6 +702,13 @@ impl State {
     pub(crate) fn written(&mut self, n: usize, fx: &mut Effects) {
         self.stats.frames_written += self.buf.consume(n);
         self.stats.bytes_written += n as u64;
+        self.stats.write_calls += 1;
+        if let Some((end, since)) = self.probe
+            && self.stats.bytes_written >= end
+        {
+            self.latency.record(fx.now().saturating_duration_since(since));
+            self.probe = None;
+        }
         if let Some(slot) = &self.budget {
             slot.shared.release(n, &mut fx.grants);
         }
@@ -765,7 +788,19 @@ impl State {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        Stats { buffered: self.buf.held(), waiters: self.waiting_count(), ..self.stats.clone() }
+        Stats {
+            buffered: self.buf.held(),
+            waiters: self.waiting_count(),
+            write_latency: self.latency.summary(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Starts a write-latency probe on the frame just accepted, unless one is out.
+    fn start_probe(&mut self, fx: &mut Effects) {
+        if self.probe.is_none() {
+            self.probe = Some((self.stats.bytes_accepted, fx.now()));
+        }
     }
 
     /// Whether nothing is left to write.
