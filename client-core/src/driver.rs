@@ -49,6 +49,7 @@ use bytes::Bytes;
 use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
+use crate::observe::Observer;
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::LinkError;
 use crate::state::error::{Disconnect, DisconnectKind};
@@ -278,6 +279,8 @@ struct Entry {
     /// Set once the connection is over, with the cause if it was not an orderly close. The
     /// loop then drops the link and records the end in the state, in that order.
     ending: Option<Option<Disconnect>>,
+    /// What `tracing` and `metrics` are told, with those features.
+    observer: Observer,
 }
 
 /// What a connection needs after being serviced.
@@ -387,6 +390,7 @@ impl Loop {
             self.entries.resize_with(id + 1, || None);
         }
         let registered = link.register(&registration);
+        let observer = Observer::new(&conn);
         let mut entry = Entry {
             conn,
             link,
@@ -402,6 +406,7 @@ impl Loop {
             next_timer: None,
             calls: Tasks::default(),
             ending: None,
+            observer,
         };
         if let Err(e) = registered {
             log::debug!("could not register a link: {e}");
@@ -431,12 +436,15 @@ impl Loop {
         if let Err(e) = entry.link.deregister(self.poll.registry()) {
             log::debug!("could not deregister a link: {e}");
         }
-        let Entry { conn, link, mut in_flight, offset, ending, calls, .. } = entry;
+        let Entry { conn, link, mut in_flight, offset, ending, calls, mut observer, .. } = entry;
         drop(link);
         lock(&self.shared.inbox).free_ids.push(id);
         self.shared.hosted.fetch_sub(1, Ordering::Relaxed);
         let mut fx = Effects::new(Instant::now);
         let cause = ending.flatten();
+        // Told before the end is recorded, which is what lets a close return: once it has
+        // returned, the end has been reported. The link is gone, so the counters are final.
+        observer.ended(&conn, cause.as_ref());
         let discarded = conn.inbound().stats().discarded;
         let mut state = conn.lock();
         state.set_inbound_discarded(discarded);
@@ -461,7 +469,12 @@ impl Loop {
         let Some(mut entry) = self.entries.get_mut(id).and_then(Option::take) else {
             return Next::Wait;
         };
+        // Seen before and after: a turn that lets every waiter in shows both edges.
+        entry.observer.serviced(&entry.conn);
         let next = entry.service();
+        if next != Next::Done {
+            entry.observer.serviced(&entry.conn);
+        }
         if let Some(at) = entry.next_deadline() {
             self.arm(&mut entry, at);
         }
@@ -481,6 +494,7 @@ impl Entry {
                 Ok(true) => {
                     self.connected = true;
                     log::debug!("connected to {}", self.conn.url());
+                    self.observer.connected();
                     let mut fx = Effects::new(Instant::now);
                     self.conn.lock().opened(&mut fx);
                     fx.wake_all();

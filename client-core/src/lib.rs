@@ -91,6 +91,7 @@ mod conn;
 mod connection;
 mod driver;
 mod io_group;
+mod observe;
 mod state;
 pub mod transport;
 

@@ -17,6 +17,7 @@ mod driver_turns;
 mod framing_send;
 mod io_group;
 mod link_calls;
+mod observe;
 mod parity;
 mod stats;
 mod support_check;

@@ -280,6 +280,12 @@ impl State {
         self.waiters.len() + self.urgent_waiters.len()
     }
 
+    /// How many senders wait now.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiting_count()
+    }
+
     /// Every frame will carry a header of `len` bytes (framing); set before any frame.
     pub(crate) fn set_header_len(&mut self, len: usize) {
         self.buf.set_header_len(len);

@@ -1,0 +1,155 @@
+//! The `tracing` and `metrics` features, read back the way an application would: a
+//! subscriber and a recorder installed by the test see a span per connection with its
+//! endpoint and the events of its life, and per-connection gauges and counters.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tidegate::Client;
+use tidegate::transport::mem::MemListener;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+use crate::support::{self, Watchdog};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Spans as `(id, name, fields)`, events as `(parent span, fields)`.
+static SPANS: Mutex<Vec<(u64, String, String)>> = Mutex::new(Vec::new());
+static EVENTS: Mutex<Vec<(Option<u64>, String)>> = Mutex::new(Vec::new());
+
+/// A subscriber that writes down every span and event, with their fields.
+struct Collector;
+
+#[derive(Default)]
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl Subscriber for Collector {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Fields::default();
+        span.record(&mut fields);
+        let mut spans = SPANS.lock().unwrap();
+        let id = spans.len() as u64 + 1;
+        spans.push((id, span.metadata().name().to_string(), fields.0));
+        Id::from_u64(id)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        EVENTS.lock().unwrap().push((event.parent().map(Id::into_u64), fields.0));
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Installs the subscriber and the recorder, once for the whole test process.
+fn observed() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        tracing::subscriber::set_global_default(Collector).expect("the only subscriber");
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().expect("the only recorder");
+        snapshotter
+    })
+}
+
+/// The connection to `endpoint`'s metrics, by name. A snapshot of the debugging recorder
+/// takes the values (it resets them), so take one for all the questions.
+fn metrics_of(snapshotter: &Snapshotter, endpoint: &str) -> HashMap<String, f64> {
+    let mut found = HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        if key.labels().any(|l| l.key() == "endpoint" && l.value() == endpoint) {
+            let value = match value {
+                DebugValue::Counter(n) => n as f64,
+                DebugValue::Gauge(g) => g.0,
+                DebugValue::Histogram(_) => f64::NAN,
+            };
+            found.insert(key.name().to_string(), value);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_connection_reports_its_span_events_and_metrics() {
+    let _watchdog = Watchdog::new(LONG, "tracing and metrics");
+    let snapshotter = observed();
+    let listener = MemListener::bind(&support::unique_name("observed")).unwrap();
+    let url = listener.url();
+    let client = Client::builder().capacity(8).connect(&url).unwrap();
+    let peer = listener.accept_timeout(LONG).unwrap();
+    peer.pause();
+    client.send("12345678").unwrap();
+    let waiting = {
+        let client = client.clone();
+        std::thread::spawn(move || client.send("more").unwrap())
+    };
+    assert!(support::wait_until(LONG, || client.stats().waiters == 1));
+    peer.resume();
+    support::join_within(waiting, LONG, "the waiting sender");
+    client.flush_timeout(LONG).unwrap();
+    let report = client.close().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    // The span, with the endpoint, and the events of its life under it, in order.
+    let spans = SPANS.lock().unwrap().clone();
+    let (span, _, fields) = spans
+        .iter()
+        .find(|(_, name, fields)| name == "tidegate.connection" && fields.contains(&url))
+        .unwrap_or_else(|| panic!("no span for {url} in {spans:?}"));
+    assert!(fields.contains(&format!("endpoint={url}")), "{fields}");
+    let events: Vec<String> = EVENTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(parent, _)| *parent == Some(*span))
+        .map(|(_, fields)| fields.clone())
+        .collect();
+    let position = |what: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(&format!("message={what}")))
+            .unwrap_or_else(|| panic!("no {what:?} event in {events:?}"))
+    };
+    let order = [
+        position("connected"),
+        position("backpressure began"),
+        position("backpressure ended"),
+        position("closed"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{events:?}");
+    assert!(events[order[1]].contains("waiters=1"), "{events:?}");
+
+    // The metrics, published once more as the connection ended.
+    let metrics = metrics_of(snapshotter, &url);
+    let value = |name: &str| metrics.get(name).copied();
+    assert_eq!(value("tidegate_bytes_written_total"), Some(12.0));
+    assert_eq!(value("tidegate_frames_written_total"), Some(2.0));
+    assert_eq!(value("tidegate_sends_waited_total"), Some(1.0));
+    assert_eq!(value("tidegate_buffered_bytes"), Some(0.0));
+    assert_eq!(value("tidegate_waiters"), Some(0.0));
+    assert!(value("tidegate_write_calls_total").is_some_and(|n| (1.0..=2.0).contains(&n)));
+}
