@@ -13,18 +13,6 @@ use crate::ops::{
 use crate::recv::{Incoming, RecvFuture};
 use crate::sink::FrameSink;
 
-/// Methods of a half that do what the [`AsyncClient`] method of the same name does.
-macro_rules! delegate {
-    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty; )*) => {
-        $(
-            #[doc = concat!("As [`AsyncClient::", stringify!($name), "`], which see for its errors, its cancel safety, and an example.")]
-            pub fn $name(&self, $($arg: $ty),*) -> $ret {
-                self.client.$name($($arg),*)
-            }
-        )*
-    };
-}
-
 impl AsyncClient {
     /// Splits the client into a sending half and a receiving half that own their handles,
     /// for two tasks: one sends, one receives. Each has its own close:
@@ -36,25 +24,37 @@ impl AsyncClient {
     ///
     /// # Examples
     ///
+    /// A task that asks and half-closes, and one that reads the answers, on the same
+    /// connection:
+    ///
     /// ```
     /// use std::time::Duration;
     /// use tidegate::AsyncClient;
     /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("async-split-example").unwrap();
-    /// tidegate::block_on(async {
-    ///     let client = AsyncClient::connect(&listener.url()).await.unwrap();
-    ///     let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-    ///     peer.hold_open();
-    ///     let (tx, rx) = client.into_split();
-    ///     tx.send("question").await.unwrap();
-    ///     tx.close().await.unwrap(); // the half-close: the peer sees our end
-    ///     peer.write(b"answer");
-    ///     peer.close();
-    ///     assert_eq!(rx.recv().await.unwrap().unwrap(), "answer");
-    ///     assert_eq!(rx.recv().await.unwrap(), None);
-    ///     assert!(rx.close().await.unwrap().is_clean());
-    /// });
+    /// let client = tidegate::block_on(AsyncClient::connect(&listener.url())).unwrap();
+    /// let peer = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+    /// peer.hold_open();
+    /// peer.write(b"answer");
+    /// let (tx, rx) = client.into_split();
+    /// let asking = async move {
+    ///     tx.send("question").await?;
+    ///     tx.close().await?; // the half-close: the peer sees our end
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// };
+    /// tidegate::block_on(asking).unwrap();
+    /// peer.close();
+    /// let reading = async move {
+    ///     let mut got = Vec::new();
+    ///     while let Some(chunk) = rx.recv().await? {
+    ///         got.extend_from_slice(&chunk);
+    ///     }
+    ///     Ok::<_, tidegate::RecvError>((got, rx.close().await.unwrap()))
+    /// };
+    /// let (answer, report) = tidegate::block_on(reading).unwrap();
+    /// assert_eq!(answer, b"answer");
+    /// assert!(report.is_clean());
     /// ```
     pub fn into_split(self) -> (AsyncSendHalf, AsyncRecvHalf) {
         (AsyncSendHalf { client: self.clone() }, AsyncRecvHalf { client: self })
@@ -73,25 +73,112 @@ pub struct AsyncSendHalf {
 }
 
 impl AsyncSendHalf {
-    delegate! {
-        send(frame: impl Into<Bytes>) -> SendFuture<'_>;
-        send_timeout(frame: impl Into<Bytes>, timeout: Duration) -> SendFuture<'_>;
-        send_deadline(frame: impl Into<Bytes>, deadline: Instant) -> SendFuture<'_>;
-        send_owned(frame: impl Into<Bytes>) -> OwnedSendFuture;
-        try_send(frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>>;
-        send_batch(batch: FrameBatch) -> SendBatchFuture<'_>;
-        send_batch_timeout(batch: FrameBatch, timeout: Duration) -> SendBatchFuture<'_>;
-        send_batch_deadline(batch: FrameBatch, deadline: Instant) -> SendBatchFuture<'_>;
-        try_send_batch(batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>>;
-        send_urgent(frame: impl Into<Bytes>) -> SendFuture<'_>;
-        try_send_urgent(frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>>;
-        flush() -> FlushFuture<'_>;
-        flush_timeout(timeout: Duration) -> FlushFuture<'_>;
-        flush_deadline(deadline: Instant) -> FlushFuture<'_>;
-        sink() -> FrameSink;
-        stats() -> Stats;
-        is_closed() -> bool;
-        connection() -> &Connection;
+    /// As [`AsyncClient::send`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
+        self.client.send(frame)
+    }
+
+    /// As [`AsyncClient::send_timeout`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_timeout(&self, frame: impl Into<Bytes>, timeout: Duration) -> SendFuture<'_> {
+        self.client.send_timeout(frame, timeout)
+    }
+
+    /// As [`AsyncClient::send_deadline`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_deadline(&self, frame: impl Into<Bytes>, deadline: Instant) -> SendFuture<'_> {
+        self.client.send_deadline(frame, deadline)
+    }
+
+    /// As [`AsyncClient::send_owned`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_owned(&self, frame: impl Into<Bytes>) -> OwnedSendFuture {
+        self.client.send_owned(frame)
+    }
+
+    /// As [`AsyncClient::try_send`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn try_send(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.client.try_send(frame)
+    }
+
+    /// As [`AsyncClient::send_batch`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_batch(&self, batch: FrameBatch) -> SendBatchFuture<'_> {
+        self.client.send_batch(batch)
+    }
+
+    /// As [`AsyncClient::send_batch_timeout`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_batch_timeout(&self, batch: FrameBatch, timeout: Duration) -> SendBatchFuture<'_> {
+        self.client.send_batch_timeout(batch, timeout)
+    }
+
+    /// As [`AsyncClient::send_batch_deadline`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_batch_deadline(&self, batch: FrameBatch, deadline: Instant) -> SendBatchFuture<'_> {
+        self.client.send_batch_deadline(batch, deadline)
+    }
+
+    /// As [`AsyncClient::try_send_batch`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
+        self.client.try_send_batch(batch)
+    }
+
+    /// As [`AsyncClient::send_urgent`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn send_urgent(&self, frame: impl Into<Bytes>) -> SendFuture<'_> {
+        self.client.send_urgent(frame)
+    }
+
+    /// As [`AsyncClient::try_send_urgent`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn try_send_urgent(&self, frame: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.client.try_send_urgent(frame)
+    }
+
+    /// As [`AsyncClient::flush`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn flush(&self) -> FlushFuture<'_> {
+        self.client.flush()
+    }
+
+    /// As [`AsyncClient::flush_timeout`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn flush_timeout(&self, timeout: Duration) -> FlushFuture<'_> {
+        self.client.flush_timeout(timeout)
+    }
+
+    /// As [`AsyncClient::flush_deadline`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn flush_deadline(&self, deadline: Instant) -> FlushFuture<'_> {
+        self.client.flush_deadline(deadline)
+    }
+
+    /// As [`AsyncClient::sink`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn sink(&self) -> FrameSink {
+        self.client.sink()
+    }
+
+    /// As [`AsyncClient::stats`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn stats(&self) -> Stats {
+        self.client.stats()
+    }
+
+    /// As [`AsyncClient::is_closed`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// As [`AsyncClient::connection`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn connection(&self) -> &Connection {
+        self.client.connection()
     }
 
     /// Ends the sending: a half-close, as [`AsyncClient::shutdown_write`] — new sends are
@@ -144,16 +231,63 @@ pub struct AsyncRecvHalf {
 }
 
 impl AsyncRecvHalf {
-    delegate! {
-        recv() -> RecvFuture<'_>;
-        recv_timeout(timeout: Duration) -> RecvFuture<'_>;
-        recv_deadline(deadline: Instant) -> RecvFuture<'_>;
-        try_recv() -> Result<Option<Bytes>, TryRecvError>;
-        incoming() -> Incoming;
-        close() -> CloseFuture<'_>;
-        close_timeout(timeout: Duration) -> CloseFuture<'_>;
-        close_deadline(deadline: Instant) -> CloseFuture<'_>;
-        stats() -> Stats;
-        connection() -> &Connection;
+    /// As [`AsyncClient::recv`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn recv(&self) -> RecvFuture<'_> {
+        self.client.recv()
+    }
+
+    /// As [`AsyncClient::recv_timeout`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn recv_timeout(&self, timeout: Duration) -> RecvFuture<'_> {
+        self.client.recv_timeout(timeout)
+    }
+
+    /// As [`AsyncClient::recv_deadline`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn recv_deadline(&self, deadline: Instant) -> RecvFuture<'_> {
+        self.client.recv_deadline(deadline)
+    }
+
+    /// As [`AsyncClient::try_recv`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn try_recv(&self) -> Result<Option<Bytes>, TryRecvError> {
+        self.client.try_recv()
+    }
+
+    /// As [`AsyncClient::incoming`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn incoming(&self) -> Incoming {
+        self.client.incoming()
+    }
+
+    /// As [`AsyncClient::close`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn close(&self) -> CloseFuture<'_> {
+        self.client.close()
+    }
+
+    /// As [`AsyncClient::close_timeout`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn close_timeout(&self, timeout: Duration) -> CloseFuture<'_> {
+        self.client.close_timeout(timeout)
+    }
+
+    /// As [`AsyncClient::close_deadline`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn close_deadline(&self, deadline: Instant) -> CloseFuture<'_> {
+        self.client.close_deadline(deadline)
+    }
+
+    /// As [`AsyncClient::stats`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn stats(&self) -> Stats {
+        self.client.stats()
+    }
+
+    /// As [`AsyncClient::connection`], which see for its errors, its cancel safety and an
+    /// example.
+    pub fn connection(&self) -> &Connection {
+        self.client.connection()
     }
 }
