@@ -116,8 +116,13 @@ impl Client {
     }
 
     fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
-        // The operation's first poll is the fast path: room now and nobody waiting, and the
-        // frame is in without a wait.
+        // The common case without a send operation or a waker: room now, nobody waiting.
+        // Otherwise the full path decides again, under the lock, so nothing changes in order
+        // or errors.
+        let frame = match self.conn.offer(frame) {
+            Ok(()) => return Ok(()),
+            Err(err) => err.into_inner(),
+        };
         self.finish_send(self.conn.send(frame, deadline), deadline)
     }
 
@@ -263,7 +268,11 @@ impl Client {
         batch: FrameBatch,
         deadline: Option<Instant>,
     ) -> Result<(), SendError<FrameBatch>> {
-        // As for a frame, the operation's first poll is the fast path.
+        // As for a frame: the fast path first, and the full path decides again under the lock.
+        let batch = match self.conn.offer_batch(batch) {
+            Ok(()) => return Ok(()),
+            Err(err) => err.into_inner(),
+        };
         let mut op = self.conn.send_batch(batch, deadline);
         match wait_guarded(deadline, |waker| op.poll_with(waker)) {
             Ok(result) => result,

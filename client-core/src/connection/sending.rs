@@ -33,7 +33,66 @@ impl Connection {
     /// assert!(matches!(err, TrySendError::TooLarge { max_len: 4, .. }));
     /// ```
     pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        self.counted(self.shared().try_send(frame, false))
+    }
+
+    /// Offers `frame` as [`Connection::try_send`] does, without counting a refusal in
+    /// [`Stats::try_send_refused`](crate::Stats::try_send_refused): the first step of a send
+    /// that goes on to wait in line with [`Connection::send`] when the frame does not fit now
+    /// (the blocking facade's `send` is one: it costs no operation and no waker when there is
+    /// room).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::try_send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::Bytes;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("offer-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let frame = Bytes::from_static(b"hi");
+    /// if let Err(full) = conn.offer(frame) {
+    ///     tidegate::block_on(conn.send(full.into_inner(), None)).unwrap();
+    /// }
+    /// assert_eq!(conn.stats().try_send_refused, 0);
+    /// ```
+    pub fn offer(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
         self.shared().try_send(frame, false)
+    }
+
+    /// Offers `batch` as [`Connection::try_send_batch`] does, without counting a refusal; see
+    /// [`Connection::offer`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::try_send_batch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, Connection, FrameBatch};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("offer-batch-example").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// conn.offer_batch(["a", "b"].into_iter().collect()).unwrap();
+    /// assert_eq!(conn.stats().frames_accepted, 2);
+    /// ```
+    pub fn offer_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
+        self.shared().try_send_batch(batch)
+    }
+
+    /// Counts a refusal as full of the application's own `try_send`.
+    fn counted<F>(&self, result: Result<(), TrySendError<F>>) -> Result<(), TrySendError<F>> {
+        if matches!(result, Err(TrySendError::Full(_))) {
+            self.shared().lock().try_refused();
+        }
+        result
     }
 
     /// Like [`Connection::try_send`], for an urgent (control) frame: it may use the reserve
@@ -63,7 +122,7 @@ impl Connection {
     /// conn.try_send_urgent(Bytes::from_static(b"ping")).unwrap();
     /// ```
     pub fn try_send_urgent(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
-        self.shared().try_send(frame, true)
+        self.counted(self.shared().try_send(frame, true))
     }
 
     /// Starts sending `frame`: the returned operation resolves once the frame is in the buffer,
@@ -187,7 +246,7 @@ impl Connection {
     /// assert_eq!(conn.stats().frames_accepted, 2);
     /// ```
     pub fn try_send_batch(&self, batch: FrameBatch) -> Result<(), TrySendError<FrameBatch>> {
-        self.shared().try_send_batch(batch)
+        self.counted(self.shared().try_send_batch(batch))
     }
 
     /// Starts sending every frame of `batch` as one unit: the returned operation resolves once

@@ -280,6 +280,12 @@ impl State {
         self.waiters.len() + self.urgent_waiters.len()
     }
 
+    /// Counts a `try_send` (or `try_send_batch`) the application made that was refused as
+    /// full.
+    pub(crate) fn try_refused(&mut self) {
+        self.stats.try_send_refused += 1;
+    }
+
     /// How many senders wait now.
     #[cfg(feature = "tracing")]
     pub(crate) fn waiters(&self) -> usize {
@@ -462,8 +468,6 @@ impl State {
         // may not pass waiting urgent frames either. (Had it been clear and the frame fitted,
         // the frame would have gone in above.)
         let Some(waker) = waker else {
-            // Only a `try_send` offers a frame without a waker: it is refused as full.
-            self.stats.try_send_refused += 1;
             return Err(SendError::Timeout(frame));
         };
         if self.max_waiters.is_some_and(|max| self.waiting_count() >= max) {
