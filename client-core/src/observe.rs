@@ -67,8 +67,9 @@ impl Observer {
     /// The driver has serviced the connection.
     pub(crate) fn serviced(&mut self, conn: &ConnShared) {
         let _ = conn; // not read without the features
+        // Without a subscriber that wants the span, no lock is taken for it.
         #[cfg(feature = "tracing")]
-        {
+        if !self.span.is_disabled() {
             let waiters = conn.lock().waiters();
             match (self.pressed, waiters > 0) {
                 (false, true) => tracing::debug!(parent: &self.span, waiters, "backpressure began"),
