@@ -482,7 +482,7 @@ impl Error for TlsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DisconnectKind;
+    use crate::state::error::DisconnectKind;
 
     #[test]
     fn credentials_are_masked_and_nothing_else_changes() {
