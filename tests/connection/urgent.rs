@@ -51,18 +51,20 @@ fn an_urgent_frame_passes_queued_data_at_the_next_frame_boundary() {
     assert!(peer.wait_unread(150, Duration::from_secs(10)));
     // The driver records the write after the pipe took it.
     assert!(support::wait_until(Duration::from_secs(10), || client.stats().buffered == 750));
-    // 750 bytes are held; one more data frame fills the data share (900 bytes) ...
-    client.try_send(support::frame(DATA, 9, 100)).unwrap();
-    assert_eq!(client.stats().buffered, 850);
-    // ... data may not use the reserve ...
-    assert!(client.try_send(support::frame(DATA, 10, 100)).unwrap_err().is_full());
-    // ... an urgent frame may, at once.
+    // 750 bytes are held. An urgent frame goes in at once ...
     client.try_send_urgent(support::frame(CONTROL, 0, 60)).unwrap();
+    // ... one more data frame, sent after it, fills the data share (900 bytes) ...
+    client.try_send(support::frame(DATA, 9, 90)).unwrap();
+    assert_eq!(client.stats().buffered, 900);
+    // ... and data may not use the reserve, which the urgent frame may.
+    assert!(client.try_send(support::frame(DATA, 10, 20)).unwrap_err().is_full());
     peer.set_write_capacity(1 << 20);
-    let order = read_order(&peer, 1060);
-    // The write the full pipe refused is retried first with the same bytes (the link's retry
-    // contract): the urgent frame goes in at the first frame boundary after it, which is past
-    // the frame cut in half and ahead of frame 9, sent after that write was offered.
+    let order = read_order(&peer, 1050);
+    // The urgent frame goes in at the first frame boundary the link's retry contract allows:
+    // past the frame cut in half, and no later than the end of the write the full pipe
+    // refused (which held at most frames 1 to 8: frame 9 came after the urgent frame, and
+    // whatever the driver offers later goes behind it). So it passes frame 9 in every
+    // interleaving of the driver's turns with these sends.
     let at = order.iter().position(|f| *f == (CONTROL, 0)).expect("the urgent frame arrived");
     assert!((2..=9).contains(&at), "after the frame being written, ahead of frame 9: {order:?}");
     let data: Vec<(u32, u64)> = order.iter().copied().filter(|f| f.0 == DATA).collect();
