@@ -123,14 +123,14 @@ impl tokio::io::AsyncRead for AsyncByteStream {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let unfilled = buf.initialize_unfilled();
-        let n = std::task::ready!(self.get_mut().inner.poll_read_with(cx.waker(), unfilled))?;
+        let n = std::task::ready!(AsyncRead::poll_read(self, cx, buf.initialize_unfilled()))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
 
-/// tokio's traits, with the `tokio` feature: `poll_shutdown` is the half-close.
+/// tokio's traits, with the `tokio` feature: the futures-io ones under tokio's names, and
+/// `poll_shutdown` is `poll_close`, the half-close.
 #[cfg(feature = "tokio")]
 impl tokio::io::AsyncWrite for AsyncByteStream {
     fn poll_write(
@@ -138,14 +138,14 @@ impl tokio::io::AsyncWrite for AsyncByteStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner.poll_write_with(cx.waker(), buf)
+        AsyncWrite::poll_write(self, cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().inner.poll_flush_with(cx.waker())
+        AsyncWrite::poll_flush(self, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().inner.poll_shutdown_with(cx.waker())
+        AsyncWrite::poll_close(self, cx)
     }
 }
