@@ -70,6 +70,12 @@ fn a_flush_includes_a_pending_write() {
         let again = Pin::new(&mut stream).poll_write(&mut cx, b"more");
         assert!(matches!(again, Poll::Ready(Ok(4))), "{again:?}");
         assert!(client.close().await.unwrap().is_clean());
+        let mut got = [0u8; 8];
+        let mut read = 0;
+        while read < got.len() {
+            read += peer.read_timeout(&mut got[read..], LONG).unwrap();
+        }
+        assert_eq!(&got, b"fullmore", "the pending write was sent once, in order");
     });
 }
 

@@ -340,6 +340,7 @@ fn a_blocking_connect_or_watermark_wait_in_a_link_call_is_refused_at_once() {
     let listener = MemListener::bind(&support::unique_name("guard-connect")).unwrap();
     let other = MemListener::bind(&support::unique_name("guard-connect-other")).unwrap();
     let client = Client::builder().watermarks(10, 5).connect(&listener.url()).unwrap();
+    let peer = listener.accept_timeout(AT_ONCE).unwrap();
     let url = other.url();
     let events = client.watermarks();
     let started = Instant::now();
@@ -366,4 +367,7 @@ fn a_blocking_connect_or_watermark_wait_in_a_link_call_is_refused_at_once() {
     assert!(other.accept_timeout(Duration::from_millis(1)).is_err());
     client.send("still open").unwrap();
     assert!(client.close().unwrap().is_clean());
+    let mut got = [0u8; 10];
+    read_exact(&peer, &mut got, AT_ONCE);
+    assert_eq!(&got, b"still open", "what the peer received");
 }

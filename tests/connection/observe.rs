@@ -113,6 +113,15 @@ fn a_connection_reports_its_span_events_and_metrics() {
     client.flush_timeout(LONG).unwrap();
     let report = client.close().unwrap();
     assert!(report.is_clean(), "{report:?}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match peer.read_timeout(&mut buf, LONG).unwrap() {
+            0 => break,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(got, b"12345678more", "what the peer received");
 
     // The span, with the endpoint, and the events of its life under it, in order.
     let spans = SPANS.lock().unwrap().clone();

@@ -43,6 +43,20 @@ fn refusals_timeouts_and_cancellations_are_counted_once_each() {
     let stats = client.stats();
     assert!(stats.write_calls >= 1 && stats.write_calls <= stats.frames_written, "{stats:?}");
     assert!(client.close().unwrap().is_clean());
+    // The refused, timed-out and cancelled frames never reached the peer.
+    assert_eq!(read_to_end(&peer), b"12345678");
+}
+
+/// Everything the peer receives until the client's end of stream.
+fn read_to_end(peer: &tidegate::transport::mem::MemPeer) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match peer.read_timeout(&mut buf, LONG).unwrap() {
+            0 => return got,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 #[test]
@@ -72,4 +86,9 @@ fn the_write_latency_covers_the_time_the_peer_did_not_read() {
     let stats = client.stats();
     assert!(stats.write_latency.samples <= stats.write_calls + 1, "{stats:?}");
     assert!(stats.write_latency.samples >= 2, "{stats:?}");
+    assert!(client.close().unwrap().is_clean());
+    let expected: String = std::iter::once("held back".to_string())
+        .chain((0..1000u32).map(|i| format!("{i}")))
+        .collect();
+    assert_eq!(read_to_end(&peer), expected.as_bytes(), "the peer got every frame, in order");
 }

@@ -735,12 +735,21 @@ fn a_peer_that_does_not_speak_tls_is_named_so() {
         let (mut stream, _) = listener.accept().unwrap();
         std::io::Write::write_all(&mut stream, b"-ERR unknown command\r\n+OK ready\r\n").unwrap();
         stream.set_read_timeout(Some(LONG)).unwrap();
-        // Until the client gives up and closes.
-        let mut buf = [0u8; 1024];
-        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+        // Until the client gives up and closes; what it sent is kept.
+        let (mut seen, mut buf) = (Vec::new(), [0u8; 1024]);
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
     });
     let url = format!("tls://{addr}");
     let text = refused(&url, Config::new().transport(Tls::new()), TlsErrorKind::NotTls);
     assert!(text.contains("wrong version number"), "{text}");
-    join_within(server, LONG, "the plain-text server");
+    let seen = join_within(server, LONG, "the plain-text server");
+    // The server received a whole TLS handshake record (the ClientHello) first, and no
+    // application data: at most an alert record can follow it.
+    assert_eq!(seen.first(), Some(&0x16), "{seen:?}");
+    let hello = usize::from(u16::from_be_bytes([seen[3], seen[4]])) + 5;
+    assert!(seen.len() >= hello, "{} of {hello} bytes", seen.len());
+    assert!(seen[hello..].first().is_none_or(|&kind| kind == 0x15), "{seen:?}");
 }
