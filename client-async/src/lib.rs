@@ -116,7 +116,7 @@ pub use tidegate_core::{
     Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,
     Connected, Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY,
     DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
-    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, RecvError, RecvOp,
+    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, Reconnect, RecvError, RecvOp,
     SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
     TrySendError, UnsentFrame, Watermark, WatermarkEvents, WriteLatency, bytes, codec,
     is_driver_thread, transport,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::io_group::IoGroup;
+use crate::state::backoff::Reconnect;
 use crate::state::budget::Budget;
 use crate::state::codec::Framing;
 use crate::state::error::ConnectError;
@@ -681,6 +682,29 @@ impl<F> Builder<F> {
     /// ```
     pub fn budget(self, budget: &Budget) -> Self {
         self.map(|c| c.budget(budget))
+    }
+
+    /// Reconnects with `policy` when the link is lost after it was up: every handle keeps
+    /// working, frames that never reached the lost link are sent first on the new one, and
+    /// what may have been delivered is counted. Off by default; see [`Reconnect`] for why, and
+    /// for each frame's fate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Builder, Connection, Reconnect};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-builder-reconnect").unwrap();
+    /// let conn = Builder::<Connection>::new()
+    ///     .reconnect(Reconnect::new().initial_delay(Duration::from_millis(20)))
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// assert_eq!(conn.stats().reconnect_attempts, 0);
+    /// ```
+    pub fn reconnect(self, policy: Reconnect) -> Self {
+        self.map(|c| c.reconnect(policy))
     }
 
     /// Connects to `url` with these settings, the way the facade `F` connects (see

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::io_group::IoGroup;
+use crate::state::backoff::Reconnect;
 use crate::state::budget::Budget;
 use crate::state::codec::Framing;
 use crate::transport::{SocketOption, Transport};
@@ -83,6 +84,8 @@ pub struct Config {
     budget: Option<Budget>,
     /// Headers of frames sent, decoders of frames received; [`Framing::none`] by default.
     framing: Framing,
+    /// How a lost link is replaced; `None`: a lost link ends the connection.
+    reconnect: Option<Reconnect>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             urgent_reserve: 0,
             budget: None,
             framing: Framing::none(),
+            reconnect: None,
         }
     }
 }
@@ -659,6 +663,33 @@ impl Config {
     /// ```
     pub fn budget_ref(&self) -> Option<&Budget> {
         self.budget.as_ref()
+    }
+
+    /// Reconnects with `policy` when the link is lost after it was up, instead of ending the
+    /// connection; see [`Reconnect`] for what that promises, and why it is off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, Reconnect};
+    ///
+    /// let config = Config::new().reconnect(Reconnect::new().max_attempts(10));
+    /// assert_eq!(config.reconnect_policy().and_then(Reconnect::max_attempts_count), Some(10));
+    /// ```
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// The reconnect policy, if reconnection is on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().reconnect_policy().is_none());
+    /// ```
+    pub fn reconnect_policy(&self) -> Option<&Reconnect> {
+        self.reconnect.as_ref()
     }
 
     /// Checks that the settings can work together; the error says what is wrong.

@@ -43,15 +43,17 @@ use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
 use crate::observe::Observer;
+use crate::state::backoff::{Backoff, Reconnect};
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::LinkError;
+use crate::state::error::TlsErrorKind;
 use crate::state::error::{Disconnect, DisconnectKind};
 use crate::state::inbound::Read;
 use crate::state::machine::{Phase, State};
@@ -100,6 +102,28 @@ enum Sleep {
 /// none ([`Connection::call_link`](crate::Connection::call_link)).
 pub(crate) type LinkTask = Box<dyn FnOnce(Result<&mut dyn Link, LinkError>) + Send>;
 
+/// Opens a new link to a connection's endpoint. It runs on a thread of its own, since opening
+/// may resolve a host name.
+pub(crate) type Opener = Arc<dyn Fn() -> io::Result<Box<dyn Link>> + Send + Sync>;
+
+/// How a connection replaces a lost link: its policy, and how to open a new link.
+pub(crate) struct Relink {
+    pub(crate) policy: Reconnect,
+    pub(crate) open: Opener,
+}
+
+impl fmt::Debug for Relink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relink").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+/// A new link opened for a connection, or why it could not be: `(connection, attempt, link)`.
+type Opened = (Arc<ConnShared>, u64, io::Result<Box<dyn Link>>);
+
+/// A connection to start hosting: its link, and how to replace it if reconnection is on.
+type Attach = (Arc<ConnShared>, Box<dyn Link>, Option<Relink>);
+
 /// Requests for the driver thread, handed over under one short lock.
 #[derive(Debug)]
 struct Inbox {
@@ -108,7 +132,9 @@ struct Inbox {
     /// When to look at which connection, earliest first. Stale entries are harmless.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections to start hosting.
-    attach: Vec<(Arc<ConnShared>, Box<dyn Link>)>,
+    attach: Vec<Attach>,
+    /// Links opened to replace lost ones.
+    opened: Vec<Opened>,
     /// Link calls, with the connection they are for.
     calls: Vec<(Arc<ConnShared>, Tasks)>,
     /// Ids of connections that ended, free for reuse.
@@ -171,10 +197,23 @@ impl DriverShared {
         self.wake_if_asleep(&mut inbox);
     }
 
-    /// Hands a connection and its link to the driver thread.
-    pub(crate) fn attach(&self, conn: Arc<ConnShared>, link: Box<dyn Link>) {
+    /// Hands a connection and its link to the driver thread, with how to replace the link if
+    /// it is lost.
+    pub(crate) fn attach(
+        &self,
+        conn: Arc<ConnShared>,
+        link: Box<dyn Link>,
+        relink: Option<Relink>,
+    ) {
         let mut inbox = lock(&self.inbox);
-        inbox.attach.push((conn, link));
+        inbox.attach.push((conn, link, relink));
+        self.wake_if_asleep(&mut inbox);
+    }
+
+    /// Hands the outcome of a reconnect attempt to the driver thread.
+    fn reopened(&self, opened: Opened) {
+        let mut inbox = lock(&self.inbox);
+        inbox.opened.push(opened);
         self.wake_if_asleep(&mut inbox);
     }
 }
@@ -225,6 +264,7 @@ impl Driver {
                 notified: Vec::new(),
                 timers: BinaryHeap::new(),
                 attach: Vec::new(),
+                opened: Vec::new(),
                 calls: Vec::new(),
                 free_ids: Vec::new(),
                 next_id: 0,
@@ -254,7 +294,10 @@ impl Driver {
 #[derive(Debug)]
 struct Entry {
     conn: Arc<ConnShared>,
-    link: Box<dyn Link>,
+    /// `None` while a lost link is being replaced.
+    link: Option<Box<dyn Link>>,
+    /// How to replace a lost link, with reconnection on.
+    relink: Option<Reconnecting>,
     /// Chunks taken from the buffer and not yet fully written, oldest first.
     in_flight: VecDeque<Bytes>,
     /// Bytes of `in_flight[0]` already written.
@@ -283,6 +326,35 @@ struct Entry {
     observer: Observer,
 }
 
+/// A connection's reconnection: its policy and where it is in it.
+#[derive(Debug)]
+struct Reconnecting {
+    relink: Relink,
+    backoff: Backoff,
+    /// When the current link came up, while it is up.
+    up_since: Option<Instant>,
+    /// When the next attempt starts, while one waits.
+    next_attempt: Option<Instant>,
+    /// The number of the attempt under way (its link opening on a thread, or connecting);
+    /// links opened for another number are stale.
+    attempt: u64,
+    /// Whether an attempt's link is being opened on a thread now.
+    opening: bool,
+    /// Why the link was lost, then why the last attempt failed.
+    cause: Option<Disconnect>,
+}
+
+/// Whether a failure will not go away by trying again: a certificate refused, or a transport
+/// saying so.
+fn permanent(cause: &Disconnect) -> bool {
+    if let Some(tls) = cause.tls_error() {
+        return !matches!(tls.kind(), TlsErrorKind::HandshakeTimeout | TlsErrorKind::Other);
+    }
+    cause.io_error().is_some_and(|e| {
+        matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput)
+    })
+}
+
 /// What a connection needs after being serviced.
 #[derive(Debug, PartialEq, Eq)]
 enum Next {
@@ -292,6 +364,9 @@ enum Next {
     Again,
     /// The connection ended; remove it.
     Done,
+    /// The link was lost, or the attempt to replace it failed: reconnect (the cause is in
+    /// the entry).
+    Lost,
 }
 
 struct Loop {
@@ -323,12 +398,21 @@ impl Loop {
                     inbox.timers.pop();
                     ready.push(id);
                 }
-                (std::mem::take(&mut inbox.attach), std::mem::take(&mut inbox.calls))
+                (
+                    std::mem::take(&mut inbox.attach),
+                    std::mem::take(&mut inbox.calls),
+                    std::mem::take(&mut inbox.opened),
+                )
             };
-            let (attach, calls) = attach;
-            for (conn, link) in attach {
+            let (attach, calls, opened) = attach;
+            for (conn, link, relink) in attach {
                 let id = conn.id();
-                self.attach(conn, link);
+                self.attach(conn, link, relink);
+                ready.push(id);
+            }
+            for (conn, attempt, link) in opened {
+                let id = conn.id();
+                self.reattach(&conn, attempt, link);
                 ready.push(id);
             }
             for (conn, tasks) in calls {
@@ -341,7 +425,8 @@ impl Loop {
             ready.dedup();
             for id in ready.drain(..) {
                 match self.service(id) {
-                    Next::Wait => {}
+                    // A lost link was dealt with inside `service`.
+                    Next::Wait | Next::Lost => {}
                     Next::Again => again.push(id),
                     Next::Done => self.detach(id),
                 }
@@ -352,10 +437,11 @@ impl Loop {
                 let mut inbox = lock(&self.shared.inbox);
                 if !inbox.notified.is_empty()
                     || !inbox.attach.is_empty()
+                    || !inbox.opened.is_empty()
                     || !inbox.calls.is_empty()
                     || !again.is_empty()
                 {
-                    Some(std::time::Duration::ZERO)
+                    Some(Duration::ZERO)
                 } else if self.entries.iter().all(Option::is_none)
                     && Arc::strong_count(&self.shared) == 1
                 {
@@ -381,19 +467,32 @@ impl Loop {
         log::debug!("I/O driver stopped");
     }
 
-    fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>) {
-        let id = conn.id();
+    fn register(&self, id: usize, link: &mut Box<dyn Link>) -> io::Result<()> {
         let waker = LinkWaker::new(Arc::downgrade(&self.shared) as Weak<dyn Notify>, id);
-        let registration = Registration::new(self.poll.registry(), Token(id), waker);
+        link.register(&Registration::new(self.poll.registry(), Token(id), waker))
+    }
+
+    fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>, relink: Option<Relink>) {
+        let id = conn.id();
         let connect_deadline = conn.settings().connect_timeout.map(|t| Instant::now() + t);
         if self.entries.len() <= id {
             self.entries.resize_with(id + 1, || None);
         }
-        let registered = link.register(&registration);
+        let registered = self.register(id, &mut link);
         let observer = Observer::new(&conn);
+        let relink = relink.map(|relink| Reconnecting {
+            relink,
+            backoff: Backoff::new(),
+            up_since: None,
+            next_attempt: None,
+            attempt: 0,
+            opening: false,
+            cause: None,
+        });
         let mut entry = Entry {
             conn,
-            link,
+            link: Some(link),
+            relink,
             in_flight: VecDeque::new(),
             offset: 0,
             retry: None,
@@ -418,6 +517,98 @@ impl Loop {
         self.entries[id] = Some(entry);
     }
 
+    /// Takes the link a reconnect attempt opened, if the connection still waits for it.
+    fn reattach(
+        &mut self,
+        conn: &Arc<ConnShared>,
+        attempt: u64,
+        opened: io::Result<Box<dyn Link>>,
+    ) {
+        let id = conn.id();
+        let Some(mut entry) = self.entries.get_mut(id).and_then(Option::take) else {
+            return;
+        };
+        let current = Arc::ptr_eq(&entry.conn, conn)
+            && entry.ending.is_none()
+            && entry.link.is_none()
+            && entry.relink.as_ref().is_some_and(|r| r.opening && r.attempt == attempt);
+        if current {
+            let opened = opened.and_then(|mut link| self.register(id, &mut link).map(|()| link));
+            if let Some(relink) = &mut entry.relink {
+                relink.opening = false;
+            }
+            match opened {
+                Ok(link) => {
+                    log::debug!("reconnect attempt {attempt} to {}: connecting", conn.url());
+                    entry.link = Some(link);
+                    entry.connect_deadline =
+                        conn.settings().connect_timeout.map(|t| Instant::now() + t);
+                    if let Some(at) = entry.connect_deadline {
+                        self.arm(&mut entry, at);
+                    }
+                }
+                Err(e) => {
+                    log::debug!("reconnect attempt {attempt} to {} failed: {e}", conn.url());
+                    let cause = Disconnect::with_io(DisconnectKind::ConnectFailed, e);
+                    entry.attempt_failed(cause);
+                }
+            }
+        }
+        if let Some(at) = entry.next_deadline() {
+            self.arm(&mut entry, at);
+        }
+        self.entries[id] = Some(entry);
+    }
+
+    /// The entry's link was lost, or the attempt to replace it failed: drops the link, gives
+    /// the lost link's frames their fates, and schedules the next attempt (or gives up).
+    fn relink(&mut self, entry: &mut Entry) {
+        if let Some(mut link) = entry.link.take()
+            && let Err(e) = link.deregister(self.poll.registry())
+        {
+            log::debug!("could not deregister a link: {e}");
+        }
+        let now = Instant::now();
+        if entry.connected {
+            entry.link_lost(now);
+        }
+        entry.connected = false;
+        entry.connect_deadline = None;
+        entry.schedule_attempt(now);
+    }
+
+    /// Starts the attempt whose time has come, on a thread of its own.
+    fn start_attempt(&self, entry: &mut Entry, now: Instant) {
+        let Some(relink) = &mut entry.relink else { return };
+        if entry.ending.is_some()
+            || entry.link.is_some()
+            || relink.opening
+            || relink.next_attempt.is_none_or(|at| at > now)
+        {
+            return;
+        }
+        relink.next_attempt = None;
+        relink.opening = true;
+        relink.attempt += 1;
+        let attempt = relink.attempt;
+        entry.conn.lock().reconnect_attempt();
+        log::debug!("reconnecting to {} (attempt {attempt})", entry.conn.url());
+        let open = relink.relink.open.clone();
+        let conn = entry.conn.clone();
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new().name("tidegate-connect".into()).spawn(move || {
+            let link = open();
+            shared.reopened((conn, attempt, link));
+        });
+        if let Err(e) = spawned {
+            log::debug!("could not start a reconnect attempt: {e}");
+            if let Some(relink) = &mut entry.relink {
+                relink.opening = false;
+            }
+            entry.attempt_failed(Disconnect::with_io(DisconnectKind::ConnectFailed, e));
+        }
+    }
+
     /// Hands link calls to the connection they are for, or fails them if it has left.
     fn route(&mut self, conn: &Arc<ConnShared>, mut tasks: Tasks) {
         let hosted = self.entries.get_mut(conn.id()).and_then(Option::as_mut);
@@ -433,7 +624,9 @@ impl Loop {
         let Some(mut entry) = self.entries[id].take() else {
             return;
         };
-        if let Err(e) = entry.link.deregister(self.poll.registry()) {
+        if let Some(link) = &mut entry.link
+            && let Err(e) = link.deregister(self.poll.registry())
+        {
             log::debug!("could not deregister a link: {e}");
         }
         let Entry { conn, link, mut in_flight, offset, ending, calls, mut observer, .. } = entry;
@@ -471,7 +664,15 @@ impl Loop {
         };
         // Seen before and after: a turn that lets every waiter in shows both edges.
         entry.observer.serviced(&entry.conn);
-        let next = entry.service();
+        let mut next = entry.service();
+        if next == Next::Lost {
+            self.relink(&mut entry);
+            next = if entry.ending.is_some() { Next::Done } else { Next::Wait };
+        }
+        self.start_attempt(&mut entry, Instant::now());
+        if entry.ending.is_some() {
+            next = Next::Done;
+        }
         if next != Next::Done {
             entry.observer.serviced(&entry.conn);
         }
@@ -489,26 +690,33 @@ impl Entry {
             return Next::Done;
         }
         let now = Instant::now();
+        let Some(link) = &mut self.link else {
+            // Between a lost link and the next: deadlines still fire, and an ending ends.
+            return self.expire_and_close(now);
+        };
         if !self.connected {
-            match self.link.poll_connect() {
+            match link.poll_connect() {
                 Ok(true) => {
                     self.connected = true;
                     log::debug!("connected to {}", self.conn.url());
                     self.observer.connected();
+                    if let Some(relink) = &mut self.relink {
+                        relink.up_since = Some(now);
+                        relink.cause = None;
+                    }
                     let mut fx = Effects::new(Instant::now);
                     self.conn.lock().opened(&mut fx);
                     fx.wake_all();
                 }
                 Ok(false) => {
                     if self.connect_deadline.is_some_and(|d| d <= now) {
-                        return self.finish(Some(Disconnect::new(DisconnectKind::ConnectTimedOut)));
+                        return self.fail(Disconnect::new(DisconnectKind::ConnectTimedOut));
                     }
                     return self.expire_and_close(now);
                 }
                 Err(e) => {
                     log::debug!("could not connect to {}: {e}", self.conn.url());
-                    return self
-                        .finish(Some(Disconnect::with_io(DisconnectKind::ConnectFailed, e)));
+                    return self.fail(Disconnect::with_io(DisconnectKind::ConnectFailed, e));
                 }
             }
         }
@@ -519,12 +727,16 @@ impl Entry {
         };
         let next = match self.read(self.conn.settings().write_bias) {
             Ok(Read::Budget) => Next::Again,
+            // With reconnection, the peer ending its side ends the link: it is replaced.
+            Ok(Read::Eof) if self.may_relink() => {
+                return self.fail(Disconnect::new(DisconnectKind::PeerClosed));
+            }
             Ok(Read::Eof) => {
                 self.peer_ended(None);
                 next
             }
             Ok(Read::Drained | Read::Full) => next,
-            Err(cause) => return self.finish(Some(cause)),
+            Err(cause) => return self.fail(cause),
         };
         match self.expire_and_close(now) {
             Next::Wait => next,
@@ -543,12 +755,113 @@ impl Entry {
             || matches!(self.read(self.conn.settings().inbound_capacity), Ok(Read::Eof));
         if broken_pipe && eof {
             let closed = Disconnect::new(DisconnectKind::PeerClosed);
+            if self.may_relink() {
+                return self.fail(closed);
+            }
             if !self.read_ended {
                 self.peer_ended(Some(closed.clone()));
             }
             return self.finish(Some(closed));
         }
-        self.finish(Some(cause))
+        self.fail(cause)
+    }
+
+    /// Whether a failure now would be met with a new link: reconnection is on, and the
+    /// connection is neither ending nor waiting for its first link.
+    fn may_relink(&self) -> bool {
+        self.relink.is_some()
+            && self.conn.lock().was_opened()
+            && matches!(self.phase, Phase::Open | Phase::Connecting)
+    }
+
+    /// The link failed, or the attempt to open it did: the connection reconnects if it may
+    /// and the failure is not permanent, and ends otherwise.
+    fn fail(&mut self, cause: Disconnect) -> Next {
+        // The phase as of now: a close may have begun since the last write turn.
+        self.phase = self.conn.lock().phase();
+        if !self.may_relink() || permanent(&cause) {
+            return self.finish(Some(cause));
+        }
+        log::debug!("{}: link lost: {cause}", self.conn.url());
+        if let Some(relink) = &mut self.relink {
+            relink.cause = Some(cause);
+        }
+        Next::Lost
+    }
+
+    /// Records the loss of the link that was up: the frames' fates, and a fresh start for the
+    /// receive side and the write bookkeeping.
+    fn link_lost(&mut self, now: Instant) {
+        let Some(relink) = &mut self.relink else { return };
+        let cause = relink.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
+        if let Some(since) = relink.up_since.take() {
+            relink.backoff.link_was_up(&relink.relink.policy, now.saturating_duration_since(since));
+        }
+        let mut fx = Effects::at(now);
+        let encoder = self.conn.settings().encoder.clone();
+        let lost = self.conn.lock().link_lost(
+            cause.clone(),
+            &mut self.in_flight,
+            self.offset,
+            encoder.as_deref(),
+            &mut fx,
+        );
+        self.conn.inbound().relink();
+        fx.wake_all();
+        let possibly = lost.possibly_delivered();
+        if possibly > 0 {
+            log::warn!(
+                "{}: link lost ({cause}); {possibly} frames possibly delivered, {} sent again",
+                self.conn.url(),
+                lost.replayed
+            );
+        } else {
+            log::info!(
+                "{}: link lost ({cause}); {} frames sent again",
+                self.conn.url(),
+                lost.replayed
+            );
+        }
+        self.in_flight.clear();
+        self.offset = 0;
+        self.retry = None;
+        self.write_ended = false;
+        self.read_ended = false;
+        self.phase = Phase::Connecting;
+    }
+
+    /// The attempt under way failed with `cause`: tries again after the next delay, or gives
+    /// up.
+    fn attempt_failed(&mut self, cause: Disconnect) {
+        if permanent(&cause) {
+            log::debug!("{}: not reconnecting: {cause}", self.conn.url());
+            self.finish(Some(cause));
+            return;
+        }
+        if let Some(relink) = &mut self.relink {
+            relink.cause = Some(cause);
+        }
+        self.schedule_attempt(Instant::now());
+    }
+
+    /// Sets the time of the next attempt, or gives up if the policy says so.
+    fn schedule_attempt(&mut self, now: Instant) {
+        let Some(relink) = &mut self.relink else { return };
+        let outage = self.conn.lock().outage_since().map_or(Duration::ZERO, |since| now - since);
+        let policy = &relink.relink.policy;
+        if policy.gives_up(relink.backoff.attempts(), outage) {
+            let cause = relink.cause.clone();
+            log::warn!(
+                "{}: gave up reconnecting after {} attempts",
+                self.conn.url(),
+                relink.backoff.attempts()
+            );
+            self.finish(cause);
+            return;
+        }
+        let (attempt, delay) = relink.backoff.next(policy);
+        log::debug!("{}: reconnect attempt {attempt} in {delay:?}", self.conn.url());
+        relink.next_attempt = Some(now + delay);
     }
 
     /// The peer ended its side in order: the receive side ends (receivers get what arrived,
@@ -578,12 +891,19 @@ impl Entry {
         let next_recv = self.conn.inbound().expire(now, &mut fx);
         self.next_timer = [next_send, next_recv].into_iter().flatten().min();
         fx.wake_all();
-        for call in std::mem::take(&mut self.calls).0 {
-            call(Ok(&mut *self.link));
+        if let Some(link) = &mut self.link {
+            for call in std::mem::take(&mut self.calls).0 {
+                call(Ok(&mut **link));
+            }
         }
         let closing = phase == Phase::Closing;
         if !closing && phase != Phase::Finishing {
             return Next::Wait;
+        }
+        if self.link.is_none() {
+            // Ending while the link is down: what is left is unsent, for the outage's cause.
+            let cause = self.relink.as_ref().and_then(|r| r.cause.clone());
+            return self.finish(cause);
         }
         if !self.connected {
             // A link still connecting is simply dropped once a close has nothing left to
@@ -610,7 +930,8 @@ impl Entry {
 
     /// Flushes the link and ends its write side. `Ok(false)` if the link would block.
     fn end_write(&mut self) -> Result<bool, Disconnect> {
-        match self.link.flush().and_then(|()| self.link.shutdown()) {
+        let Some(link) = &mut self.link else { return Ok(false) };
+        match link.flush().and_then(|()| link.shutdown()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => {
@@ -629,7 +950,8 @@ impl Entry {
     /// The earliest deadline the connection still waits for.
     fn next_deadline(&self) -> Option<Instant> {
         let connect = if self.connected { None } else { self.connect_deadline };
-        [self.next_timer, connect].into_iter().flatten().min()
+        let attempt = self.relink.as_ref().and_then(|r| r.next_attempt);
+        [self.next_timer, connect, attempt].into_iter().flatten().min()
     }
 
     /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
@@ -647,7 +969,7 @@ impl Entry {
         // counted and dropped, so no unread byte turns the link's drop into a reset.
         let overflow = self.phase == Phase::Closing;
         let mut fx = Effects::new(Instant::now);
-        let link = &mut self.link;
+        let Some(link) = &mut self.link else { return Ok(Read::Drained) };
         let read =
             self.conn.inbound().read_from(&mut |buf| link.read(buf), budget, overflow, &mut fx);
         fx.wake_all();
@@ -656,6 +978,9 @@ impl Entry {
 
     /// Drains the buffer into the link until it would block or the round budget is spent.
     fn write(&mut self) -> Result<Next, Disconnect> {
+        if self.link.is_none() {
+            return Ok(Next::Wait);
+        }
         let mut fx = Effects::new(Instant::now);
         let mut state = self.conn.lock();
         self.phase = state.phase();
@@ -665,6 +990,7 @@ impl Entry {
             if self.in_flight.is_empty() {
                 return Ok(Next::Wait);
             }
+            let Some(link) = self.link.as_mut() else { return Ok(Next::Wait) };
             let (result, offered) = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut count = 0;
@@ -680,7 +1006,7 @@ impl Entry {
                     }
                 }
                 let offered = limit.unwrap_or(usize::MAX) - left;
-                (self.link.write_vectored(&slices[..count]), offered)
+                (link.write_vectored(&slices[..count]), offered)
             };
             match result {
                 Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),

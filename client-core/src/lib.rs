@@ -111,6 +111,7 @@ pub use conn::watermarks::WatermarkEvents;
 pub use connection::{Connection, LastClose};
 pub use driver::is_driver_thread;
 pub use io_group::IoGroup;
+pub use state::backoff::Reconnect;
 pub use state::batch::FrameBatch;
 pub use state::budget::Budget;
 pub use state::buffer::UnsentFrame;

@@ -9,6 +9,7 @@ mod proxy;
 mod support;
 
 mod fault_injection;
+mod reconnect;
 mod transport_options;
 mod transport_plugins;
 mod transport_tls;

@@ -262,9 +262,15 @@ impl ConnShared {
 
     /// The counters of both sides.
     pub(crate) fn stats(&self) -> Stats {
-        let stats = self.lock().stats();
+        let (stats, outage) = {
+            let state = self.lock();
+            (state.stats(), state.outage_since())
+        };
         let inbound = self.inbound().stats();
+        // The outage under way counts up to now.
+        let down = outage.map_or(Duration::ZERO, |since| since.elapsed());
         Stats {
+            time_disconnected: stats.time_disconnected + down,
             inbound_capacity: inbound.capacity,
             inbound_held: inbound.held,
             inbound_high_water: inbound.high_water,

@@ -22,7 +22,7 @@ use crate::conn::link_call::LinkCall;
 use crate::conn::sealed::Sealed;
 use crate::conn::watermarks::WatermarkEvents;
 use crate::conn::{ConnShared, ConnectionRef, Settings};
-use crate::driver::{Driver, DriverShared, LinkTask};
+use crate::driver::{Driver, DriverShared, LinkTask, Opener, Relink};
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::{ConnectError, LinkError, mask_credentials};
 use crate::state::inbound::Inbound;
@@ -57,7 +57,28 @@ fn state_for(config: &Config) -> State {
     if let Some(encoder) = config.framing_ref().encoder() {
         state.set_header_len(encoder.header_len());
     }
+    if let Some(policy) = config.reconnect_policy() {
+        // A length-delimited peer cannot act on part of a frame, so a cut frame goes again.
+        let atomic = policy.has_atomic_frames() || config.framing_ref().encoder().is_some();
+        state.set_reconnect(atomic, policy.fails_fast());
+    }
     state
+}
+
+/// Opens a link to `url` with `config`'s transport and socket options: at open, and again at
+/// each reconnect attempt.
+fn open_link(url: &str, config: &Config) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
+    let (endpoint, mut link) = transport::open(url, config.transport_override())?;
+    for option in config.socket_options() {
+        match link.set_option(option) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                log::debug!("{url}: {option:?} does not apply to this link");
+            }
+            Err(error) => return Err(ConnectError::Io { url: mask_credentials(url), error }),
+        }
+    }
+    Ok((endpoint, link))
 }
 
 /// The inbound buffer of a connection with `config`.
@@ -143,16 +164,7 @@ impl Connection {
         config
             .validate()
             .map_err(|reason| ConnectError::InvalidConfig { url: mask_credentials(url), reason })?;
-        let (endpoint, mut link) = transport::open(url, config.transport_override())?;
-        for option in config.socket_options() {
-            match link.set_option(option) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                    log::debug!("{url}: {option:?} does not apply to this link");
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
+        let (endpoint, link) = open_link(url, &config)?;
         let driver = match config.io_group_ref() {
             Some(group) => group.pick().clone(),
             None => Driver::spawn().map_err(io)?,
@@ -167,7 +179,16 @@ impl Connection {
         if let Some(budget) = config.budget_ref() {
             shared.join_budget(budget.shared().clone());
         }
-        driver.shared().attach(shared.clone(), link);
+        let relink = config.reconnect_policy().map(|policy| {
+            let (url, config) = (url.to_string(), config.clone());
+            let open: Opener = Arc::new(move || match open_link(&url, &config) {
+                Ok((_, link)) => Ok(link),
+                Err(ConnectError::Io { error, .. }) => Err(error),
+                Err(other) => Err(std::io::Error::other(other)),
+            });
+            Relink { policy: policy.clone(), open }
+        });
+        driver.shared().attach(shared.clone(), link, relink);
         log::debug!("opening {url}");
         let driver = Arc::downgrade(driver.shared());
         Ok(Self { handle: Arc::new(Handle { shared, config, endpoint, driver }) })

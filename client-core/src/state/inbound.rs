@@ -385,6 +385,22 @@ impl Inbound {
         }
     }
 
+    /// The link was lost and another will replace it: the stream goes on. What was read stays
+    /// readable, except, with framing, bytes not yet cut into frames: the start of a frame the
+    /// loss cut off cannot be completed by the next link, so they are counted as discarded.
+    pub(crate) fn relink(&mut self) {
+        if matches!(self.end, Some(End::Eof | End::Failed(_))) {
+            self.end = None;
+        }
+        self.eof_decoded = false;
+        self.stalled = false;
+        if self.decoder.is_some() && !self.data.is_empty() {
+            log::debug!("a lost link cut {} inbound bytes short of a frame", self.data.len());
+            self.discarded += self.data.len() as u64;
+            self.data.clear();
+        }
+    }
+
     /// Records the end of the connection, unless the stream already ended: `None` for the
     /// application's own close, else the cause. Wakes the first waiting receiver.
     pub(crate) fn finish(&mut self, cause: Option<Disconnect>, fx: &mut Effects) {

@@ -19,6 +19,7 @@
 //! handing room to a connection, a change that needs the driver — it does so through a trait
 //! it defines itself ([`budget::Member`], [`effects::Notify`]).
 
+pub(crate) mod backoff;
 pub(crate) mod batch;
 pub(crate) mod budget;
 pub(crate) mod buffer;

@@ -33,7 +33,8 @@ pub struct Stats {
     pub bytes_accepted: u64,
     /// Frames whose last byte the link has accepted.
     pub frames_written: u64,
-    /// Bytes the link has accepted.
+    /// Bytes the link has accepted. After a reconnection, the bytes of a frame sent again
+    /// count again.
     pub bytes_written: u64,
     /// Sends that found the buffer full (or others waiting) and had to wait.
     pub sends_waited: u64,
@@ -69,6 +70,22 @@ pub struct Stats {
     pub sends_cancelled: u64,
     /// How long accepted bytes waited before the link took them, sampled.
     pub write_latency: WriteLatency,
+    /// Links that came up: 1 once connected, plus one per reconnection.
+    pub connects: u64,
+    /// Links lost after they were up (with [`Reconnect`](crate::Reconnect) on, each one
+    /// starts an outage).
+    pub disconnects: u64,
+    /// Reconnect attempts made, failed ones included.
+    pub reconnect_attempts: u64,
+    /// Frames of lost links sent again on a new link: never written, or partly written and
+    /// atomic.
+    pub frames_replayed: u64,
+    /// Frames of lost links that were written (or partly written and not atomic) and are not
+    /// sent again: the peer may or may not have received them.
+    pub frames_possibly_delivered: u64,
+    /// Time spent with the link down between a loss and the next link, the current outage
+    /// included.
+    pub time_disconnected: Duration,
 }
 
 /// How a connection's ending went, as far as this side can tell: [`CloseReport::ending`].

@@ -366,6 +366,22 @@ impl OutBuffer {
         self.held
     }
 
+    /// Bytes of the oldest frame the link has already accepted.
+    pub(crate) fn head_written(&self) -> usize {
+        self.head_written
+    }
+
+    /// Urgent frames not spliced into the wire order yet: the last ones
+    /// [`OutBuffer::drain_unsent`] returns.
+    pub(crate) fn urgent_waiting(&self) -> usize {
+        self.urgent_lens.len()
+    }
+
+    /// The width of every frame's header (0 without framing).
+    pub(crate) fn header_len(&self) -> usize {
+        self.header_len
+    }
+
     /// Bytes waiting here for the driver to take them.
     pub(crate) fn queued(&self) -> usize {
         self.queued

@@ -3,24 +3,118 @@
 //! caller's [`Effects`].
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::state::buffer::Header;
+use crate::state::codec::Encoder;
 use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, LinkError, SendError};
 use crate::state::machine::{Phase, State};
 use crate::state::report::{CloseReport, Ending};
 
 impl State {
-    /// The link is up.
+    /// The link is up: the first one, or one that replaces a lost link.
     pub(crate) fn opened(&mut self, fx: &mut Effects) {
         self.opened = true;
+        self.stats.connects += 1;
+        self.link_frames = self.stats.frames_written;
+        self.end_outage(fx);
         if self.phase == Phase::Connecting {
             self.phase = Phase::Open;
             fx.wake.append(&mut self.watchers);
         }
+    }
+
+    /// A reconnect attempt starts.
+    pub(crate) fn reconnect_attempt(&mut self) {
+        self.stats.reconnect_attempts += 1;
+    }
+
+    /// Counts the time of the outage under way, if any, and ends it.
+    fn end_outage(&mut self, fx: &mut Effects) {
+        if let Some((_, since)) = self.outage.take() {
+            self.stats.time_disconnected += fx.now().saturating_duration_since(since);
+        }
+    }
+
+    /// The link was lost after it was up, and the driver will try another: each frame of the
+    /// lost link gets its fate (see [`Reconnect`](crate::Reconnect)), and the connection is
+    /// connecting again. Frames never written, and, with `hold_partial`, a partly written
+    /// frame, go back into the buffer in their order, ahead of everything sent from now on;
+    /// urgent frames not yet on the wire stay urgent. A partly written frame without
+    /// `hold_partial` is handed back, as possibly delivered. Frames that stay in the buffer
+    /// count as accepted once, as before.
+    ///
+    /// `in_flight` and `offset` are the driver's chunks not yet fully written; `encoder` is the
+    /// connection's framing, whose headers go in front of the frames again.
+    pub(crate) fn link_lost(
+        &mut self,
+        cause: Disconnect,
+        in_flight: &mut VecDeque<Bytes>,
+        offset: usize,
+        encoder: Option<&dyn Encoder>,
+        fx: &mut Effects,
+    ) -> Lost {
+        debug_assert!(matches!(self.phase, Phase::Connecting | Phase::Open), "a live connection");
+        let now = fx.now();
+        self.stats.disconnects += 1;
+        let written = self.link_frames..self.stats.frames_written;
+        let header_len = self.buf.header_len();
+        let urgent = self.buf.urgent_waiting();
+        let frames = self.buf.drain_unsent(in_flight, offset);
+        let data = frames.len() - urgent;
+        let mut lost = Lost { replayed: 0, written, returned: Vec::new() };
+        let mut dropped = 0;
+        for (i, unsent) in frames.into_iter().enumerate() {
+            let done = unsent.written();
+            let wire = unsent.frame().len() + header_len;
+            let header = encoder.map(|e| Header::encode(e, unsent.frame().len()));
+            // An encoder that refuses a length it took before cannot frame the frame again.
+            let framable = !matches!(header, Some(Err(_)));
+            if (done > 0 && !self.hold_partial) || !framable {
+                dropped += wire - done;
+                if let Some(slot) = &self.budget {
+                    slot.shared.release(wire - done, &mut fx.grants);
+                }
+                lost.returned.push(unsent.into_frame());
+                continue;
+            }
+            if done > 0 {
+                // Sent again whole: its written part is held again (its room was kept).
+                self.settled -= done as u64;
+                if let Some(slot) = &self.budget {
+                    slot.shared.take_urgent(done);
+                }
+            }
+            let frame = unsent.into_frame();
+            match (i >= data, header) {
+                (false, Some(Ok(header))) => self.buf.push_framed(&header, frame),
+                (false, _) => self.buf.push(frame),
+                (true, Some(Ok(header))) => self.buf.push_urgent_framed(&header, frame),
+                (true, _) => self.buf.push_urgent(frame),
+            }
+            lost.replayed += 1;
+        }
+        debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
+        self.stats.frames_replayed += lost.replayed;
+        self.stats.frames_possibly_delivered += lost.possibly_delivered();
+        self.phase = Phase::Connecting;
+        self.write_ended = false;
+        self.peer_ended = false;
+        self.outage = Some((cause, now));
+        self.settle(dropped as u64, fx);
+        if self.fail_fast {
+            self.fail_waiters(fx);
+        } else {
+            self.grant(fx);
+        }
+        self.marks.grew(self.buf.held(), fx);
+        self.marks.shrank(self.buf.held(), fx);
+        lost
     }
 
     /// Starts ending the write side: refuses new frames, fails waiting senders with their
@@ -139,6 +233,7 @@ impl State {
         if self.cause.is_none() {
             self.cause = cause;
         }
+        self.end_outage(fx);
         self.fail_waiters(fx);
         if let Some(slot) = &self.budget {
             slot.shared.release(self.buf.held(), &mut fx.grants);
@@ -209,5 +304,24 @@ impl State {
         if !self.watchers.iter().any(|w| w.will_wake(waker)) {
             self.watchers.push(waker.clone());
         }
+    }
+}
+
+/// What became of the frames of a lost link ([`State::link_lost`]).
+#[derive(Debug)]
+pub(crate) struct Lost {
+    /// Frames back in the buffer, to be sent first on the next link.
+    pub(crate) replayed: u64,
+    /// The frames the lost link wrote whole, by their number in wire order (counting from 0
+    /// at the first frame the connection wrote): possibly delivered.
+    pub(crate) written: Range<u64>,
+    /// Frames handed back: partly written and not atomic, so possibly delivered.
+    pub(crate) returned: Vec<Bytes>,
+}
+
+impl Lost {
+    /// How many frames may have reached the peer.
+    pub(crate) fn possibly_delivered(&self) -> u64 {
+        self.written.end - self.written.start + self.returned.len() as u64
     }
 }

@@ -162,6 +162,22 @@ pub(crate) struct State {
     /// frame it samples was accepted (see `state::latency`).
     probe: Option<(u64, Instant)>,
     latency: Histogram,
+    /// Bytes accepted whose fate is settled: a link accepted them, or they belong to a frame
+    /// of a lost link reported possibly delivered. Flushes and the latency probe count these,
+    /// so a frame sent again after a reconnection is flushed only once it is written again.
+    ///
+    /// Invariant: `settled + buf.held() == stats.bytes_accepted`.
+    settled: u64,
+    /// With reconnection and atomic frames: the written part of the frame being written
+    /// keeps its room until the frame is whole on the wire, so it can be sent again whole.
+    hold_partial: bool,
+    /// With reconnection: whether sends fail at once while the link is down.
+    fail_fast: bool,
+    /// While a lost link is being replaced: why it was lost, and when.
+    outage: Option<(Disconnect, Instant)>,
+    /// `frames_written` when the current link came up: the frames written since are the ones
+    /// a loss of that link leaves possibly delivered.
+    link_frames: u64,
 }
 
 impl State {
@@ -196,6 +212,11 @@ impl State {
             stats: Stats { capacity, ..Stats::default() },
             probe: None,
             latency: Histogram::default(),
+            settled: 0,
+            hold_partial: false,
+            fail_fast: false,
+            outage: None,
+            link_frames: 0,
         }
     }
 
@@ -233,6 +254,19 @@ impl State {
         }
     }
 
+    /// Reconnection is on: `hold_partial` keeps the room of a frame's written part until it
+    /// is whole on the wire (it will be sent again whole if the link is lost), `fail_fast`
+    /// refuses sends while the link is down.
+    pub(crate) fn set_reconnect(&mut self, hold_partial: bool, fail_fast: bool) {
+        self.hold_partial = hold_partial;
+        self.fail_fast = fail_fast;
+    }
+
+    /// Since when the link has been down after a loss, if it is.
+    pub(crate) fn outage_since(&self) -> Option<Instant> {
+        self.outage.as_ref().map(|(_, since)| *since)
+    }
+
     /// Bounds the number of waiting senders.
     pub(crate) fn set_max_waiters(&mut self, max: Option<usize>) {
         self.max_waiters = max;
@@ -256,6 +290,12 @@ impl State {
 
     /// The error a frame gets when the connection no longer takes frames, if it does not.
     fn refuse(&self, frame: Bytes) -> Result<Bytes, SendError<Bytes>> {
+        if self.phase == Phase::Connecting
+            && self.fail_fast
+            && let Some((cause, _)) = &self.outage
+        {
+            return Err(SendError::Disconnected { frame, cause: cause.clone() });
+        }
         match (self.phase, &self.cause) {
             (Phase::Connecting | Phase::Open, _) => Ok(frame),
             (_, Some(cause)) => Err(SendError::Disconnected { frame, cause: cause.clone() }),
@@ -269,7 +309,14 @@ impl State {
     }
 
     fn fits(&self, len: usize, urgent: bool) -> bool {
-        self.buf.held() + len <= self.limit(urgent)
+        let kept = if self.hold_partial { self.buf.head_written() } else { 0 };
+        self.buf.held() + kept + len <= self.limit(urgent)
+    }
+
+    /// Whether sends are refused now: fail-fast, and the link is down after a loss.
+    #[inline]
+    fn refuses_in_outage(&self) -> bool {
+        self.fail_fast && self.outage.is_some()
     }
 
     fn lane(&mut self, urgent: bool) -> &mut BTreeMap<u64, Waiter> {
@@ -396,7 +443,8 @@ impl State {
         // The common case first: an open connection, nobody waiting, room for the frame.
         let len = frame.len() + header.len();
         let clear = self.urgent_waiters.is_empty() && (urgent || self.waiters.is_empty());
-        let open = matches!(self.phase, Phase::Connecting | Phase::Open);
+        let open =
+            matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refuses_in_outage();
         if len != 0 && open && clear && self.fits(len, urgent) && self.budget_allows(len, urgent) {
             self.push(frame, header, urgent, fx);
             return Ok(Admit::Accepted);
@@ -427,7 +475,8 @@ impl State {
         let len = bytes.len();
         debug_assert!(!lens.is_empty() && lens.iter().all(|&l| l > 0), "refused by the caller");
         let clear = self.urgent_waiters.is_empty() && self.waiters.is_empty();
-        let open = matches!(self.phase, Phase::Connecting | Phase::Open);
+        let open =
+            matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refuses_in_outage();
         if open && clear && self.fits(len, false) && self.budget_allows(len, false) {
             self.push_batch(bytes, lens, fx);
             return Ok(Admit::Accepted);
@@ -713,18 +762,30 @@ impl State {
         self.stats.frames_written += self.buf.consume(n);
         self.stats.bytes_written += n as u64;
         self.stats.write_calls += 1;
-        if let Some((end, since)) = self.probe
-            && self.stats.bytes_written >= end
-        {
-            self.latency.record(fx.now().saturating_duration_since(since));
-            self.probe = None;
-        }
+        self.settle(n as u64, fx);
         if let Some(slot) = &self.budget {
             slot.shared.release(n, &mut fx.grants);
         }
         self.marks.shrank(self.buf.held(), fx);
         self.grant(fx);
-        let written = self.stats.bytes_written;
+    }
+
+    /// `n` more accepted bytes are settled: ends the latency probe and the flushes they
+    /// complete.
+    fn settle(&mut self, n: u64, fx: &mut Effects) {
+        self.settled += n;
+        debug_assert_eq!(
+            self.settled + self.buf.held() as u64,
+            self.stats.bytes_accepted,
+            "settled and held bytes make up what was accepted"
+        );
+        if let Some((end, since)) = self.probe
+            && self.settled >= end
+        {
+            self.latency.record(fx.now().saturating_duration_since(since));
+            self.probe = None;
+        }
+        let written = self.settled;
         while let Some(entry) = self.flushers.first_entry() {
             if entry.key().0 > written {
                 break;
@@ -762,7 +823,7 @@ impl State {
                 None => FlushError::Closed,
             }));
         }
-        if self.stats.bytes_written >= target {
+        if self.settled >= target {
             self.flushers.remove(&(target, id));
             return Some(Ok(()));
         }

@@ -1,0 +1,374 @@
+//! Reconnection on real loopback sockets. The peers here are plain kernel sockets and the
+//! fault-injecting proxy, which reset links in the middle of frames; every test checks what
+//! the peer received across all the links, not only what the client reports:
+//!
+//! - through repeated resets, each producer's frames arrive at most once, first arrivals in
+//!   order, and the frames missing are no more than the client reported possibly delivered;
+//! - against a port that refuses, attempts follow the backoff and a limit ends the connection
+//!   within the policy's bounds, every parked sender getting its own frame back;
+//! - with fail-fast, a send during the outage fails at once with its frame;
+//! - senders parked during an outage, from cloned handles of both facades, complete in their
+//!   order once the new link drains, behind the frames buffered before them.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tidegate::transport::SocketOption;
+use tidegate::{AsyncClient, Bytes, Client, Config, DisconnectKind, Reconnect, SendError};
+
+use crate::proxy::{Fault, Proxy};
+use crate::support::{Lcg, Watchdog, frame, ident, join_within, reset, wait_until};
+
+const LONG: Duration = Duration::from_secs(20);
+const HEADER: usize = 16;
+
+/// What one link carried to the [`Collector`]: the whole frames, in order, and the first
+/// byte that did not match its frame's pattern, if any.
+#[derive(Debug, Default)]
+struct Carried {
+    frames: Vec<(u32, u64)>,
+    corrupt: Option<String>,
+    ended: bool,
+}
+
+/// A sink that accepts any number of links, one after another, and records the whole test
+/// frames each one carried. A frame cut off by the end of its link is not counted.
+struct Collector {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<Arc<Mutex<Carried>>>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Collector {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<Arc<Mutex<Carried>>>>> = Arc::default();
+        let (stop2, links2) = (stop.clone(), links.clone());
+        let thread = thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut readers = Vec::new();
+            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let carried = Arc::new(Mutex::new(Carried::default()));
+                        lock(&links2).push(carried.clone());
+                        let stop = stop2.clone();
+                        readers.push(thread::spawn(move || collect(stream, &carried, &stop)));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            for reader in readers {
+                let _ = reader.join();
+            }
+        });
+        Self { addr, stop, links, thread: Some(thread) }
+    }
+
+    /// Waits until every link accepted so far has ended, then stops and returns what each
+    /// carried, in the order they were accepted.
+    fn finish(mut self, timeout: Duration) -> Vec<Carried> {
+        let ended = wait_until(timeout, || lock(&self.links).iter().all(|l| lock(l).ended));
+        assert!(ended, "every link reached its end of stream");
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        lock(&self.links).iter().map(|l| std::mem::take(&mut *lock(l))).collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads one link to its end, recording whole frames and checking their bytes.
+fn collect(mut stream: TcpStream, carried: &Mutex<Carried>, stop: &AtomicBool) {
+    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                let mut at = 0;
+                while pending.len() - at >= HEADER {
+                    let len = u32::from_be_bytes(pending[at + 12..at + 16].try_into().unwrap());
+                    let len = len as usize;
+                    if pending.len() - at < len {
+                        break;
+                    }
+                    let (producer, seq) = ident(&pending[at..]);
+                    let mut carried = lock(carried);
+                    if carried.corrupt.is_none()
+                        && pending[at..at + len] != frame(producer, seq, len)
+                    {
+                        carried.corrupt = Some(format!("frame {producer}/{seq} has wrong bytes"));
+                    }
+                    carried.frames.push((producer, seq));
+                    at += len;
+                }
+                pending.drain(..at);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    lock(carried).ended = true;
+}
+
+/// A policy that tries again quickly, for tests.
+fn quick() -> Reconnect {
+    Reconnect::new().initial_delay(Duration::from_millis(10)).max_delay(Duration::from_millis(50))
+}
+
+#[test]
+fn frames_survive_resets_in_order_and_at_most_once() {
+    let _watchdog = Watchdog::new(Duration::from_secs(100), "frames_survive_resets");
+    const PRODUCERS: u32 = 2;
+    const FRAMES: u64 = 3000;
+    const CAPACITY: usize = 16 * 1024;
+    const FAULTS: usize = 6;
+    let collector = Collector::start();
+    let proxy = Proxy::start(collector.addr);
+    let config = Config::new()
+        .capacity(CAPACITY)
+        .socket_option(SocketOption::SendBufferSize(8 * 1024))
+        .close_timeout(LONG)
+        .reconnect(quick().atomic_frames(true));
+    let client = Client::builder().config(config).connect(&proxy.url()).expect("connect");
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|id| {
+            let client = client.clone();
+            thread::spawn(move || {
+                let mut rng = Lcg::new(u64::from(id) * 7 + 3);
+                for seq in 0..FRAMES {
+                    let len = rng.range(64, 700);
+                    client.send_timeout(frame(id, seq, len), LONG).expect("every send succeeds");
+                }
+            })
+        })
+        .collect();
+    for fault in 0..FAULTS {
+        let accepted = proxy.accepted();
+        let before = client.stats().bytes_written;
+        // Some progress on this link first, so the reset cuts through traffic.
+        assert!(
+            wait_until(LONG, || client.stats().bytes_written > before + 20_000
+                || producers.iter().all(JoinHandle::is_finished)),
+            "traffic flows on link {fault}"
+        );
+        if producers.iter().all(JoinHandle::is_finished) {
+            break;
+        }
+        proxy.inject(if fault % 2 == 0 { Fault::Reset } else { Fault::ResetWithUnread });
+        assert!(wait_until(LONG, || proxy.accepted() > accepted), "link {fault} was replaced");
+    }
+    for producer in producers {
+        join_within(producer, LONG, "a producer");
+    }
+    let stats = client.stats();
+    let report = client.close_timeout(LONG).expect("close");
+    assert!(report.unsent().is_empty(), "everything was sent: {report:?}");
+    assert!(report.cause().is_none(), "closed in order: {report:?}");
+    let links = collector.finish(LONG);
+
+    assert!(stats.disconnects >= 1, "the faults ended links: {stats:?}");
+    assert_eq!(stats.connects, stats.disconnects + 1, "each lost link was replaced");
+    assert!(stats.high_water <= CAPACITY, "the bound held: {stats:?}");
+    let mut next = [0u64; PRODUCERS as usize];
+    let mut seen = std::collections::HashSet::new();
+    let mut received = 0u64;
+    for (i, link) in links.iter().enumerate() {
+        assert!(link.corrupt.is_none(), "link {i}: {:?}", link.corrupt);
+        for &(producer, seq) in &link.frames {
+            assert!(seen.insert((producer, seq)), "frame {producer}/{seq} arrived twice");
+            let expected = &mut next[producer as usize];
+            assert!(seq >= *expected, "frame {producer}/{seq} arrived after a later one");
+            *expected = seq + 1;
+            received += 1;
+        }
+    }
+    let sent = u64::from(PRODUCERS) * FRAMES;
+    assert_eq!(stats.frames_accepted, sent);
+    let missing = sent - received;
+    assert!(
+        missing <= stats.frames_possibly_delivered,
+        "{missing} frames missing, {} reported possibly delivered",
+        stats.frames_possibly_delivered
+    );
+    for (producer, last) in next.iter().enumerate() {
+        assert_eq!(*last, FRAMES, "producer {producer}'s last frame arrived");
+    }
+}
+
+/// A connected client and the accepted end of its first link; the listener is dropped, so the
+/// port refuses from now on.
+fn connected_then_refusing(config: Config) -> (Client, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let client = Client::builder().config(config).connect(&url).expect("connect");
+    let (peer, _) = listener.accept().expect("accept");
+    drop(listener);
+    (client, peer)
+}
+
+#[test]
+fn a_refusing_port_gets_the_backoff_then_the_limit_returns_every_frame() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "refusing_port");
+    let policy = Reconnect::new()
+        .initial_delay(Duration::from_millis(100))
+        .factor(2.0)
+        .jitter(0.2)
+        .max_attempts(3);
+    let config = Config::new().capacity(256).reconnect(policy);
+    let (client, peer) = connected_then_refusing(config);
+    let lost_at = Instant::now();
+    reset(peer);
+    assert!(wait_until(LONG, || client.stats().disconnects == 1), "the reset was seen");
+    // The buffer takes frames while there is room, then senders park.
+    let mut buffered = Vec::new();
+    for seq in 0.. {
+        let f = frame(0, seq, 64);
+        match client.try_send(f.clone()) {
+            Ok(()) => buffered.push(f),
+            Err(err) => {
+                assert!(err.is_full(), "full, not refused: {err:?}");
+                break;
+            }
+        }
+        assert!(seq < 100, "the buffer fills");
+    }
+    let parked: Vec<_> = (0..3)
+        .map(|i| {
+            let sender = client.clone();
+            let f = frame(1, i, 64);
+            let handle = thread::spawn(move || (sender.send(f.clone()), f, Instant::now()));
+            let waiting = i as usize + 1;
+            assert!(wait_until(LONG, || client.stats().waiters == waiting), "sender {i} parks");
+            handle
+        })
+        .collect();
+    let mut ended_at = lost_at;
+    for handle in parked {
+        let (result, sent, at) = join_within(handle, LONG, "a parked sender");
+        match result {
+            Err(SendError::Disconnected { frame, cause }) => {
+                assert_eq!(frame, sent, "the sender got its own frame back");
+                assert_eq!(cause.kind(), DisconnectKind::ConnectFailed, "{cause}");
+            }
+            other => panic!("a parked sender ends with the connection: {other:?}"),
+        }
+        ended_at = ended_at.max(at);
+    }
+    // Three attempts after 100, 200 and 400 ms, each within 20 % of that.
+    let took = ended_at - lost_at;
+    assert!(took >= Duration::from_millis(560), "gave up after {took:?}, before the backoff");
+    assert!(took <= Duration::from_millis(840) + Duration::from_secs(5), "gave up after {took:?}");
+    let stats = client.stats();
+    assert_eq!(stats.reconnect_attempts, 3, "{stats:?}");
+    let report = client.close_timeout(LONG).expect("close");
+    let unsent: Vec<Bytes> = report.into_unsent().into_iter().map(|u| u.into_frame()).collect();
+    assert_eq!(unsent, buffered, "the buffered frames come back, in order");
+}
+
+#[test]
+fn fail_fast_returns_frames_at_once_during_an_outage() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "fail_fast");
+    let policy = Reconnect::new().initial_delay(Duration::from_secs(30)).fail_fast(true);
+    let (client, peer) = connected_then_refusing(Config::new().capacity(4096).reconnect(policy));
+    reset(peer);
+    assert!(wait_until(LONG, || client.stats().disconnects == 1), "the reset was seen");
+    let f = frame(0, 0, 100);
+    let started = Instant::now();
+    match client.send_timeout(f.clone(), LONG) {
+        Err(SendError::Disconnected { frame, cause }) => {
+            assert_eq!(frame, f);
+            assert_eq!(cause.kind(), DisconnectKind::Reset, "{cause}");
+        }
+        other => panic!("a send during the outage fails at once: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "at once, not after a wait");
+    let err = client.try_send(f.clone()).unwrap_err();
+    assert_eq!(err.into_inner(), f);
+    let report = client.close_timeout(LONG).expect("close");
+    assert!(report.unsent().is_empty());
+}
+
+#[test]
+fn parked_senders_of_both_facades_complete_in_order_after_a_reconnect() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "parked_senders_reconnect");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let policy = Reconnect::new().initial_delay(Duration::from_millis(200)).jitter(0.0);
+    let config = Config::new().capacity(256).reconnect(policy);
+    let client = Client::builder().config(config.clone()).connect(&url).expect("connect");
+    let (peer, _) = listener.accept().expect("accept");
+    client.send(frame(9, 0, 32)).unwrap();
+    client.flush_timeout(LONG).unwrap();
+    reset(peer);
+    assert!(wait_until(LONG, || client.stats().disconnects == 1), "the reset was seen");
+    let mut expected = Vec::new();
+    for seq in 0.. {
+        let f = frame(0, seq, 64);
+        if client.try_send(f.clone()).is_err() {
+            break;
+        }
+        expected.push(ident(&f));
+        assert!(seq < 100, "the buffer fills");
+    }
+    // Parked one at a time, so their order is known: blocking, async, blocking.
+    let mut parked: Vec<JoinHandle<Result<(), SendError<Bytes>>>> = Vec::new();
+    let asynchronous = AsyncClient::from_connection(client.connection().clone());
+    for i in 0..3u64 {
+        let f = frame(1, i, 64);
+        expected.push(ident(&f));
+        parked.push(if i == 1 {
+            let a = asynchronous.clone();
+            thread::spawn(move || futures::executor::block_on(a.send(f)))
+        } else {
+            let c = client.clone();
+            thread::spawn(move || c.send(f))
+        });
+        let waiting = i as usize + 1;
+        assert!(wait_until(LONG, || client.stats().waiters == waiting), "sender {i} parks");
+    }
+    let listener_again = listener;
+    listener_again.set_nonblocking(false).unwrap();
+    let (mut peer, _) = listener_again.accept().expect("the client reconnects");
+    for handle in parked {
+        join_within(handle, LONG, "a parked sender").expect("sent on the new link");
+    }
+    client.flush_timeout(LONG).expect("flushed on the new link");
+    let report = client.close_timeout(LONG).expect("close");
+    assert!(report.unsent().is_empty(), "{report:?}");
+    let mut bytes = Vec::new();
+    peer.set_read_timeout(Some(LONG)).unwrap();
+    peer.read_to_end(&mut bytes).expect("read the new link to its end");
+    let got: Vec<(u32, u64)> = bytes.chunks(64).map(ident).collect();
+    assert_eq!(got, expected, "buffered frames first, then the parked senders in order");
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.disconnects), (2, 1), "{stats:?}");
+    // The first link wrote its one frame whole; what the outage buffered never met a link.
+    assert_eq!((stats.frames_possibly_delivered, stats.frames_replayed), (1, 0), "{stats:?}");
+}
