@@ -32,6 +32,8 @@ use bytes::Bytes;
 use crate::state::budget::{BudgetShared, Member};
 use crate::state::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
 mod life;
+#[cfg(test)]
+use life::Lost;
 
 pub(crate) use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};

@@ -8,7 +8,7 @@ use super::*;
 use std::collections::VecDeque;
 
 use crate::state::buffer::tests::advance;
-use crate::state::machine::{Admit, State};
+use crate::state::machine::{Admit, Lost, State};
 
 /// Counts its wake-ups.
 #[derive(Default)]
@@ -463,4 +463,77 @@ fn deadlines_are_judged_by_the_callers_clock_not_the_real_one() {
     assert!(matches!(late, Err(SendError::Timeout(frame)) if frame == marked(3, 1)));
     // The wait time is the caller's, too: 10 s of it.
     assert_eq!(state.stats().wait_time, Duration::from_secs(10));
+}
+
+/// Three frames of 10 bytes, the first written whole and 5 bytes of the second, then the link
+/// is lost. Returns the state and the lost link's account.
+fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
+    let mut state = State::new(40);
+    state.set_reconnect(hold_partial, false);
+    let mut fx = Effects::new(Instant::now);
+    let (a, b, c) = (Bytes::from(vec![1; 10]), Bytes::from(vec![2; 10]), Bytes::from(vec![3; 10]));
+    for f in [a, b, c] {
+        assert!(matches!(state.admit(f, false, None, None, &mut fx), Ok(Admit::Accepted)));
+    }
+    state.opened(&mut fx);
+    let mut in_flight = VecDeque::new();
+    let mut offset = 0;
+    state.buffer().take_chunks(&mut in_flight);
+    advance(&mut in_flight, &mut offset, 15);
+    state.written(15, &mut fx);
+    let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
+    let lost = state.link_lost(cause, &mut in_flight, offset, None, &mut fx);
+    (state, lost, fx)
+}
+
+#[test]
+fn a_lost_link_replays_unwritten_frames_and_hands_back_a_cut_one() {
+    let (mut state, lost, mut fx) = lose_mid_frame(false);
+    assert_eq!(lost.written, 0..1, "the first frame was written whole");
+    assert_eq!(lost.returned, [Bytes::from(vec![2; 10])], "the cut frame comes back");
+    assert_eq!(lost.replayed, 1);
+    assert_eq!(state.phase(), Phase::Connecting);
+    assert_eq!(state.buffer().held(), 10, "only the third frame is held");
+    let stats = state.stats();
+    assert_eq!((stats.frames_possibly_delivered, stats.frames_replayed), (2, 1));
+    // A flush of everything accepted completes once the third frame is written again.
+    let (_, waker) = counter();
+    let target = state.flush_target();
+    assert!(state.poll_flush(1, target, None, &waker, &mut fx).is_none());
+    state.opened(&mut fx);
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    assert_eq!(in_flight.iter().map(|c| c.to_vec()).collect::<Vec<_>>().concat(), vec![3; 10]);
+    state.written(10, &mut fx);
+    assert!(matches!(state.poll_flush(1, target, None, &waker, &mut fx), Some(Ok(()))));
+}
+
+#[test]
+fn an_atomic_cut_frame_is_replayed_whole_within_the_bound() {
+    let (mut state, lost, mut fx) = lose_mid_frame(true);
+    assert!(lost.returned.is_empty());
+    assert_eq!(lost.replayed, 2);
+    assert_eq!(state.buffer().held(), 20, "the cut frame is held whole again");
+    // While the cut frame's room was kept, a 30-byte frame did not fit; now 20 are free.
+    assert!(matches!(state.admit(frame(20), false, None, None, &mut fx), Ok(Admit::Accepted)));
+    assert!(state.admit(frame(1), false, None, None, &mut fx).is_err(), "the bound holds");
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    let wire: Vec<u8> = in_flight.iter().flat_map(|c| c.to_vec()).collect();
+    assert_eq!(&wire[..20], [vec![2; 10], vec![3; 10]].concat().as_slice(), "in order");
+    assert_eq!(state.stats().frames_accepted, 4, "a replayed frame is accepted once");
+}
+
+#[test]
+fn a_written_prefix_keeps_its_room_while_frames_are_atomic() {
+    let mut state = State::new(20);
+    state.set_reconnect(true, false);
+    let mut fx = Effects::new(Instant::now);
+    assert!(matches!(state.admit(frame(20), false, None, None, &mut fx), Ok(Admit::Accepted)));
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    state.written(5, &mut fx);
+    assert!(state.admit(frame(5), false, None, None, &mut fx).is_err(), "kept for a replay");
+    state.written(15, &mut fx);
+    assert!(matches!(state.admit(frame(20), false, None, None, &mut fx), Ok(Admit::Accepted)));
 }
