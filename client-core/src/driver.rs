@@ -574,7 +574,9 @@ impl Loop {
         }
         entry.connected = false;
         entry.connect_deadline = None;
-        entry.schedule_attempt(now);
+        if entry.ending.is_none() {
+            entry.schedule_attempt(now);
+        }
     }
 
     /// Starts the attempt whose time has come, on a thread of its own.
@@ -806,6 +808,11 @@ impl Entry {
             encoder.as_deref(),
             &mut fx,
         );
+        let Some(lost) = lost else {
+            // A close began meanwhile: it ends with the link.
+            self.finish(Some(cause));
+            return;
+        };
         self.conn.inbound().relink();
         fx.wake_all();
         let possibly = lost.possibly_delivered();

@@ -51,6 +51,9 @@ impl State {
     ///
     /// `in_flight` and `offset` are the driver's chunks not yet fully written; `encoder` is the
     /// connection's framing, whose headers go in front of the frames again.
+    ///
+    /// `None`, with nothing changed, if a close or a `shutdown_write` began since the driver
+    /// saw the failure: then the connection ends instead.
     pub(crate) fn link_lost(
         &mut self,
         cause: Disconnect,
@@ -58,8 +61,10 @@ impl State {
         offset: usize,
         encoder: Option<&dyn Encoder>,
         fx: &mut Effects,
-    ) -> Lost {
-        debug_assert!(matches!(self.phase, Phase::Connecting | Phase::Open), "a live connection");
+    ) -> Option<Lost> {
+        if !matches!(self.phase, Phase::Connecting | Phase::Open) {
+            return None;
+        }
         let now = fx.now();
         self.stats.disconnects += 1;
         let written = self.link_frames..self.stats.frames_written;
@@ -114,7 +119,7 @@ impl State {
         }
         self.marks.grew(self.buf.held(), fx);
         self.marks.shrank(self.buf.held(), fx);
-        lost
+        Some(lost)
     }
 
     /// Starts ending the write side: refuses new frames, fails waiting senders with their

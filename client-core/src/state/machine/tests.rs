@@ -483,7 +483,7 @@ fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
     state.written(15, &mut fx);
     let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
     let lost = state.link_lost(cause, &mut in_flight, offset, None, &mut fx);
-    (state, lost, fx)
+    (state, lost.expect("an open connection reconnects"), fx)
 }
 
 #[test]
@@ -536,4 +536,16 @@ fn a_written_prefix_keeps_its_room_while_frames_are_atomic() {
     assert!(state.admit(frame(5), false, None, None, &mut fx).is_err(), "kept for a replay");
     state.written(15, &mut fx);
     assert!(matches!(state.admit(frame(20), false, None, None, &mut fx), Ok(Admit::Accepted)));
+}
+
+#[test]
+fn a_link_lost_after_a_close_began_is_not_replaced() {
+    let mut state = State::new(40);
+    state.set_reconnect(false, false);
+    let mut fx = Effects::new(Instant::now);
+    state.opened(&mut fx);
+    assert!(state.begin_close(Instant::now() + Duration::from_secs(1), &mut fx));
+    let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
+    assert!(state.link_lost(cause, &mut VecDeque::new(), 0, None, &mut fx).is_none());
+    assert_eq!(state.phase(), Phase::Closing, "the close goes on");
 }
