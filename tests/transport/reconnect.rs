@@ -194,6 +194,9 @@ fn frames_survive_resets_in_order_and_at_most_once() {
     let links = collector.finish(LONG);
 
     assert!(stats.disconnects >= 1, "the faults ended links: {stats:?}");
+    assert_eq!(stats.disconnects, proxy.applied() as u64, "each fault ended one link: {stats:?}");
+    // A fault that stalls the link first leaves frames in the buffer that never met it.
+    assert!(stats.frames_replayed > 0, "frames were sent again: {stats:?}");
     assert_eq!(stats.connects, stats.disconnects + 1, "each lost link was replaced");
     assert!(stats.high_water <= CAPACITY, "the bound held: {stats:?}");
     let mut next = [0u64; PRODUCERS as usize];
@@ -360,11 +363,15 @@ fn parked_senders_of_both_facades_complete_in_order_after_a_reconnect() {
         join_within(handle, LONG, "a parked sender").expect("sent on the new link");
     }
     client.flush_timeout(LONG).expect("flushed on the new link");
-    let report = client.close_timeout(LONG).expect("close");
-    assert!(report.unsent().is_empty(), "{report:?}");
-    let mut bytes = Vec::new();
+    let mut bytes = vec![0u8; expected.len() * 64];
     peer.set_read_timeout(Some(LONG)).unwrap();
-    peer.read_to_end(&mut bytes).expect("read the new link to its end");
+    peer.read_exact(&mut bytes).expect("read every frame from the new link");
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let report = client.close_timeout(LONG).expect("close");
+    assert!(report.is_clean(), "{report:?}");
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).expect("read the new link to its end");
+    assert!(rest.is_empty(), "nothing more came: {} bytes", rest.len());
     let got: Vec<(u32, u64)> = bytes.chunks(64).map(ident).collect();
     assert_eq!(got, expected, "buffered frames first, then the parked senders in order");
     let stats = client.stats();
