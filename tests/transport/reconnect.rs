@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use tidegate::codec::LengthDelimited;
 use tidegate::transport::SocketOption;
 use tidegate::{AsyncClient, Bytes, Client, Config, DisconnectKind, Reconnect, SendError};
 
@@ -49,7 +50,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Collector {
-    fn start() -> Self {
+    fn start(prefix: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let addr = listener.local_addr().unwrap();
@@ -65,7 +66,8 @@ impl Collector {
                         let carried = Arc::new(Mutex::new(Carried::default()));
                         lock(&links2).push(carried.clone());
                         let stop = stop2.clone();
-                        readers.push(thread::spawn(move || collect(stream, &carried, &stop)));
+                        readers
+                            .push(thread::spawn(move || collect(stream, prefix, &carried, &stop)));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(2)),
                 }
@@ -96,8 +98,9 @@ impl Drop for Collector {
     }
 }
 
-/// Reads one link to its end, recording whole frames and checking their bytes.
-fn collect(mut stream: TcpStream, carried: &Mutex<Carried>, stop: &AtomicBool) {
+/// Reads one link to its end, recording whole frames and checking their bytes; each frame
+/// comes after a big-endian length header of `prefix` bytes, if `prefix` is not 0.
+fn collect(mut stream: TcpStream, prefix: usize, carried: &Mutex<Carried>, stop: &AtomicBool) {
     stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pending: Vec<u8> = Vec::new();
@@ -108,21 +111,24 @@ fn collect(mut stream: TcpStream, carried: &Mutex<Carried>, stop: &AtomicBool) {
             Ok(n) => {
                 pending.extend_from_slice(&buf[..n]);
                 let mut at = 0;
-                while pending.len() - at >= HEADER {
-                    let len = u32::from_be_bytes(pending[at + 12..at + 16].try_into().unwrap());
-                    let len = len as usize;
-                    if pending.len() - at < len {
+                while pending.len() - at >= prefix + HEADER {
+                    let start = at + prefix;
+                    let len = &pending[start + 12..start + 16];
+                    let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+                    if pending.len() - start < len {
                         break;
                     }
-                    let (producer, seq) = ident(&pending[at..]);
+                    let header = pending[at..start].iter().fold(0, |n, &b| n << 8 | b as usize);
+                    let (producer, seq) = ident(&pending[start..]);
                     let mut carried = lock(carried);
+                    let framed = prefix == 0 || header == len;
                     if carried.corrupt.is_none()
-                        && pending[at..at + len] != frame(producer, seq, len)
+                        && (!framed || pending[start..start + len] != frame(producer, seq, len))
                     {
                         carried.corrupt = Some(format!("frame {producer}/{seq} has wrong bytes"));
                     }
                     carried.frames.push((producer, seq));
-                    at += len;
+                    at = start + len;
                 }
                 pending.drain(..at);
             }
@@ -144,18 +150,34 @@ fn quick() -> Reconnect {
 
 #[test]
 fn frames_survive_resets_in_order_and_at_most_once() {
-    let _watchdog = Watchdog::new(Duration::from_secs(100), "frames_survive_resets");
+    survive_resets(None);
+}
+
+/// With length-delimited framing, each frame cut by a reset goes again whole, with its header.
+#[test]
+fn framed_frames_survive_resets_with_their_headers() {
+    survive_resets(Some(LengthDelimited::new()));
+}
+
+/// Producers send through the proxy while it resets links, by turns in the middle of traffic
+/// and after stalling it; then checks what the sink received on all the links.
+fn survive_resets(framing: Option<LengthDelimited>) {
+    let _watchdog = Watchdog::new(Duration::from_secs(100), "survive_resets");
     const PRODUCERS: u32 = 2;
     const FRAMES: u64 = 3000;
     const CAPACITY: usize = 16 * 1024;
     const FAULTS: usize = 6;
-    let collector = Collector::start();
+    let collector = Collector::start(if framing.is_some() { 4 } else { 0 });
     let proxy = Proxy::start(collector.addr);
     let config = Config::new()
         .capacity(CAPACITY)
         .socket_option(SocketOption::SendBufferSize(8 * 1024))
-        .close_timeout(LONG)
-        .reconnect(quick().atomic_frames(true));
+        .close_timeout(LONG);
+    let config = match framing {
+        // Framing alone makes a cut frame go again whole.
+        Some(codec) => config.framing(codec).reconnect(quick()),
+        None => config.reconnect(quick().atomic_frames(true)),
+    };
     let client = Client::builder().config(config).connect(&proxy.url()).expect("connect");
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|id| {
@@ -366,12 +388,16 @@ fn parked_senders_of_both_facades_complete_in_order_after_a_reconnect() {
     let mut bytes = vec![0u8; expected.len() * 64];
     peer.set_read_timeout(Some(LONG)).unwrap();
     peer.read_exact(&mut bytes).expect("read every frame from the new link");
-    peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let report = client.close_timeout(LONG).expect("close");
-    assert!(report.is_clean(), "{report:?}");
+    // The peer ends its side only after the client's end: before it, with reconnection on,
+    // the peer's end of stream would be a lost link.
+    let closing = client.clone();
+    let close = thread::spawn(move || closing.close_timeout(LONG).expect("close"));
     let mut rest = Vec::new();
     peer.read_to_end(&mut rest).expect("read the new link to its end");
     assert!(rest.is_empty(), "nothing more came: {} bytes", rest.len());
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let report = join_within(close, LONG, "the close");
+    assert!(report.is_clean(), "{report:?}");
     let got: Vec<(u32, u64)> = bytes.chunks(64).map(ident).collect();
     assert_eq!(got, expected, "buffered frames first, then the parked senders in order");
     let stats = client.stats();
