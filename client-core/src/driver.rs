@@ -579,13 +579,14 @@ impl Loop {
         }
     }
 
-    /// Starts the attempt whose time has come, on a thread of its own.
-    fn start_attempt(&self, entry: &mut Entry, now: Instant) {
+    /// Starts the attempt whose time has come, on a thread of its own. The clock is read only
+    /// while an attempt waits.
+    fn start_attempt(&self, entry: &mut Entry) {
         let Some(relink) = &mut entry.relink else { return };
         if entry.ending.is_some()
             || entry.link.is_some()
             || relink.opening
-            || relink.next_attempt.is_none_or(|at| at > now)
+            || relink.next_attempt.is_none_or(|at| at > Instant::now())
         {
             return;
         }
@@ -671,7 +672,7 @@ impl Loop {
             self.relink(&mut entry);
             next = if entry.ending.is_some() { Next::Done } else { Next::Wait };
         }
-        self.start_attempt(&mut entry, Instant::now());
+        self.start_attempt(&mut entry);
         if entry.ending.is_some() {
             next = Next::Done;
         }
@@ -771,16 +772,16 @@ impl Entry {
     /// Whether a failure now would be met with a new link: reconnection is on, and the
     /// connection is neither ending nor waiting for its first link.
     fn may_relink(&self) -> bool {
-        self.relink.is_some()
-            && self.conn.lock().was_opened()
-            && matches!(self.phase, Phase::Open | Phase::Connecting)
+        self.relink.is_some() && {
+            // The phase as of now: a close may have begun since the last write turn.
+            let state = self.conn.lock();
+            state.was_opened() && matches!(state.phase(), Phase::Open | Phase::Connecting)
+        }
     }
 
     /// The link failed, or the attempt to open it did: the connection reconnects if it may
     /// and the failure is not permanent, and ends otherwise.
     fn fail(&mut self, cause: Disconnect) -> Next {
-        // The phase as of now: a close may have begun since the last write turn.
-        self.phase = self.conn.lock().phase();
         if !self.may_relink() || permanent(&cause) {
             return self.finish(Some(cause));
         }
