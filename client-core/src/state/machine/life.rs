@@ -36,6 +36,7 @@ impl State {
 
     /// Counts the time of the outage under way, if any, and ends it.
     fn end_outage(&mut self, fx: &mut Effects) {
+        self.refusing = false;
         if let Some((_, since)) = self.outage.take() {
             self.stats.time_disconnected += fx.now().saturating_duration_since(since);
         }
@@ -80,7 +81,7 @@ impl State {
             let header = encoder.map(|e| Header::encode(e, unsent.frame().len()));
             // An encoder that refuses a length it took before cannot frame the frame again.
             let framable = !matches!(header, Some(Err(_)));
-            if (done > 0 && !self.hold_partial) || !framable {
+            if (done > 0 && !self.hold_partial()) || !framable {
                 dropped += wire - done;
                 if let Some(slot) = &self.budget {
                     slot.shared.release(wire - done, &mut fx.grants);
@@ -111,6 +112,7 @@ impl State {
         self.write_ended = false;
         self.peer_ended = false;
         self.outage = Some((cause, now));
+        self.refusing = self.fail_fast;
         self.settle(dropped as u64, fx);
         if self.fail_fast {
             self.fail_waiters(fx);

@@ -170,11 +170,15 @@ pub(crate) struct State {
     ///
     /// Invariant: `settled + buf.held() == stats.bytes_accepted`.
     settled: u64,
-    /// With reconnection and atomic frames: the written part of the frame being written
-    /// keeps its room until the frame is whole on the wire, so it can be sent again whole.
-    hold_partial: bool,
+    /// With reconnection and atomic frames, all ones, else 0: the written part of the frame
+    /// being written keeps its room (`head_written & hold_mask`) until the frame is whole on
+    /// the wire, so it can be sent again whole. A mask, so the fast path does not branch on it.
+    hold_mask: usize,
     /// With reconnection: whether sends fail at once while the link is down.
     fail_fast: bool,
+    /// `fail_fast` and the link is down after a loss: sends are refused. Kept apart from
+    /// `outage` so the fast path tests one flag.
+    refusing: bool,
     /// While a lost link is being replaced: why it was lost, and when.
     outage: Option<(Disconnect, Instant)>,
     /// `frames_written` when the current link came up: the frames written since are the ones
@@ -215,8 +219,9 @@ impl State {
             probe: None,
             latency: Histogram::default(),
             settled: 0,
-            hold_partial: false,
+            hold_mask: 0,
             fail_fast: false,
+            refusing: false,
             outage: None,
             link_frames: 0,
         }
@@ -260,7 +265,7 @@ impl State {
     /// is whole on the wire (it will be sent again whole if the link is lost), `fail_fast`
     /// refuses sends while the link is down.
     pub(crate) fn set_reconnect(&mut self, hold_partial: bool, fail_fast: bool) {
-        self.hold_partial = hold_partial;
+        self.hold_mask = if hold_partial { usize::MAX } else { 0 };
         self.fail_fast = fail_fast;
     }
 
@@ -292,8 +297,8 @@ impl State {
 
     /// The error a frame gets when the connection no longer takes frames, if it does not.
     fn refuse(&self, frame: Bytes) -> Result<Bytes, SendError<Bytes>> {
-        if self.phase == Phase::Connecting
-            && self.fail_fast
+        if self.refusing
+            && self.phase == Phase::Connecting
             && let Some((cause, _)) = &self.outage
         {
             return Err(SendError::Disconnected { frame, cause: cause.clone() });
@@ -311,14 +316,13 @@ impl State {
     }
 
     fn fits(&self, len: usize, urgent: bool) -> bool {
-        let kept = if self.hold_partial { self.buf.head_written() } else { 0 };
+        let kept = self.buf.head_written() & self.hold_mask;
         self.buf.held() + kept + len <= self.limit(urgent)
     }
 
-    /// Whether sends are refused now: fail-fast, and the link is down after a loss.
-    #[inline]
-    fn refuses_in_outage(&self) -> bool {
-        self.fail_fast && self.outage.is_some()
+    /// Whether a frame of a lost link that was written in part is sent again whole.
+    fn hold_partial(&self) -> bool {
+        self.hold_mask != 0
     }
 
     fn lane(&mut self, urgent: bool) -> &mut BTreeMap<u64, Waiter> {
@@ -445,8 +449,7 @@ impl State {
         // The common case first: an open connection, nobody waiting, room for the frame.
         let len = frame.len() + header.len();
         let clear = self.urgent_waiters.is_empty() && (urgent || self.waiters.is_empty());
-        let open =
-            matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refuses_in_outage();
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
         if len != 0 && open && clear && self.fits(len, urgent) && self.budget_allows(len, urgent) {
             self.push(frame, header, urgent, fx);
             return Ok(Admit::Accepted);
@@ -477,8 +480,7 @@ impl State {
         let len = bytes.len();
         debug_assert!(!lens.is_empty() && lens.iter().all(|&l| l > 0), "refused by the caller");
         let clear = self.urgent_waiters.is_empty() && self.waiters.is_empty();
-        let open =
-            matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refuses_in_outage();
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
         if open && clear && self.fits(len, false) && self.budget_allows(len, false) {
             self.push_batch(bytes, lens, fx);
             return Ok(Admit::Accepted);
