@@ -342,6 +342,8 @@ struct Reconnecting {
     opening: bool,
     /// Why the link was lost, then why the last attempt failed.
     cause: Option<Disconnect>,
+    /// The next attempt waits for an event subscriber to read (see `state::events`).
+    held: bool,
 }
 
 /// Whether a failure will not go away by trying again: a certificate refused, or a transport
@@ -488,6 +490,7 @@ impl Loop {
             attempt: 0,
             opening: false,
             cause: None,
+            held: false,
         });
         let mut entry = Entry {
             conn,
@@ -672,6 +675,7 @@ impl Loop {
             self.relink(&mut entry);
             next = if entry.ending.is_some() { Next::Done } else { Next::Wait };
         }
+        entry.resume_held();
         self.start_attempt(&mut entry);
         if entry.ending.is_some() {
             next = Next::Done;
@@ -703,12 +707,14 @@ impl Entry {
                     self.connected = true;
                     log::debug!("connected to {}", self.conn.url());
                     self.observer.connected();
+                    let mut attempt = 0;
                     if let Some(relink) = &mut self.relink {
                         relink.up_since = Some(now);
                         relink.cause = None;
+                        attempt = relink.backoff.attempts();
                     }
                     let mut fx = Effects::new(Instant::now);
-                    self.conn.lock().opened(&mut fx);
+                    self.conn.lock().opened(attempt, &mut fx);
                     fx.wake_all();
                 }
                 Ok(false) => {
@@ -816,7 +822,7 @@ impl Entry {
         };
         self.conn.inbound().relink();
         fx.wake_all();
-        let possibly = lost.possibly_delivered();
+        let possibly = lost.possibly.count();
         if possibly > 0 {
             log::warn!(
                 "{}: link lost ({cause}); {possibly} frames possibly delivered, {} sent again",
@@ -842,8 +848,8 @@ impl Entry {
     /// up.
     fn attempt_failed(&mut self, cause: Disconnect) {
         if permanent(&cause) {
-            log::debug!("{}: not reconnecting: {cause}", self.conn.url());
-            self.finish(Some(cause));
+            log::warn!("{}: not reconnecting: {cause}", self.conn.url());
+            self.give_up(cause);
             return;
         }
         if let Some(relink) = &mut self.relink {
@@ -852,24 +858,52 @@ impl Entry {
         self.schedule_attempt(Instant::now());
     }
 
-    /// Sets the time of the next attempt, or gives up if the policy says so.
+    /// Sets the time of the next attempt, or gives up if the policy says so. While an event
+    /// subscriber lacks room for what the attempt would bring, the attempt is held back; the
+    /// subscriber's read that makes room asks for a service, which comes back here.
     fn schedule_attempt(&mut self, now: Instant) {
         let Some(relink) = &mut self.relink else { return };
-        let outage = self.conn.lock().outage_since().map_or(Duration::ZERO, |since| now - since);
+        let mut state = self.conn.lock();
+        relink.held = !state.events().has_room();
+        if relink.held {
+            log::debug!("{}: next reconnect attempt waits for an event reader", self.conn.url());
+            return;
+        }
+        let outage = state.outage_since().map_or(Duration::ZERO, |since| now - since);
         let policy = &relink.relink.policy;
         if policy.gives_up(relink.backoff.attempts(), outage) {
-            let cause = relink.cause.clone();
+            drop(state);
+            let cause = relink.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
             log::warn!(
-                "{}: gave up reconnecting after {} attempts",
+                "{}: gave up reconnecting after {} attempts: {cause}",
                 self.conn.url(),
                 relink.backoff.attempts()
             );
-            self.finish(cause);
+            self.give_up(cause);
             return;
         }
         let (attempt, delay) = relink.backoff.next(policy);
         log::debug!("{}: reconnect attempt {attempt} in {delay:?}", self.conn.url());
         relink.next_attempt = Some(now + delay);
+        let mut fx = Effects::at(now);
+        state.reconnecting(attempt, delay, &mut fx);
+        drop(state);
+        fx.wake_all();
+    }
+
+    /// An attempt held back for an event reader is scheduled, once there is room.
+    fn resume_held(&mut self) {
+        if self.relink.as_ref().is_some_and(|r| r.held) && self.ending.is_none() {
+            self.schedule_attempt(Instant::now());
+        }
+    }
+
+    /// Reconnection stops for `cause`: subscribers are told, and the connection ends.
+    fn give_up(&mut self, cause: Disconnect) {
+        let mut fx = Effects::new(Instant::now);
+        self.conn.lock().gave_up(cause.clone(), &mut fx);
+        fx.wake_all();
+        self.finish(Some(cause));
     }
 
     /// The peer ended its side in order: the receive side ends (receivers get what arrived,

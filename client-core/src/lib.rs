@@ -22,8 +22,8 @@
 //!           connect,recv,link_call,watermarks}   its settings) and one module per operation
 //!       │
 //!  1  state/{machine,buffer,inbound,budget,      pure state: no I/O, no threads, no clocks;
-//!            watermark,effects,codec,batch,      the waiter lines, admission, the bounds,
-//!            error,report}                       the codec, errors and reports
+//!            watermark,events,feed,backoff,      the waiter lines, admission, the bounds,
+//!            effects,codec,batch,error,report}   the codec, errors and reports
 //! ```
 //!
 //! 1. **`state`** decides. The connection's state machine keeps the outgoing buffer within its
@@ -100,7 +100,7 @@ pub use bytes::{self, Bytes};
 pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
 pub use conn::ConnectionRef;
 pub use conn::byte_stream::ByteStream;
-pub use conn::close::{CloseOp, ShutdownWriteOp};
+pub use conn::close::{CloseOp, ClosedOp, ShutdownWriteOp};
 pub use conn::connect::Connected;
 pub use conn::flush::FlushOp;
 pub use conn::link_call::LinkCall;
@@ -108,7 +108,7 @@ pub use conn::recv::RecvOp;
 pub use conn::send::SendOp;
 pub use conn::send_batch::SendBatchOp;
 pub use conn::watermarks::WatermarkEvents;
-pub use connection::{Connection, LastClose};
+pub use connection::{Connection, ConnectionEvent, ConnectionEvents, LastClose};
 pub use driver::is_driver_thread;
 pub use io_group::IoGroup;
 pub use state::backoff::Reconnect;
@@ -120,6 +120,7 @@ pub use state::error::{
     CloseError, ConnectError, Disconnect, DisconnectKind, FlushError, FrameLimit, LinkError,
     RecvError, SendError, TlsError, TlsErrorKind, TryRecvError, TrySendError,
 };
+pub use state::events::PossiblyDelivered;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use state::fuzzing;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::ConnShared;
 use crate::state::effects::Effects;
-use crate::state::error::FlushError;
+use crate::state::error::{Disconnect, FlushError};
 use crate::state::report::CloseReport;
 
 /// A close in progress, returned by [`Connection::close`](crate::Connection::close).
@@ -215,5 +215,72 @@ impl ConnShared {
         drop(state);
         self.apply(fx);
         report.map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+/// Waits for a connection to end for good, returned by
+/// [`Connection::closed`](crate::Connection::closed). It resolves to `None` after an orderly
+/// close, and to the cause otherwise: the link failed with reconnection off, or reconnection
+/// gave up. It starts nothing: a connection that is never closed keeps it pending.
+///
+/// # Cancel safety
+///
+/// Dropping it only stops the waiting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate::{ClosedOp, Config, Connection};
+/// use tidegate::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-closed-op").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// let closed: ClosedOp<'_> = conn.closed();
+/// tidegate::block_on(conn.close(Duration::from_secs(5)));
+/// assert!(tidegate::block_on(closed).is_none(), "an orderly close has no cause");
+/// ```
+#[must_use = "does nothing unless polled"]
+#[derive(Debug)]
+pub struct ClosedOp<'a> {
+    conn: &'a ConnShared,
+}
+
+impl<'a> ClosedOp<'a> {
+    pub(crate) fn new(conn: &'a ConnShared) -> Self {
+        Self { conn }
+    }
+}
+
+impl ClosedOp<'_> {
+    /// Polls with a bare waker: `Ready` once the connection has ended, with its cause if the
+    /// end was not an orderly close; on `Pending`, `waker` is woken when it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-closed-op-poll-with").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// assert!(conn.closed().poll_with(Waker::noop()).is_pending());
+    /// ```
+    pub fn poll_with(&mut self, waker: &Waker) -> Poll<Option<Disconnect>> {
+        let mut state = self.conn.lock();
+        if state.has_ended() {
+            return Poll::Ready(state.cause().cloned());
+        }
+        state.watch(waker);
+        Poll::Pending
+    }
+}
+
+impl Future for ClosedOp<'_> {
+    type Output = Option<Disconnect>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_with(cx.waker())
     }
 }

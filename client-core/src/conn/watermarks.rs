@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use crate::conn::ConnShared;
-use crate::state::watermark::{Subscription, Watermark};
+use crate::state::feed::Subscription;
+use crate::state::watermark::Watermark;
 
 /// A subscription to a connection's watermark crossings, returned by
 /// [`Connection::watermarks`](crate::Connection::watermarks).
@@ -29,7 +30,7 @@ use crate::state::watermark::{Subscription, Watermark};
 /// ```
 pub struct WatermarkEvents {
     conn: Arc<ConnShared>,
-    subscription: Subscription,
+    subscription: Subscription<Watermark>,
 }
 
 impl fmt::Debug for WatermarkEvents {

@@ -6,10 +6,12 @@
 //! split by meaning: [`sending`], [`receiving`], [`ending`], and the rest here.
 
 mod ending;
+mod events;
 mod receiving;
 mod sending;
 
 pub use ending::LastClose;
+pub use events::{ConnectionEvent, ConnectionEvents};
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +19,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::conn::close::ClosedOp;
 use crate::conn::connect::Connected;
 use crate::conn::link_call::LinkCall;
 use crate::conn::sealed::Sealed;
@@ -317,6 +320,57 @@ impl Connection {
     /// ```
     pub fn watermarks(&self) -> WatermarkEvents {
         WatermarkEvents::new(self.handle.shared.clone())
+    }
+
+    /// Subscribes to the events in the life of the connection's links: each link that comes
+    /// up, each one lost and the fate of its frames, each reconnect attempt, and giving up.
+    /// The subscription gets the events from now on, and ends after the connection ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use tidegate::{Config, Connection, ConnectionEvent};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-events-method").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut events = conn.events();
+    /// tidegate::block_on(conn.connected()).unwrap();
+    /// // Subscribed before the link came up: its `Connected` is the first event.
+    /// let first = loop {
+    ///     if let Poll::Ready(event) = events.poll_next_with(Waker::noop()) {
+    ///         break event;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert!(matches!(first, Some(ConnectionEvent::Connected { attempt: 0, .. })));
+    /// ```
+    pub fn events(&self) -> ConnectionEvents {
+        ConnectionEvents::new(self.handle.shared.clone(), self.handle.endpoint.clone())
+    }
+
+    /// Waits for the connection to end for good: after a close, after its link failed with
+    /// reconnection off, or after reconnection gave up. Resolves to `None` for an orderly
+    /// close, else to the cause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-closed").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// tidegate::block_on(async {
+    ///     conn.connected().await.unwrap();
+    ///     conn.close(Duration::from_secs(5)).await;
+    ///     assert!(conn.closed().await.is_none());
+    /// });
+    /// ```
+    pub fn closed(&self) -> ClosedOp<'_> {
+        ClosedOp::new(self.shared())
     }
 
     /// Returns a snapshot of the connection's counters.

@@ -9,7 +9,11 @@
 //! - [`buffer`]: the outgoing buffer, its chunks and their byte accounting;
 //! - [`inbound`]: the bounded inbound buffer and its waiting receivers;
 //! - [`budget`]: a memory budget shared by many connections, with its own FIFO line;
-//! - [`watermark`]: the high/low marks and their subscribers' queues;
+//! - [`watermark`]: the high/low marks, published to their subscribers;
+//! - [`events`]: the connection events (links up and lost, the fates of a lost link's
+//!   frames, reconnect attempts), lossless and bounded;
+//! - [`feed`]: the subscriber queues both of those publish to;
+//! - [`backoff`]: the reconnect policy and the delays it draws;
 //! - [`effects`]: what a change asks for once the lock is released (wakers, budget grants, a
 //!   word to the driver), and the time as the caller tells it: deadlines and wait times are
 //!   judged by the clock the layer above hands in, so tests and models can bring their own;
@@ -26,6 +30,8 @@ pub(crate) mod buffer;
 pub mod codec;
 pub(crate) mod effects;
 pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod feed;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

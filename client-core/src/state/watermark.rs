@@ -6,12 +6,8 @@
 //! A subscriber that does not keep up keeps at most [`QUEUE`] events: past that the oldest
 //! `High`/`Low` pair is dropped, which keeps the alternation and the latest state right.
 
-use std::collections::VecDeque;
-
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
-
 use crate::state::effects::Effects;
+use crate::state::feed::{Feed, Subscription};
 
 /// Events a subscriber keeps before it drops the oldest pair.
 const QUEUE: usize = 64;
@@ -34,19 +30,6 @@ pub enum Watermark {
     Low,
 }
 
-/// One subscriber's queue.
-#[derive(Debug, Default)]
-struct Queue {
-    events: VecDeque<Watermark>,
-    waker: Option<Waker>,
-    /// The connection has ended: no more events will come.
-    ended: bool,
-}
-
-fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    queue.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The watermark state of a connection, kept in its state behind its lock.
 #[derive(Debug, Default)]
 pub(crate) struct Marks {
@@ -54,7 +37,7 @@ pub(crate) struct Marks {
     levels: Option<(usize, usize)>,
     /// Whether the buffer is above the high mark (crossed it and not yet drained to low).
     above: bool,
-    subscribers: Vec<Arc<Mutex<Queue>>>,
+    feed: Feed<Watermark>,
 }
 
 impl Marks {
@@ -86,71 +69,25 @@ impl Marks {
 
     fn publish(&mut self, event: Watermark, fx: &mut Effects) {
         log::debug!("outgoing buffer crossed its {event:?} watermark");
-        for subscriber in &self.subscribers {
-            let mut queue = lock(subscriber);
-            if queue.events.len() >= QUEUE {
-                queue.events.drain(..2);
+        self.feed.publish(event, fx, |events| {
+            if events.len() >= QUEUE {
+                events.drain(..2);
             }
-            queue.events.push_back(event);
-            fx.wake.extend(queue.waker.take());
-        }
+        });
     }
 
     /// A new subscriber; it starts with a `High` event if the buffer is above the mark now.
-    pub(crate) fn subscribe(&mut self) -> Subscription {
-        let mut queue = Queue::default();
-        if self.above {
-            queue.events.push_back(Watermark::High);
-        }
-        let queue = Arc::new(Mutex::new(queue));
-        self.subscribers.push(queue.clone());
-        Subscription(queue)
+    pub(crate) fn subscribe(&mut self) -> Subscription<Watermark> {
+        self.feed.subscribe(self.above.then_some(Watermark::High))
     }
 
-    pub(crate) fn unsubscribe(&mut self, subscription: &Subscription) {
-        self.subscribers.retain(|q| !Arc::ptr_eq(q, &subscription.0));
+    pub(crate) fn unsubscribe(&mut self, subscription: &Subscription<Watermark>) {
+        self.feed.unsubscribe(subscription);
     }
 
     /// The connection ended: every subscriber's stream ends once its events are read.
     pub(crate) fn end(&mut self, fx: &mut Effects) {
-        for subscriber in self.subscribers.drain(..) {
-            let mut queue = lock(&subscriber);
-            queue.ended = true;
-            fx.wake.extend(queue.waker.take());
-        }
-    }
-}
-
-/// One subscriber's end of its queue: what a `WatermarkEvents` handle reads from.
-#[derive(Debug)]
-pub(crate) struct Subscription(Arc<Mutex<Queue>>);
-
-impl Subscription {
-    /// The next crossing: `Ready(Some(..))` if one happened, `Ready(None)` once the
-    /// connection has ended and every crossing was read, else `Pending`, with `waker` kept
-    /// for the next crossing or the end.
-    pub(crate) fn poll_next(&self, waker: &Waker) -> Poll<Option<Watermark>> {
-        let mut queue = lock(&self.0);
-        if let Some(event) = queue.events.pop_front() {
-            return Poll::Ready(Some(event));
-        }
-        if queue.ended {
-            return Poll::Ready(None);
-        }
-        if queue.waker.as_ref().is_none_or(|w| !w.will_wake(waker)) {
-            queue.waker = Some(waker.clone());
-        }
-        Poll::Pending
-    }
-
-    /// The next crossing if one is waiting.
-    pub(crate) fn try_next(&self) -> Option<Watermark> {
-        lock(&self.0).events.pop_front()
-    }
-
-    /// Ends the stream at once: the connection ended before the subscription was taken.
-    pub(crate) fn end(&self) {
-        lock(&self.0).ended = true;
+        self.feed.end(fx);
     }
 }
 
@@ -160,14 +97,15 @@ mod tests {
     //! or past it", "down to the low mark or below it"), one byte short of it is not.
 
     use super::*;
+    use std::task::Waker;
     use std::time::Instant;
 
     /// Levels with room on both sides of each mark.
     const HIGH: usize = 80;
     const LOW: usize = 20;
 
-    fn taken(queue: &Subscription) -> Vec<Watermark> {
-        lock(&queue.0).events.drain(..).collect()
+    fn taken(queue: &Subscription<Watermark>) -> Vec<Watermark> {
+        queue.drain()
     }
 
     #[test]
@@ -190,7 +128,7 @@ mod tests {
         let mut fx = Effects::new(Instant::now);
         marks.grew(HIGH, &mut fx);
         assert_eq!(taken(&queue), [Watermark::High]);
-        lock(&queue.0).waker = Some(Waker::noop().clone());
+        queue.set_waker(Waker::noop().clone());
         fx.wake.clear();
         marks.shrank(LOW + 1, &mut fx);
         assert_eq!(taken(&queue), [], "one byte above the low mark");

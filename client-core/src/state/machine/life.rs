@@ -3,9 +3,8 @@
 //! caller's [`Effects`].
 
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -13,12 +12,15 @@ use crate::state::buffer::Header;
 use crate::state::codec::Encoder;
 use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, LinkError, SendError};
+use crate::state::events::{Event, PossiblyDelivered};
 use crate::state::machine::{Phase, State};
 use crate::state::report::{CloseReport, Ending};
 
 impl State {
-    /// The link is up: the first one, or one that replaces a lost link.
-    pub(crate) fn opened(&mut self, fx: &mut Effects) {
+    /// The link is up: the first one (`attempt` 0), or one that reconnect attempt `attempt`
+    /// brought to replace a lost link.
+    pub(crate) fn opened(&mut self, attempt: u32, fx: &mut Effects) {
+        self.events.publish(Event::Connected { attempt }, fx);
         self.opened = true;
         self.stats.connects += 1;
         self.link_frames = self.stats.frames_written;
@@ -32,6 +34,16 @@ impl State {
     /// A reconnect attempt starts.
     pub(crate) fn reconnect_attempt(&mut self) {
         self.stats.reconnect_attempts += 1;
+    }
+
+    /// Reconnect attempt `attempt` is due after `delay`.
+    pub(crate) fn reconnecting(&mut self, attempt: u32, delay: Duration, fx: &mut Effects) {
+        self.events.publish(Event::Reconnecting { attempt, delay }, fx);
+    }
+
+    /// Reconnection stopped for `cause`; the connection ends next.
+    pub(crate) fn gave_up(&mut self, cause: Disconnect, fx: &mut Effects) {
+        self.events.publish(Event::GaveUp { cause }, fx);
     }
 
     /// Counts the time of the outage under way, if any, and ends it.
@@ -69,11 +81,12 @@ impl State {
         let now = fx.now();
         self.stats.disconnects += 1;
         let written = self.link_frames..self.stats.frames_written;
+        let mut cut = Vec::new();
         let header_len = self.buf.header_len();
         let urgent = self.buf.urgent_waiting();
         let frames = self.buf.drain_unsent(in_flight, offset);
         let data = frames.len() - urgent;
-        let mut lost = Lost { replayed: 0, written, returned: Vec::new() };
+        let mut replayed = 0;
         let mut dropped = 0;
         for (i, unsent) in frames.into_iter().enumerate() {
             let done = unsent.written();
@@ -86,7 +99,7 @@ impl State {
                 if let Some(slot) = &self.budget {
                     slot.shared.release(wire - done, &mut fx.grants);
                 }
-                lost.returned.push(unsent.into_frame());
+                cut.push(unsent.into_frame());
                 continue;
             }
             if done > 0 {
@@ -103,15 +116,16 @@ impl State {
                 (true, Some(Ok(header))) => self.buf.push_urgent_framed(&header, frame),
                 (true, _) => self.buf.push_urgent(frame),
             }
-            lost.replayed += 1;
+            replayed += 1;
         }
+        let lost = Lost { replayed, possibly: PossiblyDelivered::new(written, cut) };
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
         self.stats.frames_replayed += lost.replayed;
-        self.stats.frames_possibly_delivered += lost.possibly_delivered();
+        self.stats.frames_possibly_delivered += lost.possibly.count();
         self.phase = Phase::Connecting;
         self.write_ended = false;
         self.peer_ended = false;
-        self.outage = Some((cause, now));
+        self.outage = Some((cause.clone(), now));
         self.refusing = self.fail_fast;
         self.settle(dropped as u64, fx);
         if self.fail_fast {
@@ -121,6 +135,12 @@ impl State {
         }
         self.marks.grew(self.buf.held(), fx);
         self.marks.shrank(self.buf.held(), fx);
+        let event = Event::Disconnected {
+            cause,
+            replayed: lost.replayed,
+            possibly_delivered: lost.possibly.clone(),
+        };
+        self.events.publish(event, fx);
         Some(lost)
     }
 
@@ -270,6 +290,7 @@ impl State {
         fx.wake.extend(std::mem::take(&mut self.flushers).into_values().map(|f| f.waker));
         fx.wake.append(&mut self.watchers);
         self.marks.end(fx);
+        self.events.end(fx);
     }
 
     /// Why the link is not available, once the connection has ended.
@@ -319,16 +340,6 @@ impl State {
 pub(crate) struct Lost {
     /// Frames back in the buffer, to be sent first on the next link.
     pub(crate) replayed: u64,
-    /// The frames the lost link wrote whole, by their number in wire order (counting from 0
-    /// at the first frame the connection wrote): possibly delivered.
-    pub(crate) written: Range<u64>,
-    /// Frames handed back: partly written and not atomic, so possibly delivered.
-    pub(crate) returned: Vec<Bytes>,
-}
-
-impl Lost {
-    /// How many frames may have reached the peer.
-    pub(crate) fn possibly_delivered(&self) -> u64 {
-        self.written.end - self.written.start + self.returned.len() as u64
-    }
+    /// The frames that may have reached the peer: written whole, or cut and not atomic.
+    pub(crate) possibly: PossiblyDelivered,
 }

@@ -37,6 +37,7 @@ use life::Lost;
 
 pub(crate) use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};
+use crate::state::events::Events;
 use crate::state::latency::Histogram;
 use crate::state::report::{Ending, Stats};
 use crate::state::watermark::Marks;
@@ -157,6 +158,8 @@ pub(crate) struct State {
     /// The most senders that may wait at once, if bounded.
     max_waiters: Option<usize>,
     marks: Marks,
+    /// The subscribers to the connection's events.
+    events: Events,
     /// The shared budget data frames must also fit, if any.
     budget: Option<BudgetSlot>,
     stats: Stats,
@@ -214,6 +217,7 @@ impl State {
             abandoned: false,
             max_waiters: None,
             marks: Marks::default(),
+            events: Events::default(),
             budget: None,
             stats: Stats { capacity, ..Stats::default() },
             probe: None,
@@ -234,6 +238,10 @@ impl State {
 
     pub(crate) fn marks(&mut self) -> &mut Marks {
         &mut self.marks
+    }
+
+    pub(crate) fn events(&mut self) -> &mut Events {
+        &mut self.events
     }
 
     /// Whether the connection has ended.

@@ -1,0 +1,206 @@
+//! The events in the life of a connection's links, and a subscriber's handle on them. The state
+//! records them ([`state::events`](crate::state::events)); this handle adds the endpoint and,
+//! when a read makes room for a reconnect attempt held back for it, tells the driver.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::conn::ConnShared;
+use crate::state::effects::Effects;
+use crate::state::error::Disconnect;
+use crate::state::events::{Event, PossiblyDelivered};
+use crate::state::feed::Subscription;
+use crate::transport::Endpoint;
+
+// Named in the docs only.
+#[cfg(doc)]
+use crate::{Config, Connection, Reconnect};
+
+/// An event in the life of a connection's links, from [`ConnectionEvents`].
+///
+/// Without [reconnection](Config::reconnect) a connection has one link, and its events are at
+/// most a `Connected`: the connection ends with its link, and
+/// [`Connection::closed`] tells how. With reconnection, each lost link is a `Disconnected`,
+/// followed by a `Reconnecting` for each attempt to replace it, then a `Connected` for the
+/// link that came up, or a `GaveUp`.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::ConnectionEvent;
+///
+/// fn describe(event: &ConnectionEvent) -> String {
+///     match event {
+///         ConnectionEvent::Connected { endpoint, attempt } => {
+///             format!("up on {} (attempt {attempt})", endpoint.address())
+///         }
+///         ConnectionEvent::Disconnected { cause, replayed, possibly_delivered } => format!(
+///             "lost ({cause}): {replayed} frames to send again, {} possibly delivered",
+///             possibly_delivered.count()
+///         ),
+///         ConnectionEvent::Reconnecting { attempt, delay } => {
+///             format!("attempt {attempt} in {delay:?}")
+///         }
+///         ConnectionEvent::GaveUp { cause } => format!("gave up: {cause}"),
+///         _ => "something new".to_owned(),
+///     }
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// A link came up.
+    Connected {
+        /// Where it connected.
+        endpoint: Endpoint,
+        /// 0 for the connection's first link; else the number of the reconnect attempt that
+        /// brought it, as the policy counts them (from 1 in an outage, or further on if the
+        /// previous link was up for less than [`Reconnect::stable_after`]).
+        attempt: u32,
+    },
+    /// The link that was up was lost, and reconnection will try to replace it.
+    Disconnected {
+        /// Why it was lost.
+        cause: Disconnect,
+        /// Frames put back into the buffer, to be sent first on the next link: those never
+        /// written, and a frame cut by the loss when the peer cannot have acted on its part.
+        replayed: u64,
+        /// The frames the peer may have received, which are not sent again.
+        possibly_delivered: PossiblyDelivered,
+    },
+    /// A reconnect attempt is due.
+    Reconnecting {
+        /// Its number in the outage, from 1.
+        attempt: u32,
+        /// How long it waits before it starts, jitter included.
+        delay: Duration,
+    },
+    /// Reconnection stopped: the policy's limit was reached, or the failure is one that
+    /// trying again cannot mend (a certificate refused, for one). The connection ends; the
+    /// frames still buffered come back in its close report.
+    GaveUp {
+        /// The last attempt's failure, or the lost link's.
+        cause: Disconnect,
+    },
+}
+
+/// A subscription to a connection's events, returned by
+/// [`Connection::events`]: every event after the subscription, in order, then the end
+/// (`None`) once the connection has ended. Dropping it unsubscribes.
+///
+/// It loses no event. A subscriber keeps up to 64 unread; when fewer than three places are
+/// left (what one reconnect attempt can add), the connection holds its next attempt back until
+/// the subscriber reads, rather than drop an event. So read the events you subscribe to, or
+/// drop the subscription.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::{Poll, Waker};
+/// use std::time::Duration;
+/// use tidegate::{Config, Connection};
+/// use tidegate::transport::mem::MemListener;
+///
+/// let listener = MemListener::bind("doc-connection-events").unwrap();
+/// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+/// tidegate::block_on(conn.connected()).unwrap();
+/// let mut events = conn.events();
+/// assert!(events.poll_next_with(Waker::noop()).is_pending(), "nothing happened since");
+/// tidegate::block_on(conn.close(Duration::from_secs(5)));
+/// assert!(matches!(events.poll_next_with(Waker::noop()), Poll::Ready(None)), "it ended");
+/// ```
+pub struct ConnectionEvents {
+    conn: Arc<ConnShared>,
+    endpoint: Endpoint,
+    subscription: Subscription<Event>,
+}
+
+impl fmt::Debug for ConnectionEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionEvents")
+            .field("endpoint", &self.endpoint)
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionEvents {
+    pub(crate) fn new(conn: Arc<ConnShared>, endpoint: Endpoint) -> Self {
+        let mut state = conn.lock();
+        let subscription = state.events().subscribe();
+        if state.has_ended() {
+            subscription.end();
+        }
+        drop(state);
+        Self { conn, endpoint, subscription }
+    }
+
+    /// The next event: `Ready(Some(..))` if one happened, `Ready(None)` once the connection
+    /// has ended and every event was read, else `Pending` (and `waker` is woken at the next
+    /// event or at the end).
+    ///
+    /// # Examples
+    ///
+    /// See [`ConnectionEvents`].
+    pub fn poll_next_with(&mut self, waker: &Waker) -> Poll<Option<ConnectionEvent>> {
+        let polled = self.subscription.poll_next(waker);
+        polled.map(|event| event.map(|event| self.read(event)))
+    }
+
+    /// The next event if one is waiting, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-connection-events-try-next").unwrap();
+    /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
+    /// let mut events = conn.events();
+    /// while let Some(event) = events.try_next() {
+    ///     println!("{event:?}");
+    /// }
+    /// ```
+    pub fn try_next(&mut self) -> Option<ConnectionEvent> {
+        let event = self.subscription.try_next()?;
+        Some(self.read(event))
+    }
+
+    /// Turns a queued event into the public one, and tells the driver if this read made the
+    /// room a held-back attempt waited for.
+    fn read(&self, event: Event) -> ConnectionEvent {
+        if self.subscription.take_resumed() {
+            self.wake_driver();
+        }
+        match event {
+            Event::Connected { attempt } => {
+                ConnectionEvent::Connected { endpoint: self.endpoint.clone(), attempt }
+            }
+            Event::Disconnected { cause, replayed, possibly_delivered } => {
+                ConnectionEvent::Disconnected { cause, replayed, possibly_delivered }
+            }
+            Event::Reconnecting { attempt, delay } => {
+                ConnectionEvent::Reconnecting { attempt, delay }
+            }
+            Event::GaveUp { cause } => ConnectionEvent::GaveUp { cause },
+        }
+    }
+
+    fn wake_driver(&self) {
+        let mut fx = Effects::new(Instant::now);
+        fx.notify_driver = true;
+        self.conn.apply(fx);
+    }
+}
+
+impl Drop for ConnectionEvents {
+    fn drop(&mut self) {
+        self.conn.lock().events().unsubscribe(&self.subscription);
+        // An attempt may have been held back for this subscriber.
+        self.wake_driver();
+    }
+}
