@@ -44,6 +44,7 @@
 
 mod client;
 mod ending;
+mod events;
 mod receiving;
 mod sending;
 mod split;
@@ -51,6 +52,7 @@ mod wait;
 mod watermarks;
 
 pub use client::{Blocking, Client, ClientBuilder};
+pub use events::Events;
 pub use split::{RecvHalf, SendHalf};
 pub use wait::block_on;
 pub use watermarks::Watermarks;
@@ -59,11 +61,11 @@ pub use watermarks::Watermarks;
 // `Client::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,
-    Connected, Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY,
-    DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
-    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, Reconnect, RecvError, RecvOp,
-    SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
-    TrySendError, UnsentFrame, Watermark, WatermarkEvents, WriteLatency, bytes, codec,
-    is_driver_thread, transport,
+    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, ClosedOp, Config,
+    ConnectError, Connected, Connection, ConnectionEvent, ConnectionEvents, ConnectionRef,
+    DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind,
+    Ending, Facade, FlushError, FlushOp, FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall,
+    LinkError, PossiblyDelivered, Reconnect, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
+    ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError, UnsentFrame,
+    Watermark, WatermarkEvents, WriteLatency, bytes, codec, is_driver_thread, transport,
 };

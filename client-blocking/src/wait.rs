@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use tidegate_core::is_driver_thread;
+use tidegate_core::{RecvError, is_driver_thread};
 
 /// Unparks the thread it was made on.
 struct ThreadWaker(Thread);
@@ -49,6 +49,23 @@ pub(crate) fn wait_guarded<T>(
     poll: impl FnMut(&Waker) -> Poll<T>,
 ) -> Result<T, OnDriverThread> {
     wait_inner(deadline, true, poll)
+}
+
+/// Waits until `deadline` at most for `poll` to be ready, for the facade's own waits on
+/// events: [`RecvError::Timeout`] once the deadline has passed, and
+/// [`RecvError::WouldDeadlock`] at once if it would park an I/O driver thread.
+pub(crate) fn wait_until<T>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&Waker) -> Poll<T>,
+) -> Result<T, RecvError> {
+    let polled = wait_guarded(deadline, |waker| match poll(waker) {
+        Poll::Pending if deadline.is_some_and(|d| d <= Instant::now()) => {
+            Poll::Ready(Err(RecvError::Timeout))
+        }
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(value) => Poll::Ready(Ok(value)),
+    });
+    polled.unwrap_or(Err(RecvError::WouldDeadlock))
 }
 
 fn wait_inner<T>(

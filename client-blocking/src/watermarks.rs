@@ -1,13 +1,12 @@
 //! The crossings of a [`Client`]'s buffer watermarks: the subscription, and [`Watermarks`],
 //! what it returns.
 
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tidegate_core::{RecvError, Watermark, WatermarkEvents};
 
 use crate::Client;
-use crate::wait::wait_guarded;
+use crate::wait::wait_until;
 
 // Named in the docs only.
 #[cfg(doc)]
@@ -139,13 +138,6 @@ impl Watermarks {
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Watermark>, RecvError> {
         let mut events = self.lock();
-        let polled = wait_guarded(deadline, |waker| match events.poll_next_with(waker) {
-            Poll::Pending if deadline.is_some_and(|d| d <= Instant::now()) => {
-                Poll::Ready(Err(RecvError::Timeout))
-            }
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(event) => Poll::Ready(Ok(event)),
-        });
-        polled.unwrap_or(Err(RecvError::WouldDeadlock))
+        wait_until(deadline, |waker| events.poll_next_with(waker))
     }
 }
