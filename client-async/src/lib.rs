@@ -91,6 +91,7 @@
 mod byte_stream;
 mod client;
 mod ending;
+mod events;
 mod ops;
 mod receiving;
 mod recv;
@@ -101,6 +102,7 @@ mod watermarks;
 
 pub use byte_stream::AsyncByteStream;
 pub use client::{Async, AsyncClient, AsyncClientBuilder, Connecting};
+pub use events::{ClosedFuture, EventStream};
 pub use ops::{
     CloseFuture, FlushFuture, OwnedSendFuture, SendBatchFuture, SendFuture, ShutdownWriteFuture,
 };
@@ -113,11 +115,11 @@ pub use watermarks::WatermarkStream;
 // `AsyncClient::connection`), framing and transports.
 pub use tidegate_core::transport::{Link, SocketOption};
 pub use tidegate_core::{
-    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, Config, ConnectError,
-    Connected, Connection, ConnectionRef, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY,
-    DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind, Ending, Facade, FlushError, FlushOp,
-    FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall, LinkError, Reconnect, RecvError, RecvOp,
-    SendBatchOp, SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError,
-    TrySendError, UnsentFrame, Watermark, WatermarkEvents, WriteLatency, bytes, codec,
-    is_driver_thread, transport,
+    Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, ClosedOp, Config,
+    ConnectError, Connected, Connection, ConnectionEvent, ConnectionEvents, ConnectionRef,
+    DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind,
+    Ending, Facade, FlushError, FlushOp, FrameBatch, FrameLimit, IoGroup, LastClose, LinkCall,
+    LinkError, PossiblyDelivered, Reconnect, RecvError, RecvOp, SendBatchOp, SendError, SendOp,
+    ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError, UnsentFrame,
+    Watermark, WatermarkEvents, WriteLatency, bytes, codec, is_driver_thread, transport,
 };
