@@ -24,22 +24,22 @@ use tidegate::{AsyncClient, Bytes, Client, Config, DisconnectKind, Reconnect, Se
 use crate::proxy::{Fault, Proxy};
 use crate::support::{Lcg, Watchdog, frame, ident, join_within, reset, wait_until};
 
-const LONG: Duration = Duration::from_secs(20);
+pub(crate) const LONG: Duration = Duration::from_secs(20);
 const HEADER: usize = 16;
 
 /// What one link carried to the [`Collector`]: the whole frames, in order, and the first
 /// byte that did not match its frame's pattern, if any.
 #[derive(Debug, Default)]
-struct Carried {
-    frames: Vec<(u32, u64)>,
-    corrupt: Option<String>,
+pub(crate) struct Carried {
+    pub(crate) frames: Vec<(u32, u64)>,
+    pub(crate) corrupt: Option<String>,
     ended: bool,
 }
 
 /// A sink that accepts any number of links, one after another, and records the whole test
 /// frames each one carried. A frame cut off by the end of its link is not counted.
-struct Collector {
-    addr: SocketAddr,
+pub(crate) struct Collector {
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<Arc<Mutex<Carried>>>>>,
     thread: Option<JoinHandle<()>>,
@@ -50,7 +50,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Collector {
-    fn start(prefix: usize) -> Self {
+    pub(crate) fn start(prefix: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let addr = listener.local_addr().unwrap();
@@ -81,7 +81,7 @@ impl Collector {
 
     /// Waits until every link accepted so far has ended, then stops and returns what each
     /// carried, in the order they were accepted.
-    fn finish(mut self, timeout: Duration) -> Vec<Carried> {
+    pub(crate) fn finish(mut self, timeout: Duration) -> Vec<Carried> {
         let ended = wait_until(timeout, || lock(&self.links).iter().all(|l| lock(l).ended));
         assert!(ended, "every link reached its end of stream");
         self.stop.store(true, Ordering::SeqCst);
@@ -144,7 +144,7 @@ fn collect(mut stream: TcpStream, prefix: usize, carried: &Mutex<Carried>, stop:
 }
 
 /// A policy that tries again quickly, for tests.
-fn quick() -> Reconnect {
+pub(crate) fn quick() -> Reconnect {
     Reconnect::new().initial_delay(Duration::from_millis(10)).max_delay(Duration::from_millis(50))
 }
 
@@ -249,7 +249,7 @@ fn survive_resets(framing: Option<LengthDelimited>) {
 
 /// A connected client and the accepted end of its first link; the listener is dropped, so the
 /// port refuses from now on.
-fn connected_then_refusing(config: Config) -> (Client, TcpStream) {
+pub(crate) fn connected_then_refusing(config: Config) -> (Client, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("tcp://{}", listener.local_addr().unwrap());
     let client = Client::builder().config(config).connect(&url).expect("connect");
