@@ -707,6 +707,27 @@ impl<F> Builder<F> {
         self.map(|c| c.reconnect(policy))
     }
 
+    /// Runs `hook` on every new link, the first included, before any other frame: the
+    /// protocol's opening frames, and the answer to wait for before the link counts as up.
+    /// See [`Handshake`](crate::Handshake).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Builder, Bytes, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-builder-handshake").unwrap();
+    /// let conn = Builder::<Connection>::new()
+    ///     .handshake(|| vec![Bytes::from_static(b"HELLO\n")])
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// assert!(!conn.is_closed());
+    /// ```
+    pub fn handshake(self, hook: impl crate::Handshake) -> Self {
+        self.map(|c| c.handshake(hook))
+    }
+
     /// Connects to `url` with these settings, the way the facade `F` connects (see
     /// [`Facade`]):
     ///

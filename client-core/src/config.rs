@@ -1,5 +1,6 @@
 //! Connection settings, fixed when the connection opens.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use crate::io_group::IoGroup;
 use crate::state::backoff::Reconnect;
 use crate::state::budget::Budget;
 use crate::state::codec::Framing;
+use crate::state::handshake::Handshake;
 use crate::transport::{SocketOption, Transport};
 
 /// The default capacity of the outgoing buffer: 1 MiB.
@@ -86,6 +88,18 @@ pub struct Config {
     framing: Framing,
     /// How a lost link is replaced; `None`: a lost link ends the connection.
     reconnect: Option<Reconnect>,
+    /// What every new link says first.
+    handshake: Option<Hook>,
+}
+
+/// A handshake hook, shared by the connections opened with the config.
+#[derive(Clone)]
+struct Hook(Arc<dyn Handshake>);
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Handshake")
+    }
 }
 
 impl Default for Config {
@@ -107,6 +121,7 @@ impl Default for Config {
             budget: None,
             framing: Framing::none(),
             reconnect: None,
+            handshake: None,
         }
     }
 }
@@ -690,6 +705,34 @@ impl Config {
     /// ```
     pub fn reconnect_policy(&self) -> Option<&Reconnect> {
         self.reconnect.as_ref()
+    }
+
+    /// Runs `hook` on every new link, the first included, before any other frame: it sends
+    /// the protocol's opening frames and may wait for the peer's answer before the link counts
+    /// as up. See [`Handshake`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Bytes, Config};
+    ///
+    /// let config = Config::new().handshake(|| vec![Bytes::from_static(b"SELECT 2\r\n")]);
+    /// assert!(config.handshake_hook().is_some());
+    /// ```
+    pub fn handshake(mut self, hook: impl Handshake) -> Self {
+        self.handshake = Some(Hook(Arc::new(hook)));
+        self
+    }
+
+    /// The handshake hook, if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().handshake_hook().is_none());
+    /// ```
+    pub fn handshake_hook(&self) -> Option<&Arc<dyn Handshake>> {
+        self.handshake.as_ref().map(|hook| &hook.0)
     }
 
     /// Checks that the settings can work together; the error says what is wrong.

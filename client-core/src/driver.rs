@@ -45,16 +45,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use mio::{Events, Poll, Token};
 
 use crate::conn::ConnShared;
 use crate::observe::Observer;
 use crate::state::backoff::{Backoff, Reconnect};
+use crate::state::buffer::Header;
+use crate::state::codec::Encoder;
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::LinkError;
 use crate::state::error::TlsErrorKind;
 use crate::state::error::{Disconnect, DisconnectKind};
+use crate::state::handshake::Handshake;
 use crate::state::inbound::Read;
 use crate::state::machine::{Phase, State};
 use crate::transport::{Link, LinkWaker, Registration};
@@ -65,6 +68,9 @@ const WAKER: Token = Token(usize::MAX);
 const MAX_IOV: usize = 64;
 /// Writes per connection per turn of the loop, so one busy connection cannot starve others.
 const WRITE_ROUNDS: usize = 32;
+
+/// Reads of a handshake's answer per service, before other connections get a turn.
+const MAX_GREETING_READS: usize = 16;
 
 thread_local! {
     /// Whether this thread is an I/O driver thread.
@@ -311,8 +317,14 @@ struct Entry {
     write_ended: bool,
     /// Whether the peer's end of stream was read.
     read_ended: bool,
+    /// Whether the link is up: connected, and its handshake done.
     connected: bool,
     connect_deadline: Option<Instant>,
+    /// The handshake under way on a link that connected, with a handshake hook.
+    greeting: Option<Greeting>,
+    /// Bytes the peer sent after the handshake's answer, for the inbound buffer before any
+    /// read from the link.
+    early: Option<Bytes>,
     /// The earliest timer pushed for this connection and not yet fired.
     armed: Option<Instant>,
     /// The earliest deadline of the connection's state, as of the last service.
@@ -324,6 +336,37 @@ struct Entry {
     ending: Option<Option<Disconnect>>,
     /// What `tracing` and `metrics` are told, with those features.
     observer: Observer,
+}
+
+/// A handshake under way on a link that has just connected (see [`Handshake`]).
+#[derive(Debug)]
+struct Greeting {
+    /// Hello frames not yet written, with their headers; the first has `offset` bytes written.
+    hello: VecDeque<Bytes>,
+    offset: usize,
+    /// What the peer has sent on the link so far.
+    heard: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Greeting {
+    fn new(hook: &dyn Handshake, encoder: Option<&dyn Encoder>, now: Instant) -> Self {
+        let mut hello = VecDeque::new();
+        for frame in hook.hello() {
+            match encoder.map(|e| Header::encode(e, frame.len())) {
+                Some(Ok(header)) => {
+                    let mut framed = Vec::with_capacity(header.as_slice().len() + frame.len());
+                    framed.extend_from_slice(header.as_slice());
+                    framed.extend_from_slice(&frame);
+                    hello.push_back(Bytes::from(framed));
+                }
+                // A frame the framing refuses goes as it is; the peer's answer will tell.
+                Some(Err(_)) | None => hello.push_back(frame),
+            }
+        }
+        hello.retain(|frame| !frame.is_empty());
+        Self { hello, offset: 0, heard: Vec::new(), deadline: now + hook.timeout() }
+    }
 }
 
 /// A connection's reconnection: its policy and where it is in it.
@@ -504,6 +547,8 @@ impl Loop {
             read_ended: false,
             connected: false,
             connect_deadline,
+            greeting: None,
+            early: None,
             armed: None,
             next_timer: None,
             calls: Tasks::default(),
@@ -577,6 +622,8 @@ impl Loop {
         }
         entry.connected = false;
         entry.connect_deadline = None;
+        entry.greeting = None;
+        entry.early = None;
         if entry.ending.is_none() {
             entry.schedule_attempt(now);
         }
@@ -702,21 +749,17 @@ impl Entry {
             return self.expire_and_close(now);
         };
         if !self.connected {
-            match link.poll_connect() {
-                Ok(true) => {
-                    self.connected = true;
-                    log::debug!("connected to {}", self.conn.url());
-                    self.observer.connected();
-                    let mut attempt = 0;
-                    if let Some(relink) = &mut self.relink {
-                        relink.up_since = Some(now);
-                        relink.cause = None;
-                        attempt = relink.backoff.attempts();
+            // Once connected, a link with a handshake hook is not asked again.
+            let connected = if self.greeting.is_some() { Ok(true) } else { link.poll_connect() };
+            match connected {
+                Ok(true) => match self.greet(now) {
+                    Ok(true) => self.up(now),
+                    Ok(false) => return self.expire_and_close(now),
+                    Err(cause) => {
+                        log::debug!("handshake with {} failed: {cause}", self.conn.url());
+                        return self.fail(cause);
                     }
-                    let mut fx = Effects::new(Instant::now);
-                    self.conn.lock().opened(attempt, &mut fx);
-                    fx.wake_all();
-                }
+                },
                 Ok(false) => {
                     if self.connect_deadline.is_some_and(|d| d <= now) {
                         return self.fail(Disconnect::new(DisconnectKind::ConnectTimedOut));
@@ -751,6 +794,87 @@ impl Entry {
             Next::Wait => next,
             other => other,
         }
+    }
+
+    /// The link is up: connected, and its handshake done.
+    fn up(&mut self, now: Instant) {
+        self.connected = true;
+        log::debug!("connected to {}", self.conn.url());
+        self.observer.connected();
+        let mut attempt = 0;
+        if let Some(relink) = &mut self.relink {
+            relink.up_since = Some(now);
+            relink.cause = None;
+            attempt = relink.backoff.attempts();
+        }
+        let mut fx = Effects::new(Instant::now);
+        self.conn.lock().opened(attempt, &mut fx);
+        fx.wake_all();
+    }
+
+    /// Runs the handshake hook on a link that has connected: writes its hello frames, then
+    /// reads until the hook accepts the answer. `Ok(true)` once done (at once without a hook),
+    /// `Ok(false)` while the link would block.
+    ///
+    /// # Errors
+    ///
+    /// The hook refused the answer, it did not come in time, or the link failed.
+    fn greet(&mut self, now: Instant) -> Result<bool, Disconnect> {
+        let Some(hook) = self.conn.settings().handshake.clone() else { return Ok(true) };
+        let Some(link) = self.link.as_mut() else { return Ok(false) };
+        let encoder = self.conn.settings().encoder.clone();
+        let greeting =
+            self.greeting.get_or_insert_with(|| Greeting::new(&*hook, encoder.as_deref(), now));
+        let failed = |error: io::Error| Disconnect::with_io(DisconnectKind::HandshakeFailed, error);
+        if greeting.deadline <= now {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {:?}", hook.timeout()),
+            )));
+        }
+        while let Some(frame) = greeting.hello.front() {
+            match link.write_vectored(&[IoSlice::new(&frame[greeting.offset..])]) {
+                Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    greeting.offset += n;
+                    if greeting.offset == frame.len() {
+                        greeting.hello.pop_front();
+                        greeting.offset = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Disconnect::from_io(e)),
+            }
+        }
+        let limit = self.conn.settings().inbound_capacity;
+        let mut buf = [0u8; 4096];
+        for _ in 0..MAX_GREETING_READS {
+            match hook.answer(&greeting.heard) {
+                Ok(Some(n)) => {
+                    let rest = greeting.heard.split_off(n.min(greeting.heard.len()));
+                    self.early = (!rest.is_empty()).then(|| Bytes::from(rest));
+                    self.greeting = None;
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(failed(e)),
+            }
+            if greeting.heard.len() >= limit {
+                let long = format!("no answer in the first {limit} bytes (the inbound capacity)");
+                return Err(failed(io::Error::new(io::ErrorKind::InvalidData, long)));
+            }
+            let want = buf.len().min(limit - greeting.heard.len());
+            match link.read(&mut buf[..want]) {
+                Ok(0) => return Err(Disconnect::new(DisconnectKind::PeerClosed)),
+                Ok(n) => greeting.heard.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Disconnect::from_io(e)),
+            }
+        }
+        // Read enough for one turn; the rest at the next.
+        Ok(false)
     }
 
     /// A write failed: tells an orderly end from a reset, and ends the connection.
@@ -788,8 +912,13 @@ impl Entry {
     /// The link failed, or the attempt to open it did: the connection reconnects if it may
     /// and the failure is not permanent, and ends otherwise.
     fn fail(&mut self, cause: Disconnect) -> Next {
-        if !self.may_relink() || permanent(&cause) {
+        if !self.may_relink() {
             return self.finish(Some(cause));
+        }
+        if permanent(&cause) {
+            log::warn!("{}: not reconnecting: {cause}", self.conn.url());
+            self.give_up(cause);
+            return Next::Done;
         }
         log::debug!("{}: link lost: {cause}", self.conn.url());
         if let Some(relink) = &mut self.relink {
@@ -993,7 +1122,8 @@ impl Entry {
     fn next_deadline(&self) -> Option<Instant> {
         let connect = if self.connected { None } else { self.connect_deadline };
         let attempt = self.relink.as_ref().and_then(|r| r.next_attempt);
-        [self.next_timer, connect, attempt].into_iter().flatten().min()
+        let greeting = self.greeting.as_ref().map(|g| g.deadline);
+        [self.next_timer, connect, attempt, greeting].into_iter().flatten().min()
     }
 
     /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
@@ -1002,7 +1132,7 @@ impl Entry {
     ///
     /// # Errors
     ///
-    /// The end of the stream or the link's error, already recorded in the inbound state.
+    /// The link's error, not recorded: the connection ends or relinks next, which records it.
     fn read(&mut self, budget: usize) -> Result<Read, Disconnect> {
         if self.read_ended {
             return Ok(Read::Drained);
@@ -1011,6 +1141,24 @@ impl Entry {
         // counted and dropped, so no unread byte turns the link's drop into a reset.
         let overflow = self.phase == Phase::Closing;
         let mut fx = Effects::new(Instant::now);
+        if let Some(mut early) = self.early.take() {
+            // What came after the handshake's answer goes first.
+            let mut from_early = |buf: &mut [u8]| {
+                if early.is_empty() {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let n = buf.len().min(early.len());
+                buf[..n].copy_from_slice(&early[..n]);
+                early.advance(n);
+                Ok(n)
+            };
+            let read = self.conn.inbound().read_from(&mut from_early, budget, overflow, &mut fx);
+            if !early.is_empty() {
+                self.early = Some(early);
+                fx.wake_all();
+                return read;
+            }
+        }
         let Some(link) = &mut self.link else { return Ok(Read::Drained) };
         let read =
             self.conn.inbound().read_from(&mut |buf| link.read(buf), budget, overflow, &mut fx);

@@ -124,6 +124,7 @@ pub use state::events::PossiblyDelivered;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use state::fuzzing;
+pub use state::handshake::Handshake;
 pub use state::latency::WriteLatency;
 pub use state::report::{CloseReport, Ending, Stats};
 pub use state::watermark::Watermark;

@@ -37,6 +37,7 @@ use crate::state::buffer::Header;
 use crate::state::codec::{EncodeError, Encoder};
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::{FrameLimit, RecvError, SendError, TryRecvError, TrySendError};
+use crate::state::handshake::Handshake;
 use crate::state::inbound::Inbound;
 use crate::state::machine::{Admit, Phase, State};
 use crate::state::report::Stats;
@@ -81,6 +82,8 @@ pub(crate) struct Settings {
     pub(crate) write_bias: usize,
     /// The capacity of the inbound buffer.
     pub(crate) inbound_capacity: usize,
+    /// What every new link says first, if anything.
+    pub(crate) handshake: Option<Arc<dyn Handshake>>,
 }
 
 impl fmt::Debug for Settings {
@@ -92,6 +95,7 @@ impl fmt::Debug for Settings {
             .field("connect_timeout", &self.connect_timeout)
             .field("write_bias", &self.write_bias)
             .field("inbound_capacity", &self.inbound_capacity)
+            .field("handshake", &self.handshake.is_some())
             .finish()
     }
 }

@@ -101,6 +101,7 @@ fn settings_for(url: &str, config: &Config) -> Settings {
         connect_timeout: config.connect_timeout_duration(),
         write_bias: config.write_bias_bytes(),
         inbound_capacity: config.inbound_capacity_bytes(),
+        handshake: config.handshake_hook().cloned(),
     }
 }
 

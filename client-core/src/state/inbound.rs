@@ -268,12 +268,14 @@ impl Inbound {
     /// stop the reading: what does not fit is read into scratch space, counted and dropped, so
     /// the link never holds unread bytes that would turn its drop into a reset.
     ///
-    /// The peer's end of stream is returned as [`Read::Eof`] and not recorded: the caller
-    /// records it with [`Inbound::finish`].
+    /// The peer's end of stream is returned as [`Read::Eof`], and the link's error as the
+    /// error, and neither is recorded: the caller records the end with [`Inbound::finish`], or
+    /// nothing when another link replaces this one, so receivers never see a lost link that
+    /// reconnection replaces.
     ///
     /// # Errors
     ///
-    /// The link's error, already recorded here.
+    /// The link's error.
     pub(crate) fn read_from(
         &mut self,
         link: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
@@ -303,9 +305,7 @@ impl Inbound {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        let cause = Disconnect::from_io(e);
-                        self.end_with(End::Failed(cause.clone()));
-                        outcome = Err(cause);
+                        outcome = Err(Disconnect::from_io(e));
                         break;
                     }
                 }
@@ -346,9 +346,7 @@ impl Inbound {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let cause = Disconnect::from_io(e);
-                    self.end_with(End::Failed(cause.clone()));
-                    outcome = Err(cause);
+                    outcome = Err(Disconnect::from_io(e));
                     break;
                 }
             }

@@ -17,7 +17,8 @@
 //! - [`effects`]: what a change asks for once the lock is released (wakers, budget grants, a
 //!   word to the driver), and the time as the caller tells it: deadlines and wait times are
 //!   judged by the clock the layer above hands in, so tests and models can bring their own;
-//! - [`codec`], [`batch`], [`error`], [`report`]: the public value types.
+//! - [`codec`], [`handshake`], [`batch`], [`error`], [`report`]: the public value types and
+//!   hooks.
 //!
 //! A module here never names a module of a layer above. Where it must reach up — a budget
 //! handing room to a connection, a change that needs the driver — it does so through a trait
@@ -35,6 +36,7 @@ pub(crate) mod feed;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod latency;
 #[cfg(all(test, tidegate_loom))]

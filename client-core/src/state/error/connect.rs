@@ -67,8 +67,8 @@ pub enum ConnectError {
     Failed {
         /// The URL, credentials masked.
         url: String,
-        /// Why it failed ([`DisconnectKind::ConnectFailed`](crate::DisconnectKind)), with the
-        /// I/O error.
+        /// Why it failed: [`DisconnectKind::ConnectFailed`](crate::DisconnectKind) with the
+        /// I/O error, or `HandshakeFailed` with the [handshake hook](crate::Handshake)'s.
         cause: Disconnect,
     },
     /// The TLS handshake failed: the server's certificate was refused, the server refused

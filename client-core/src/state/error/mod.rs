@@ -61,6 +61,9 @@ pub enum DisconnectKind {
     ConnectTimedOut,
     /// Another I/O error ended the connection.
     Io,
+    /// The [handshake hook](crate::Handshake) refused the link, or its answer did not come
+    /// in time.
+    HandshakeFailed,
 }
 
 impl Disconnect {
@@ -218,6 +221,7 @@ impl fmt::Display for Disconnect {
             DisconnectKind::ConnectFailed => "the connection could not be established",
             DisconnectKind::ConnectTimedOut => "the connection timed out while connecting",
             DisconnectKind::Io => "an I/O error ended the connection",
+            DisconnectKind::HandshakeFailed => "the handshake failed",
         };
         f.write_str(what)
     }
