@@ -10,6 +10,7 @@ mod support;
 
 mod events;
 mod fault_injection;
+mod handshake;
 mod reconnect;
 mod transport_options;
 mod transport_plugins;
