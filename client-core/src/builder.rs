@@ -728,6 +728,58 @@ impl<F> Builder<F> {
         self.map(|c| c.handshake(hook))
     }
 
+    /// Ends the link when bytes wait and it takes none of them for `timeout` (see
+    /// [`Config::write_stall_timeout`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Builder, Connection};
+    ///
+    /// let builder = Builder::<Connection>::new().write_stall_timeout(Duration::from_secs(30));
+    /// # let _ = builder;
+    /// ```
+    pub fn write_stall_timeout(self, timeout: Duration) -> Self {
+        self.map(|c| c.write_stall_timeout(timeout))
+    }
+
+    /// Ends the link when nothing arrives from the peer for `timeout` (see
+    /// [`Config::inbound_silence_timeout`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Builder, Connection};
+    ///
+    /// let builder = Builder::<Connection>::new().inbound_silence_timeout(Duration::from_secs(60));
+    /// # let _ = builder;
+    /// ```
+    pub fn inbound_silence_timeout(self, timeout: Duration) -> Self {
+        self.map(|c| c.inbound_silence_timeout(timeout))
+    }
+
+    /// Sends `frame`, urgent, whenever nothing was sent for `interval` (see
+    /// [`Config::heartbeat`]).
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero or `frame` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::{Builder, Connection};
+    ///
+    /// let builder = Builder::<Connection>::new().heartbeat(Duration::from_secs(15), "PING\r\n");
+    /// # let _ = builder;
+    /// ```
+    pub fn heartbeat(self, interval: Duration, frame: impl Into<bytes::Bytes>) -> Self {
+        self.map(|c| c.heartbeat(interval, frame))
+    }
+
     /// Connects to `url` with these settings, the way the facade `F` connects (see
     /// [`Facade`]):
     ///

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::io_group::IoGroup;
 use crate::state::backoff::Reconnect;
 use crate::state::budget::Budget;
@@ -90,6 +92,10 @@ pub struct Config {
     reconnect: Option<Reconnect>,
     /// What every new link says first.
     handshake: Option<Hook>,
+    write_stall_timeout: Option<Duration>,
+    inbound_silence_timeout: Option<Duration>,
+    /// The interval and the frame of the idle heartbeat.
+    heartbeat: Option<(Duration, Bytes)>,
 }
 
 /// A handshake hook, shared by the connections opened with the config.
@@ -122,6 +128,9 @@ impl Default for Config {
             framing: Framing::none(),
             reconnect: None,
             handshake: None,
+            write_stall_timeout: None,
+            inbound_silence_timeout: None,
+            heartbeat: None,
         }
     }
 }
@@ -733,6 +742,108 @@ impl Config {
     /// ```
     pub fn handshake_hook(&self) -> Option<&Arc<dyn Handshake>> {
         self.handshake.as_ref().map(|hook| &hook.0)
+    }
+
+    /// Ends the link when bytes are waiting to be written and it has taken none of them for
+    /// `timeout`: the peer stopped reading without closing. The cause is
+    /// [`DisconnectKind::WriteStalled`](crate::DisconnectKind::WriteStalled); with
+    /// [reconnection](Config::reconnect), a new link replaces it. Off by default: a slow
+    /// reader is otherwise waited for as long as it takes, which the bounded buffer makes
+    /// safe, and only the application knows when slow means dead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::Config;
+    ///
+    /// let config = Config::new().write_stall_timeout(Duration::from_secs(30));
+    /// assert_eq!(config.write_stall_timeout_duration(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn write_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.write_stall_timeout = Some(timeout);
+        self
+    }
+
+    /// The write-stall timeout, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().write_stall_timeout_duration().is_none());
+    /// ```
+    pub fn write_stall_timeout_duration(&self) -> Option<Duration> {
+        self.write_stall_timeout
+    }
+
+    /// Ends the link when nothing has arrived from the peer for `timeout`, for a protocol
+    /// whose peer always talks back (answers a [heartbeat](Config::heartbeat), say). The
+    /// cause is [`DisconnectKind::PeerSilent`](crate::DisconnectKind::PeerSilent); with
+    /// [reconnection](Config::reconnect), a new link replaces it. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::Config;
+    ///
+    /// let config = Config::new().inbound_silence_timeout(Duration::from_secs(60));
+    /// assert_eq!(config.inbound_silence_timeout_duration(), Some(Duration::from_secs(60)));
+    /// ```
+    pub fn inbound_silence_timeout(mut self, timeout: Duration) -> Self {
+        self.inbound_silence_timeout = Some(timeout);
+        self
+    }
+
+    /// The inbound-silence timeout, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().inbound_silence_timeout_duration().is_none());
+    /// ```
+    pub fn inbound_silence_timeout_duration(&self) -> Option<Duration> {
+        self.inbound_silence_timeout
+    }
+
+    /// Sends `frame` as an urgent frame whenever the link is up and nothing was sent for
+    /// `interval`: a protocol's `PING`, to keep an idle link alive and let the peer (and an
+    /// [inbound-silence timeout](Config::inbound_silence_timeout)) see that both ends live.
+    /// A busy link sends none. It takes the urgent path (see
+    /// [`urgent_reserve`](Config::urgent_reserve)), gets its header with framing, and
+    /// counts among the frames written; when there is no room for it, it waits for the next
+    /// interval.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero or `frame` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::Config;
+    ///
+    /// let config = Config::new().heartbeat(Duration::from_secs(15), "PING\r\n");
+    /// assert_eq!(config.heartbeat_settings().unwrap().0, Duration::from_secs(15));
+    /// ```
+    pub fn heartbeat(mut self, interval: Duration, frame: impl Into<Bytes>) -> Self {
+        let frame = frame.into();
+        assert!(!interval.is_zero(), "a heartbeat needs an interval above zero");
+        assert!(!frame.is_empty(), "a heartbeat needs a frame of at least one byte");
+        self.heartbeat = Some((interval, frame));
+        self
+    }
+
+    /// The heartbeat's interval and frame, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().heartbeat_settings().is_none());
+    /// ```
+    pub fn heartbeat_settings(&self) -> Option<(Duration, &Bytes)> {
+        self.heartbeat.as_ref().map(|(interval, frame)| (*interval, frame))
     }
 
     /// Checks that the settings can work together; the error says what is wrong.

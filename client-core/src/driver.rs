@@ -325,6 +325,12 @@ struct Entry {
     /// Bytes the peer sent after the handshake's answer, for the inbound buffer before any
     /// read from the link.
     early: Option<Bytes>,
+    /// Since when bytes wait that the link takes none of (its last write would block).
+    stalled_since: Option<Instant>,
+    /// When the link last brought bytes from the peer (or came up).
+    heard_at: Instant,
+    /// When the link last took bytes (or came up).
+    sent_at: Instant,
     /// The earliest timer pushed for this connection and not yet fired.
     armed: Option<Instant>,
     /// The earliest deadline of the connection's state, as of the last service.
@@ -549,6 +555,9 @@ impl Loop {
             connect_deadline,
             greeting: None,
             early: None,
+            stalled_since: None,
+            heard_at: Instant::now(),
+            sent_at: Instant::now(),
             armed: None,
             next_timer: None,
             calls: Tasks::default(),
@@ -624,6 +633,7 @@ impl Loop {
         entry.connect_deadline = None;
         entry.greeting = None;
         entry.early = None;
+        entry.stalled_since = None;
         if entry.ending.is_none() {
             entry.schedule_attempt(now);
         }
@@ -773,11 +783,17 @@ impl Entry {
             }
         }
         // Outgoing data first: the driver drains before it reads.
-        let next = match self.write() {
+        let mut next = match self.write(now) {
             Ok(next) => next,
             Err(cause) => return self.write_failed(cause),
         };
-        let next = match self.read(self.conn.settings().write_bias) {
+        if self.heartbeat(now) {
+            next = match self.write(now) {
+                Ok(next) => next,
+                Err(cause) => return self.write_failed(cause),
+            };
+        }
+        let next = match self.read(self.conn.settings().write_bias, now) {
             Ok(Read::Budget) => Next::Again,
             // With reconnection, the peer ending its side ends the link: it is replaced.
             Ok(Read::Eof) if self.may_relink() => {
@@ -790,14 +806,68 @@ impl Entry {
             Ok(Read::Drained | Read::Full) => next,
             Err(cause) => return self.fail(cause),
         };
+        if let Some(cause) = self.unresponsive(now) {
+            log::debug!("{}: {cause}", self.conn.url());
+            return self.fail(cause);
+        }
         match self.expire_and_close(now) {
             Next::Wait => next,
             other => other,
         }
     }
 
+    /// Queues the heartbeat frame, urgent, if the link is idle and took nothing for the
+    /// heartbeat's interval. Returns whether it did.
+    fn heartbeat(&mut self, now: Instant) -> bool {
+        let Some((interval, frame)) = &self.conn.settings().heartbeat else { return false };
+        if !self.in_flight.is_empty() || now < self.sent_at + *interval {
+            return false;
+        }
+        // Once per interval, whether or not it fits now.
+        self.sent_at = now;
+        match self.conn.try_send(frame.clone(), true) {
+            Ok(()) => true,
+            Err(err) => {
+                log::debug!("{}: no heartbeat this time: {err}", self.conn.url());
+                false
+            }
+        }
+    }
+
+    /// The liveness timeout the link has run past, if any: bytes waited and the link took
+    /// none for the write-stall timeout, or nothing arrived for the inbound-silence timeout.
+    fn unresponsive(&self, now: Instant) -> Option<Disconnect> {
+        let settings = self.conn.settings();
+        if let (Some(timeout), Some(since)) = (settings.write_stall_timeout, self.stalled_since)
+            && now >= since + timeout
+        {
+            return Some(Disconnect::new(DisconnectKind::WriteStalled));
+        }
+        if let Some(timeout) = settings.inbound_silence_timeout
+            && now >= self.heard_at + timeout
+        {
+            return Some(Disconnect::new(DisconnectKind::PeerSilent));
+        }
+        None
+    }
+
+    /// When a liveness setting next needs a look, while the link is up.
+    fn liveness_deadline(&self) -> Option<Instant> {
+        if !self.connected {
+            return None;
+        }
+        let settings = self.conn.settings();
+        let stall = settings.write_stall_timeout.zip(self.stalled_since).map(|(t, s)| s + t);
+        let silence = settings.inbound_silence_timeout.map(|t| self.heard_at + t);
+        let heartbeat = settings.heartbeat.as_ref().map(|(interval, _)| self.sent_at + *interval);
+        [stall, silence, heartbeat].into_iter().flatten().min()
+    }
+
     /// The link is up: connected, and its handshake done.
     fn up(&mut self, now: Instant) {
+        self.heard_at = now;
+        self.sent_at = now;
+        self.stalled_since = None;
         self.connected = true;
         log::debug!("connected to {}", self.conn.url());
         self.observer.connected();
@@ -885,7 +955,10 @@ impl Entry {
         // with the reset, so the probe's end of stream is recorded only if it is the cause.
         let broken_pipe = cause.io_error().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
         let eof = self.read_ended
-            || matches!(self.read(self.conn.settings().inbound_capacity), Ok(Read::Eof));
+            || matches!(
+                self.read(self.conn.settings().inbound_capacity, Instant::now()),
+                Ok(Read::Eof)
+            );
         if broken_pipe && eof {
             let closed = Disconnect::new(DisconnectKind::PeerClosed);
             if self.may_relink() {
@@ -1123,7 +1196,8 @@ impl Entry {
         let connect = if self.connected { None } else { self.connect_deadline };
         let attempt = self.relink.as_ref().and_then(|r| r.next_attempt);
         let greeting = self.greeting.as_ref().map(|g| g.deadline);
-        [self.next_timer, connect, attempt, greeting].into_iter().flatten().min()
+        let liveness = self.liveness_deadline();
+        [self.next_timer, connect, attempt, greeting, liveness].into_iter().flatten().min()
     }
 
     /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
@@ -1133,7 +1207,7 @@ impl Entry {
     /// # Errors
     ///
     /// The link's error, not recorded: the connection ends or relinks next, which records it.
-    fn read(&mut self, budget: usize) -> Result<Read, Disconnect> {
+    fn read(&mut self, budget: usize, now: Instant) -> Result<Read, Disconnect> {
         if self.read_ended {
             return Ok(Read::Drained);
         }
@@ -1160,14 +1234,23 @@ impl Entry {
             }
         }
         let Some(link) = &mut self.link else { return Ok(Read::Drained) };
-        let read =
-            self.conn.inbound().read_from(&mut |buf| link.read(buf), budget, overflow, &mut fx);
+        let mut heard = false;
+        let mut from_link = |buf: &mut [u8]| {
+            let read = link.read(buf);
+            heard |= matches!(read, Ok(n) if n > 0);
+            read
+        };
+        let read = self.conn.inbound().read_from(&mut from_link, budget, overflow, &mut fx);
+        // A full inbound buffer is not silence: the peer may be talking, unread.
+        if heard || matches!(read, Ok(Read::Full)) {
+            self.heard_at = now;
+        }
         fx.wake_all();
         read
     }
 
     /// Drains the buffer into the link until it would block or the round budget is spent.
-    fn write(&mut self) -> Result<Next, Disconnect> {
+    fn write(&mut self, now: Instant) -> Result<Next, Disconnect> {
         if self.link.is_none() {
             return Ok(Next::Wait);
         }
@@ -1178,6 +1261,7 @@ impl Entry {
         drop(state);
         for _ in 0..WRITE_ROUNDS {
             if self.in_flight.is_empty() {
+                self.stalled_since = None;
                 return Ok(Next::Wait);
             }
             let Some(link) = self.link.as_mut() else { return Ok(Next::Wait) };
@@ -1202,6 +1286,8 @@ impl Entry {
                 Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.retry = None;
+                    self.stalled_since = None;
+                    self.sent_at = now;
                     self.advance(n);
                     let mut state = self.conn.lock();
                     state.written(n, &mut fx);
@@ -1212,6 +1298,7 @@ impl Entry {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.retry = Some(offered);
+                    self.stalled_since.get_or_insert(now);
                     return Ok(Next::Wait);
                 }
                 // Nothing was taken; the next round offers the same slices.

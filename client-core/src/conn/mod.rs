@@ -84,6 +84,10 @@ pub(crate) struct Settings {
     pub(crate) inbound_capacity: usize,
     /// What every new link says first, if anything.
     pub(crate) handshake: Option<Arc<dyn Handshake>>,
+    pub(crate) write_stall_timeout: Option<Duration>,
+    pub(crate) inbound_silence_timeout: Option<Duration>,
+    /// The idle heartbeat's interval and frame.
+    pub(crate) heartbeat: Option<(Duration, Bytes)>,
 }
 
 impl fmt::Debug for Settings {
@@ -96,6 +100,9 @@ impl fmt::Debug for Settings {
             .field("write_bias", &self.write_bias)
             .field("inbound_capacity", &self.inbound_capacity)
             .field("handshake", &self.handshake.is_some())
+            .field("write_stall_timeout", &self.write_stall_timeout)
+            .field("inbound_silence_timeout", &self.inbound_silence_timeout)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }

@@ -102,6 +102,9 @@ fn settings_for(url: &str, config: &Config) -> Settings {
         write_bias: config.write_bias_bytes(),
         inbound_capacity: config.inbound_capacity_bytes(),
         handshake: config.handshake_hook().cloned(),
+        write_stall_timeout: config.write_stall_timeout_duration(),
+        inbound_silence_timeout: config.inbound_silence_timeout_duration(),
+        heartbeat: config.heartbeat_settings().map(|(interval, frame)| (interval, frame.clone())),
     }
 }
 

@@ -64,6 +64,17 @@ pub enum DisconnectKind {
     /// The [handshake hook](crate::Handshake) refused the link, or its answer did not come
     /// in time.
     HandshakeFailed,
+    /// Bytes were waiting to be written and the link took none of them for the
+    /// [write-stall timeout](crate::Config::write_stall_timeout): the peer stopped reading.
+    WriteStalled,
+    /// Nothing arrived from the peer for the
+    /// [inbound-silence timeout](crate::Config::inbound_silence_timeout).
+    PeerSilent,
+    /// The operating system gave up on the link: the peer's TCP stopped acknowledging what
+    /// was sent (`TCP_USER_TIMEOUT`, see
+    /// [`SocketOption::UserTimeout`](crate::transport::SocketOption::UserTimeout)), or
+    /// stopped answering keepalive probes.
+    TimedOut,
 }
 
 impl Disconnect {
@@ -85,8 +96,9 @@ impl Disconnect {
     /// Classifies an I/O error that ended an established connection.
     ///
     /// A reset, an aborted connection or a broken pipe is [`DisconnectKind::Reset`], an
-    /// unexpected end of stream is [`DisconnectKind::PeerClosed`], anything else is
-    /// [`DisconnectKind::Io`].
+    /// unexpected end of stream is [`DisconnectKind::PeerClosed`], the system's timeout
+    /// (`ETIMEDOUT`: `TCP_USER_TIMEOUT`, or keepalive probes unanswered) is
+    /// [`DisconnectKind::TimedOut`], anything else is [`DisconnectKind::Io`].
     ///
     /// # Examples
     ///
@@ -96,6 +108,8 @@ impl Disconnect {
     ///
     /// let cause = Disconnect::from_io(io::ErrorKind::BrokenPipe.into());
     /// assert_eq!(cause.kind(), DisconnectKind::Reset);
+    /// let cause = Disconnect::from_io(io::ErrorKind::TimedOut.into());
+    /// assert_eq!(cause.kind(), DisconnectKind::TimedOut);
     /// let cause = Disconnect::from_io(io::ErrorKind::PermissionDenied.into());
     /// assert_eq!(cause.kind(), DisconnectKind::Io);
     /// ```
@@ -105,6 +119,7 @@ impl Disconnect {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe => DisconnectKind::Reset,
             io::ErrorKind::UnexpectedEof => DisconnectKind::PeerClosed,
+            io::ErrorKind::TimedOut => DisconnectKind::TimedOut,
             _ => DisconnectKind::Io,
         };
         Self { kind, error: Some(Arc::new(error)) }
@@ -222,6 +237,9 @@ impl fmt::Display for Disconnect {
             DisconnectKind::ConnectTimedOut => "the connection timed out while connecting",
             DisconnectKind::Io => "an I/O error ended the connection",
             DisconnectKind::HandshakeFailed => "the handshake failed",
+            DisconnectKind::WriteStalled => "the peer took no bytes for the write-stall timeout",
+            DisconnectKind::PeerSilent => "the peer sent nothing for the inbound-silence timeout",
+            DisconnectKind::TimedOut => "the system timed the connection out",
         };
         f.write_str(what)
     }
