@@ -11,6 +11,7 @@ mod support;
 mod events;
 mod fault_injection;
 mod handshake;
+mod liveness;
 mod reconnect;
 mod transport_options;
 mod transport_plugins;

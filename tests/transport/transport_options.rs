@@ -222,11 +222,11 @@ fn the_user_timeout_ends_a_connection_whose_peer_stopped_reading_and_returns_uns
     });
     assert!(ended, "the stalled connection never ended");
     let cause = cause.unwrap();
-    assert_eq!(cause.kind(), DisconnectKind::Io, "{cause:?}");
+    assert_eq!(cause.kind(), DisconnectKind::TimedOut, "{cause:?}");
     assert_eq!(cause.io_error().map(io::Error::kind), Some(io::ErrorKind::TimedOut), "{cause:?}");
 
     let report = client.close().expect("close");
-    assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::Io));
+    assert_eq!(report.cause().map(|c| c.kind()), Some(DisconnectKind::TimedOut));
     let unsent = report.unsent();
     assert!(!unsent.is_empty(), "{report:?}");
     // Most of what was buffered when the peer stopped is still there (the kernel may have
