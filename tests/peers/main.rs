@@ -15,4 +15,5 @@ mod peer_byte_stream;
 mod peer_endings;
 mod peer_halfclose;
 mod peer_redis;
+mod peer_redis_restart;
 mod peer_tls;

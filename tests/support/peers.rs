@@ -191,35 +191,71 @@ fn read_all_on_a_thread(mut from: impl Read + Send + 'static) -> JoinHandle<Vec<
 // ---------------------------------------------------------------------------------------------
 // Redis
 
-/// A `redis-server` with no persistence, listening on 127.0.0.1.
+/// A `redis-server` listening on 127.0.0.1: without persistence, or durable in a directory
+/// of its own.
 #[derive(Debug)]
 pub struct Redis {
     peer: Peer,
+    /// Where a durable server keeps its append-only file.
+    dir: Option<PathBuf>,
+}
+
+/// The command line of a server on `port`: durable in `dir` (every write appended and synced
+/// before it is answered), or with no persistence.
+fn redis_command(port: u16, dir: Option<&Path>) -> Command {
+    let mut command = Command::new("redis-server");
+    command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "no"]);
+    match dir {
+        Some(dir) => command
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(dir),
+        None => command.args(["--save", "", "--appendonly", "no"]),
+    };
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+/// Whether a server on `port` answers `PING` (a loading one answers `-LOADING`).
+fn answers_ping(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    RespConn::connect(addr)
+        .and_then(|mut conn| conn.command(&["PING"]))
+        .is_ok_and(|reply| matches!(reply, Reply::Simple(ref pong) if pong == "PONG"))
 }
 
 impl Redis {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> Self {
-        let peer = start_on_free_port(
-            "redis-server",
-            |port| {
-                let mut command = Command::new("redis-server");
-                command
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                command
-            },
-            |port| {
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                RespConn::connect(addr)
-                    .and_then(|mut conn| conn.command(&["PING"]))
-                    .is_ok_and(|reply| matches!(reply, Reply::Simple(ref pong) if pong == "PONG"))
-            },
+        let peer =
+            start_on_free_port("redis-server", |port| redis_command(port, None), answers_ping);
+        Self { peer, dir: None }
+    }
+
+    /// Starts a durable server keeping its data in `dir` (`appendonly yes`, `appendfsync
+    /// always`), and waits until it answers `PING`.
+    pub fn start_durable(dir: &Path) -> Self {
+        let peer =
+            start_on_free_port("redis-server", |port| redis_command(port, Some(dir)), answers_ping);
+        Self { peer, dir: Some(dir.to_path_buf()) }
+    }
+
+    /// Kills the server (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.peer.child.kill();
+        let _ = self.peer.child.wait();
+    }
+
+    /// Starts the server again on the same port (after [`Redis::kill`]), loading what a
+    /// durable one kept, and waits until it answers `PING`.
+    pub fn restart(&mut self) {
+        let port = self.peer.port;
+        let command = redis_command(port, self.dir.as_deref());
+        self.peer = Peer::spawn(command, port).expect("restart redis-server");
+        assert!(
+            wait_ready(&mut self.peer.child, || answers_ping(port)),
+            "redis-server did not come back on port {port}"
         );
-        Self { peer }
     }
 
     /// The URL a client connects to.
