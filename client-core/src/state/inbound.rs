@@ -47,7 +47,7 @@
 //! [`Disconnect`] after a reset or another failure. A frame the peer cut short, or one that can
 //! never be decoded, is a [`DecodeError`], after which the receive side is over.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -137,6 +137,13 @@ pub(crate) struct Inbound {
     /// byte-stream read) could not take whole. It goes out first, ahead of everything else.
     /// Invariant: never empty.
     rest: Option<Bytes>,
+    /// Framed only: whole frames a lost link left undelivered, cut out of `data` when the
+    /// link was replaced, with the bytes each took there. They go out after `rest`, ahead of
+    /// the new link's bytes.
+    ready: VecDeque<(Bytes, usize)>,
+    /// The bytes the frames in `ready` took in `data`: they still count against the capacity.
+    /// Invariant: `data.len() + ready_bytes <= capacity`.
+    ready_bytes: usize,
     /// Waiting receivers by ticket: the map's order is arrival order.
     waiters: BTreeMap<u64, Waiter>,
     /// Deadlines of waiting receivers. Invariant: one entry per waiter with a deadline.
@@ -155,7 +162,7 @@ pub(crate) struct Inbound {
 impl std::fmt::Debug for Inbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbound")
-            .field("held", &self.data.len())
+            .field("held", &self.held())
             .field("capacity", &self.capacity)
             .field("stalled", &self.stalled)
             .field("framed", &self.decoder.is_some())
@@ -200,13 +207,15 @@ impl Inbound {
             bytes_delivered: 0,
             discarded: 0,
             scratch: Vec::new(),
+            ready: VecDeque::new(),
+            ready_bytes: 0,
         }
     }
 
     pub(crate) fn stats(&self) -> InboundStats {
         InboundStats {
             capacity: self.capacity,
-            held: self.data.len(),
+            held: self.held(),
             high_water: self.high_water,
             bytes_received: self.bytes_received,
             bytes_delivered: self.bytes_delivered,
@@ -225,9 +234,14 @@ impl Inbound {
         self.decoder.is_some()
     }
 
+    /// The bytes held against the capacity.
+    fn held(&self) -> usize {
+        self.data.len() + self.ready_bytes
+    }
+
     /// Makes room at the tail of `data` if it can, and returns how many bytes may be read now.
     fn room(&mut self) -> usize {
-        let free = self.capacity - self.data.len();
+        let free = self.capacity - self.held();
         if free == 0 {
             return 0;
         }
@@ -255,7 +269,7 @@ impl Inbound {
 
     /// Whether the driver could read now, were it asked to.
     fn could_read(&self) -> bool {
-        let free = self.data.len() < self.capacity;
+        let free = self.held() < self.capacity;
         // Unframed, with no tail left: room comes back once the move to the front is cheap.
         let tail = self.data.capacity() > self.data.len();
         free && (self.framed() || !self.allocated || tail || self.front >= self.data.len())
@@ -333,8 +347,8 @@ impl Inbound {
                 Ok(n) => {
                     left = left.saturating_sub(n);
                     self.bytes_received += n as u64;
-                    self.high_water = self.high_water.max(self.data.len());
-                    debug_assert!(self.data.len() <= self.capacity, "the inbound bound holds");
+                    self.high_water = self.high_water.max(self.held());
+                    debug_assert!(self.held() <= self.capacity, "the inbound bound holds");
                     if self.discard {
                         log::trace!("dropped {n} inbound bytes");
                         self.data.clear();
@@ -384,15 +398,33 @@ impl Inbound {
     }
 
     /// The link was lost and another will replace it: the stream goes on. What was read stays
-    /// readable, except, with framing, bytes not yet cut into frames: the start of a frame the
-    /// loss cut off cannot be completed by the next link, so they are counted as discarded.
+    /// readable. With framing, the whole frames it holds are cut out now, to be received
+    /// first; the start of a frame the loss cut off cannot be completed by the next link, so
+    /// those bytes are counted as discarded.
     pub(crate) fn relink(&mut self) {
         if matches!(self.end, Some(End::Eof | End::Failed(_))) {
             self.end = None;
         }
         self.eof_decoded = false;
         self.stalled = false;
-        if self.decoder.is_some() && !self.data.is_empty() {
+        let Some(decoder) = self.decoder.as_mut() else { return };
+        while self.failed.is_none() && !self.data.is_empty() {
+            let before = self.data.len();
+            match decoder.decode(&mut self.data) {
+                Ok(Some(frame)) => {
+                    let wire = before - self.data.len();
+                    self.ready_bytes += wire;
+                    self.ready.push_back((frame, wire));
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    // The frames before it are received first, then the error.
+                    self.fail(err);
+                    break;
+                }
+            }
+        }
+        if !self.data.is_empty() {
             log::debug!("a lost link cut {} inbound bytes short of a frame", self.data.len());
             self.discarded += self.data.len() as u64;
             self.data.clear();
@@ -434,6 +466,7 @@ impl Inbound {
     fn pass_on(&mut self, fx: &mut Effects) {
         if !self.data.is_empty()
             || self.rest.is_some()
+            || !self.ready.is_empty()
             || self.end.is_some()
             || self.failed.is_some()
         {
@@ -452,6 +485,11 @@ impl Inbound {
         if let Some(rest) = self.rest.take() {
             return Some(Ok(Some(self.at_most(rest, max))));
         }
+        if let Some((frame, wire)) = self.ready.pop_front() {
+            self.ready_bytes -= wire;
+            self.delivered(wire, fx);
+            return Some(Ok(Some(self.at_most(frame, max))));
+        }
         if let Some(err) = &self.failed {
             return Some(Err(RecvError::Decode(err.clone())));
         }
@@ -461,7 +499,12 @@ impl Inbound {
         } else {
             self.next_chunk(max)
         };
-        let taken = before - self.data.len();
+        self.delivered(before - self.data.len(), fx);
+        item
+    }
+
+    /// Counts `taken` bytes delivered, and tells the driver if that gave it room to read again.
+    fn delivered(&mut self, taken: usize, fx: &mut Effects) {
         if taken > 0 {
             self.bytes_delivered += taken as u64;
             if self.stalled && self.could_read() {
@@ -470,7 +513,6 @@ impl Inbound {
                 fx.notify_driver = true;
             }
         }
-        item
     }
 
     /// The first `max` bytes of a frame; the rest waits in `rest` for the next receive.
@@ -636,5 +678,69 @@ fn end_result(end: &End) -> Result<Option<Bytes>, RecvError> {
     match end {
         End::Eof | End::Closed => Ok(None),
         End::Failed(cause) => Err(RecvError::Disconnected(cause.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::codec::LengthDelimited;
+
+    /// What `link` hands over, read in one go.
+    fn feed(inbound: &mut Inbound, bytes: &[u8], fx: &mut Effects) {
+        let mut left = bytes;
+        let mut link = |buf: &mut [u8]| {
+            if left.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(left.len());
+            buf[..n].copy_from_slice(&left[..n]);
+            left = &left[n..];
+            Ok(n)
+        };
+        inbound.read_from(&mut link, usize::MAX, false, fx).expect("read");
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn received(inbound: &mut Inbound, fx: &mut Effects) -> Vec<Bytes> {
+        let mut got = Vec::new();
+        while let Poll::Ready(Ok(Some(frame))) = inbound.poll_recv(&mut None, None, None, 64, fx) {
+            got.push(frame);
+        }
+        got
+    }
+
+    #[test]
+    fn a_relink_keeps_the_whole_frames_read_and_drops_only_the_cut_one() {
+        let mut inbound = Inbound::new(64, Some(Box::new(LengthDelimited::new())));
+        let mut fx = Effects::new(Instant::now);
+        let cut = framed(b"three");
+        let old = [framed(b"one"), framed(b"two"), cut[..3].to_vec()].concat();
+        feed(&mut inbound, &old, &mut fx);
+        inbound.relink();
+        let stats = inbound.stats();
+        assert_eq!(stats.held, 14, "the two whole frames still count against the capacity");
+        assert_eq!(stats.discarded, 3, "the cut frame's start is dropped");
+        feed(&mut inbound, &framed(b"four"), &mut fx);
+        let got = received(&mut inbound, &mut fx);
+        assert_eq!(got, ["one", "two", "four"], "the old link's frames first, then the new");
+        let stats = inbound.stats();
+        assert_eq!((stats.held, stats.bytes_delivered), (0, 22), "{stats:?}");
+    }
+
+    #[test]
+    fn frames_kept_by_a_relink_leave_room_for_no_more_than_the_capacity() {
+        let mut inbound = Inbound::new(16, Some(Box::new(LengthDelimited::new())));
+        let mut fx = Effects::new(Instant::now);
+        feed(&mut inbound, &[framed(b"aaaa"), framed(b"bbbb")].concat(), &mut fx);
+        inbound.relink();
+        assert_eq!(inbound.room(), 0, "16 bytes kept of 16");
+        assert_eq!(received(&mut inbound, &mut fx).len(), 2);
+        assert_eq!(inbound.room(), 16, "all of it back once received");
     }
 }
