@@ -46,6 +46,15 @@ pub fn frame(producer: u32, seq: u64, len: usize) -> Bytes {
     Bytes::from(out)
 }
 
+/// Whether `bytes` is exactly the test frame of its length from `producer`, number `seq`,
+/// checked without building it.
+pub fn is_frame(bytes: &[u8], producer: u32, seq: u64) -> bool {
+    bytes.len() >= HEADER
+        && bytes[..12] == [producer.to_be_bytes().as_slice(), &seq.to_be_bytes()].concat()[..]
+        && bytes[12..16] == (bytes.len() as u32).to_be_bytes()
+        && bytes[HEADER..].iter().zip(HEADER..).all(|(&b, i)| b == payload_byte(producer, seq, i))
+}
+
 /// The producer and sequence number written in a frame's header.
 pub fn ident(frame: &[u8]) -> (u32, u64) {
     let producer = u32::from_be_bytes(frame[0..4].try_into().unwrap());

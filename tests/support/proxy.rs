@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The longest any proxy thread runs.
-const LIFETIME: Duration = Duration::from_secs(60);
+const LIFETIME: Duration = Duration::from_secs(240);
 /// The largest segment the client may send the proxy (see [`Proxy::start`]).
 const MSS: u32 = 1460;
 /// How often a blocked read looks at the proxy's commands.
