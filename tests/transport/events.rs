@@ -10,7 +10,6 @@
 //!   in both facades;
 //! - without reconnection, a lost link ends the stream, and `closed` tells the cause.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use tidegate::transport::SocketOption;
 use tidegate::{AsyncClient, Bytes, Client, Config, ConnectionEvent, DisconnectKind, Reconnect};
 
 use crate::proxy::{Fault, Proxy};
-use crate::reconnect::{Collector, LONG, connected_then_refusing, quick};
-use crate::support::{Lcg, Watchdog, frame, ident, join_within, reset, wait_until};
+use crate::reconnect::{Collector, LONG, connected_then_refusing, lose_after, quick};
+use crate::support::{Lcg, Watchdog, frame, ident, join_within, wait_until};
 
 /// What a `Disconnected` event said of the lost link's frames.
 #[derive(Debug)]
@@ -168,15 +167,9 @@ fn refusing_every_millisecond() -> (Client, std::net::TcpStream) {
 #[test]
 fn a_subscriber_that_stops_reading_holds_the_attempts_and_loses_no_event() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "events_hold_attempts");
-    let (client, mut peer) = refusing_every_millisecond();
+    let (client, peer) = refusing_every_millisecond();
     let events = client.events();
-    let first = frame(0, 0, 100);
-    client.send(first.clone()).unwrap();
-    let mut got = vec![0u8; first.len()];
-    peer.set_read_timeout(Some(LONG)).unwrap();
-    peer.read_exact(&mut got).expect("the peer reads the frame");
-    assert_eq!(got, first, "the peer received the frame whole");
-    reset(peer);
+    lose_after(&client, peer, frame(0, 0, 100));
     // 64 places: the loss, then an attempt while 3 places are left for its events.
     const HELD_AT: u64 = 61;
     assert!(
@@ -233,18 +226,12 @@ fn a_subscriber_that_stops_reading_holds_the_attempts_and_loses_no_event() {
 fn giving_up_ends_the_events_and_closed_tells_the_cause_in_both_facades() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "events_gave_up");
     let policy = Reconnect::new().initial_delay(Duration::from_millis(20)).max_attempts(2);
-    let (client, mut peer) = connected_then_refusing(Config::new().reconnect(policy));
+    let (client, peer) = connected_then_refusing(Config::new().reconnect(policy));
     let asynchronous = AsyncClient::from_connection(client.connection().clone());
     let mut stream = asynchronous.events();
     let watcher = client.clone();
     let closed_blocking = thread::spawn(move || watcher.closed());
-    let first = frame(0, 0, 100);
-    client.send(first.clone()).unwrap();
-    let mut got = vec![0u8; first.len()];
-    peer.set_read_timeout(Some(LONG)).unwrap();
-    peer.read_exact(&mut got).expect("the peer reads the frame");
-    assert_eq!(got, first, "the peer received the frame whole");
-    reset(peer);
+    lose_after(&client, peer, frame(0, 0, 100));
     let events: Vec<ConnectionEvent> = futures::executor::block_on(async {
         let mut all = Vec::new();
         while let Some(event) = stream.next().await {
@@ -280,14 +267,8 @@ fn without_reconnection_a_lost_link_ends_the_events_and_closed_tells_why() {
     let url = format!("tcp://{}", listener.local_addr().unwrap());
     let client = Client::connect(&url).expect("connect");
     let events = client.events();
-    let (mut peer, _) = listener.accept().expect("accept");
-    let first = frame(0, 0, 100);
-    client.send(first.clone()).unwrap();
-    let mut got = vec![0u8; first.len()];
-    peer.set_read_timeout(Some(LONG)).unwrap();
-    peer.read_exact(&mut got).expect("the peer reads the frame");
-    assert_eq!(got, first, "the peer received the frame whole");
-    reset(peer);
+    let (peer, _) = listener.accept().expect("accept");
+    lose_after(&client, peer, frame(0, 0, 100));
     let cause = client.closed_timeout(LONG).expect("ended").expect("not an orderly end");
     assert_eq!(cause.kind(), DisconnectKind::Reset, "{cause}");
     assert!(events.recv_timeout(LONG).unwrap().is_none(), "no event, and the end");

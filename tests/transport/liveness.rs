@@ -45,18 +45,23 @@ fn frames_in(bytes: &[u8]) -> (Vec<(u32, u64)>, usize) {
     (frames, bytes.len() - at)
 }
 
+/// Offers frames until the client's buffer is full; returns those it took.
+fn fill(client: &Client) -> Vec<Bytes> {
+    let mut sent = Vec::new();
+    loop {
+        let f = frame(0, sent.len() as u64, 1000);
+        if client.try_send(f.clone()).is_err() {
+            return sent;
+        }
+        sent.push(f);
+        assert!(sent.len() < 10_000, "the buffer fills");
+    }
+}
+
 /// Fills the client's buffer against a peer that does not read, noting when the client last
 /// wrote; returns the frames accepted and that instant.
 fn fill_against_a_stalled_peer(client: &Client) -> (Vec<Bytes>, Instant) {
-    let mut sent = Vec::new();
-    for seq in 0.. {
-        let f = frame(0, seq, 1000);
-        if client.try_send(f.clone()).is_err() {
-            break;
-        }
-        sent.push(f);
-        assert!(seq < 10_000, "the buffer fills");
-    }
+    let sent = fill(client);
     let mut written = client.stats().bytes_written;
     let mut last = Instant::now();
     let deadline = Instant::now() + LONG;
@@ -120,15 +125,7 @@ fn with_reconnection_a_stalled_link_is_replaced_where_it_stopped() {
     let client = Client::builder().config(config).connect(&url).expect("connect");
     let events = client.events();
     let (mut first, _) = listener.accept().expect("accept");
-    let mut sent = Vec::new();
-    for seq in 0.. {
-        let f = frame(0, seq, 1000);
-        if client.try_send(f.clone()).is_err() {
-            break;
-        }
-        sent.push(f);
-        assert!(seq < 10_000, "the buffer fills");
-    }
+    let sent = fill(&client);
     let (mut second, _) = listener.accept().expect("the stalled link is replaced");
     match events.recv_timeout(LONG) {
         Ok(Some(ConnectionEvent::Disconnected { cause, .. })) => {

@@ -310,6 +310,17 @@ pub(crate) fn connected_then_refusing(config: Config) -> (Client, TcpStream) {
     (client, peer)
 }
 
+/// Sends `frame` and checks that `peer` received it whole, then resets the link: the loss
+/// comes after a frame the peer is known to have.
+pub(crate) fn lose_after(client: &Client, mut peer: TcpStream, frame: Bytes) {
+    client.send(frame.clone()).unwrap();
+    let mut got = vec![0u8; frame.len()];
+    peer.set_read_timeout(Some(LONG)).unwrap();
+    peer.read_exact(&mut got).expect("the peer reads the frame");
+    assert_eq!(got, frame, "the peer received the frame whole");
+    reset(peer);
+}
+
 #[test]
 fn a_refusing_port_gets_the_backoff_then_the_limit_returns_every_frame() {
     let _watchdog = Watchdog::new(Duration::from_secs(60), "refusing_port");
@@ -319,15 +330,9 @@ fn a_refusing_port_gets_the_backoff_then_the_limit_returns_every_frame() {
         .jitter(0.2)
         .max_attempts(3);
     let config = Config::new().capacity(256).reconnect(policy);
-    let (client, mut peer) = connected_then_refusing(config);
-    let first = frame(2, 0, 64);
-    client.send(first.clone()).unwrap();
-    let mut got = vec![0u8; first.len()];
-    peer.set_read_timeout(Some(LONG)).unwrap();
-    peer.read_exact(&mut got).expect("the peer reads the first link's frame");
-    assert_eq!(got, first, "the peer received the frame whole");
+    let (client, peer) = connected_then_refusing(config);
     let lost_at = Instant::now();
-    reset(peer);
+    lose_after(&client, peer, frame(2, 0, 64));
     assert!(wait_until(LONG, || client.stats().disconnects == 1), "the reset was seen");
     // The buffer takes frames while there is room, then senders park.
     let mut buffered = Vec::new();
