@@ -41,7 +41,7 @@ const HEARTBEAT_MAGIC: [u8; 4] = [0xff; 4];
 const HEARTBEAT_LEN: usize = 12;
 
 /// A CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM.
-fn certificates() -> (String, String, String) {
+pub(crate) fn certificates() -> (String, String, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, "tidegate peer test CA");

@@ -476,7 +476,7 @@ impl Drop for CertFiles {
 #[derive(Debug)]
 pub struct TlsServer {
     peer: Peer,
-    _stdin: ChildStdin,
+    stdin: ChildStdin,
     stdout: Option<OutputFile>,
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
@@ -534,12 +534,7 @@ impl TlsServer {
         );
         let stdin = peer.child.stdin.take().expect("piped stdin");
         let stderr = peer.child.stderr.take().expect("piped stderr");
-        Self {
-            peer,
-            _stdin: stdin,
-            stdout: Some(output),
-            stderr: Some(read_all_on_a_thread(stderr)),
-        }
+        Self { peer, stdin, stdout: Some(output), stderr: Some(read_all_on_a_thread(stderr)) }
     }
 
     /// The URL a client connects to.
@@ -550,6 +545,16 @@ impl TlsServer {
     /// The process, to stop and resume it.
     pub fn peer(&self) -> &Peer {
         &self.peer
+    }
+
+    /// Has the server send `bytes` to the client (through its stdin).
+    pub fn say(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).and_then(|()| self.stdin.flush()).expect("s_server's stdin");
+    }
+
+    /// What the server has decrypted so far.
+    pub fn received(&self) -> Vec<u8> {
+        self.stdout.as_ref().map(OutputFile::read).unwrap_or_default()
     }
 
     /// Waits up to `timeout` for the server to exit (it does once the connection ended), then
