@@ -764,6 +764,10 @@ impl Entry {
             match connected {
                 Ok(true) => match self.greet(now) {
                     Ok(true) => self.up(now),
+                    // The connect timeout covers the handshake too.
+                    Ok(false) if self.connect_deadline.is_some_and(|d| d <= now) => {
+                        return self.fail(Disconnect::new(DisconnectKind::ConnectTimedOut));
+                    }
                     Ok(false) => return self.expire_and_close(now),
                     Err(cause) => {
                         log::debug!("handshake with {} failed: {cause}", self.conn.url());
@@ -859,7 +863,11 @@ impl Entry {
         let settings = self.conn.settings();
         let stall = settings.write_stall_timeout.zip(self.stalled_since).map(|(t, s)| s + t);
         let silence = settings.inbound_silence_timeout.map(|t| self.heard_at + t);
-        let heartbeat = settings.heartbeat.as_ref().map(|(interval, _)| self.sent_at + *interval);
+        // A heartbeat is due on an idle link only: while bytes wait, the link's readiness
+        // brings the next turn, and a deadline already passed would keep the loop turning.
+        let idle = self.in_flight.is_empty();
+        let heartbeat =
+            settings.heartbeat.as_ref().filter(|_| idle).map(|(i, _)| self.sent_at + *i);
         [stall, silence, heartbeat].into_iter().flatten().min()
     }
 

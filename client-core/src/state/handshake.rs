@@ -84,7 +84,8 @@ pub trait Handshake: Send + Sync + 'static {
     }
 
     /// How long the hello may take to be written and answered before the attempt fails:
-    /// 10 seconds unless overridden.
+    /// 10 seconds unless overridden. The [connect timeout](crate::Config::connect_timeout),
+    /// if set, covers the handshake as well: the link must be up within it.
     fn timeout(&self) -> Duration {
         Duration::from_secs(10)
     }
