@@ -151,3 +151,28 @@ fn a_close_waiting_for_a_stalled_peer_uses_no_cpu() {
     assert!(report.timed_out(), "{report:?}");
     assert_eq!(report.unsent().len(), 1);
 }
+
+/// A heartbeat is due on an idle link only: while bytes wait for a stalled peer, its deadline
+/// must not keep the driver turning.
+#[test]
+fn a_parked_send_with_a_heartbeat_due_behind_a_stalled_peer_uses_no_cpu() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "parked send, heartbeat due");
+    let listener = MemListener::bind(&support::unique_name("cpu-heartbeat")).unwrap();
+    let client = Client::builder()
+        .capacity(1024)
+        .heartbeat(Duration::from_millis(20), frame(9, 0, 16))
+        .connect(&listener.url())
+        .unwrap();
+    let peer = listener.accept_timeout(LONG).unwrap();
+    peer.pause();
+    client.send(frame(0, 0, 1024)).unwrap();
+    let sender = client.clone();
+    let result = assert_idle_while(
+        "send with a heartbeat due",
+        || client.stats().waiters == 1,
+        move || sender.send_timeout(frame(0, 1, 1024), WAIT),
+    );
+    assert!(matches!(result, Err(SendError::Timeout(_))), "{result:?}");
+    drop(peer);
+}

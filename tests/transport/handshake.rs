@@ -57,6 +57,8 @@ enum Reply {
     Welcome(Option<usize>),
     /// Answers this line, then reads whatever comes until the client goes.
     Refuse(&'static [u8]),
+    /// Never answers; reads whatever comes until the client goes.
+    Silent,
 }
 
 /// What one link brought the sink.
@@ -68,7 +70,7 @@ struct Heard {
     early: usize,
     /// Whole test frames after the answer, in order.
     frames: Vec<(u32, u64)>,
-    /// Bytes after the hello on a refused link.
+    /// Bytes after the hello on a link refused or left unanswered.
     after_refusal: usize,
 }
 
@@ -161,13 +163,14 @@ fn serve(mut stream: TcpStream, reply: Reply, stop: &AtomicBool) -> Heard {
             stream.write_all(line).expect("answer");
             None
         }
+        Reply::Silent => None,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending = Vec::new();
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) if matches!(reply, Reply::Refuse(_)) => heard.after_refusal += n,
+            Ok(n) if !matches!(reply, Reply::Welcome(_)) => heard.after_refusal += n,
             Ok(n) => {
                 pending.extend_from_slice(&buf[..n]);
                 let mut at = 0;
@@ -339,4 +342,22 @@ fn a_permission_refusal_ends_the_connection_at_once() {
     let links = sink.finish();
     assert_eq!(links.len(), 2, "{links:?}");
     assert_eq!(links[0].frames, [(0, 0)], "the first link carried the frame");
+}
+
+#[test]
+fn an_unanswered_hello_fails_the_connect_at_the_connect_timeout() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60), "handshake_unanswered");
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let sink = Sink::start(|_| Reply::Silent);
+    let config = Config::new().handshake(Login).connect_timeout(TIMEOUT);
+    let started = Instant::now();
+    let result = Client::builder().config(config).connect(&sink.url());
+    let took = started.elapsed();
+    assert!(matches!(result, Err(ConnectError::TimedOut { .. })), "{result:?}");
+    assert!(took >= TIMEOUT, "failed after {took:?}, before the connect timeout");
+    assert!(took < TIMEOUT + Duration::from_secs(3), "failed after {took:?}");
+    assert!(crate::support::wait_until(LONG, || sink.links() == 1), "one link was made");
+    let links = sink.finish();
+    assert!(links[0].greeted, "the hello arrived: {links:?}");
+    assert_eq!(links[0].after_refusal, 0, "and nothing after it: {links:?}");
 }
