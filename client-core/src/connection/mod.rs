@@ -333,22 +333,17 @@ impl Connection {
     /// # Examples
     ///
     /// ```
-    /// use std::task::{Poll, Waker};
-    /// use tidegate::{Config, Connection, ConnectionEvent};
+    /// use std::time::Duration;
+    /// use tidegate::{Config, Connection};
     /// use tidegate::transport::mem::MemListener;
     ///
     /// let listener = MemListener::bind("doc-connection-events-method").unwrap();
     /// let conn = Connection::open(&listener.url(), Config::new()).unwrap();
-    /// let mut events = conn.events();
     /// tidegate::block_on(conn.connected()).unwrap();
-    /// // Subscribed before the link came up: its `Connected` is the first event.
-    /// let first = loop {
-    ///     if let Poll::Ready(event) = events.poll_next_with(Waker::noop()) {
-    ///         break event;
-    ///     }
-    ///     std::thread::yield_now();
-    /// };
-    /// assert!(matches!(first, Some(ConnectionEvent::Connected { attempt: 0, .. })));
+    /// let mut events = conn.events();
+    /// assert!(events.try_next().is_none(), "the link has stayed up since");
+    /// tidegate::block_on(conn.close(Duration::from_secs(5)));
+    /// assert!(tidegate::block_on(conn.closed()).is_none(), "closed in order");
     /// ```
     pub fn events(&self) -> ConnectionEvents {
         ConnectionEvents::new(self.handle.shared.clone(), self.handle.endpoint.clone())
