@@ -55,6 +55,24 @@ pub fn is_frame(bytes: &[u8], producer: u32, seq: u64) -> bool {
         && bytes[HEADER..].iter().zip(HEADER..).all(|(&b, i)| b == payload_byte(producer, seq, i))
 }
 
+/// Cuts `bytes` into whole test frames, checking every byte of each, and returns their
+/// idents and the length of a cut frame left at the end.
+pub fn whole_frames(bytes: &[u8]) -> (Vec<(u32, u64)>, usize) {
+    let mut at = 0;
+    let mut frames = Vec::new();
+    while bytes.len() - at >= HEADER {
+        let len = u32::from_be_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
+        if bytes.len() - at < len {
+            break;
+        }
+        let (producer, seq) = ident(&bytes[at..]);
+        assert!(is_frame(&bytes[at..at + len], producer, seq), "frame {producer}/{seq} is whole");
+        frames.push((producer, seq));
+        at += len;
+    }
+    (frames, bytes.len() - at)
+}
+
 /// The producer and sequence number written in a frame's header.
 pub fn ident(frame: &[u8]) -> (u32, u64) {
     let producer = u32::from_be_bytes(frame[0..4].try_into().unwrap());

@@ -21,13 +21,12 @@ use tidegate::{
 };
 
 use crate::reconnect::{LONG, quick};
-use crate::support::{Watchdog, frame, ident, join_within, reset};
+use crate::support::{Watchdog, frame, join_within, reset, whole_frames};
 
 const HELLO: &[u8] = b"HELLO\n";
 const WELCOME: &[u8] = b"WELCOME\n";
 /// What the sink sends right after its answer, in the same write.
 const NOTE: &[u8] = b"NOTE\n";
-const HEADER: usize = 16;
 
 /// Says hello, and waits for `WELCOME`; `DENIED` is refused for good, anything else for this
 /// attempt only.
@@ -173,19 +172,9 @@ fn serve(mut stream: TcpStream, reply: Reply, stop: &AtomicBool) -> Heard {
             Ok(n) if !matches!(reply, Reply::Welcome(_)) => heard.after_refusal += n,
             Ok(n) => {
                 pending.extend_from_slice(&buf[..n]);
-                let mut at = 0;
-                while pending.len() - at >= HEADER {
-                    let len = u32::from_be_bytes(pending[at + 12..at + 16].try_into().unwrap());
-                    let len = len as usize;
-                    if pending.len() - at < len {
-                        break;
-                    }
-                    let (producer, seq) = ident(&pending[at..]);
-                    assert_eq!(&pending[at..at + len], &frame(producer, seq, len)[..], "whole");
-                    heard.frames.push((producer, seq));
-                    at += len;
-                }
-                pending.drain(..at);
+                let (frames, cut) = whole_frames(&pending);
+                heard.frames.extend(frames);
+                pending.drain(..pending.len() - cut);
                 if reset_after.is_some_and(|k| heard.frames.len() >= k) {
                     reset(stream);
                     return heard;

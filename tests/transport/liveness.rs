@@ -16,9 +16,8 @@ use tidegate::transport::SocketOption;
 use tidegate::{Bytes, Client, Config, ConnectionEvent, DisconnectKind, Reconnect};
 
 use crate::reconnect::LONG;
-use crate::support::{Watchdog, frame, ident, join_within, wait_until};
+use crate::support::{Watchdog, frame, ident, join_within, wait_until, whole_frames};
 
-const HEADER: usize = 16;
 const STALL: Duration = Duration::from_millis(300);
 
 /// A listener on a free loopback port, and its URL.
@@ -26,23 +25,6 @@ fn listen() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("tcp://{}", listener.local_addr().unwrap());
     (listener, url)
-}
-
-/// Cuts `bytes` into whole test frames, and the length of a cut one at the end.
-fn frames_in(bytes: &[u8]) -> (Vec<(u32, u64)>, usize) {
-    let mut at = 0;
-    let mut frames = Vec::new();
-    while bytes.len() - at >= HEADER {
-        let len = u32::from_be_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
-        if bytes.len() - at < len {
-            break;
-        }
-        let (producer, seq) = ident(&bytes[at..]);
-        assert_eq!(&bytes[at..at + len], &frame(producer, seq, len)[..], "frame {seq} is whole");
-        frames.push((producer, seq));
-        at += len;
-    }
-    (frames, bytes.len() - at)
 }
 
 /// Offers frames until the client's buffer is full; returns those it took.
@@ -102,7 +84,7 @@ fn a_peer_that_stops_reading_ends_the_link_after_the_write_stall_timeout() {
     let mut got = Vec::new();
     peer.read_to_end(&mut got).expect("read to the end");
     assert_eq!(got.len() as u64, stats.bytes_written, "the peer got every byte written");
-    let (whole, cut) = frames_in(&got);
+    let (whole, cut) = whole_frames(&got);
     let expected: Vec<(u32, u64)> = (0..whole.len() as u64).map(|seq| (0, seq)).collect();
     assert_eq!(whole, expected, "the first frames, in order");
     let unsent = report.into_unsent();
@@ -147,8 +129,8 @@ fn with_reconnection_a_stalled_link_is_replaced_where_it_stopped() {
     first.set_read_timeout(Some(LONG)).unwrap();
     let mut on_first = Vec::new();
     first.read_to_end(&mut on_first).expect("read the stalled link");
-    let (mut whole, _) = frames_in(&on_first);
-    let (then, cut) = frames_in(&on_second);
+    let (mut whole, _) = whole_frames(&on_first);
+    let (then, cut) = whole_frames(&on_second);
     assert_eq!(cut, 0, "the new link ends at a frame boundary");
     // The stalled link's whole frames, then the new link's from the next one: each frame
     // once, none missing (atomic frames: one cut by the stall goes again whole).
@@ -168,7 +150,7 @@ fn read_frames(peer: &mut TcpStream, until: Instant) -> Vec<((u32, u64), Instant
             Ok(0) => break,
             Ok(n) => {
                 pending.extend_from_slice(&buf[..n]);
-                let (frames, cut) = frames_in(&pending);
+                let (frames, cut) = whole_frames(&pending);
                 let at = Instant::now();
                 got.extend(frames.into_iter().map(|f| (f, at)));
                 pending.drain(..pending.len() - cut);
