@@ -174,5 +174,17 @@ fn a_parked_send_with_a_heartbeat_due_behind_a_stalled_peer_uses_no_cpu() {
         move || sender.send_timeout(frame(0, 1, 1024), WAIT),
     );
     assert!(matches!(result, Err(SendError::Timeout(_))), "{result:?}");
-    drop(peer);
+    // The peer reads again: the frame that waited comes first and whole, then heartbeats only
+    // (the link is idle now), each whole.
+    peer.resume();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < 1024 + 16 {
+        let n = peer.read_timeout(&mut buf, LONG).expect("the peer reads");
+        assert!(n > 0, "the link ended after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    let (frames, _) = support::whole_frames(&got);
+    assert_eq!(frames.first(), Some(&(0, 0)), "the waiting frame first: {frames:?}");
+    assert!(frames[1..].iter().all(|f| *f == (9, 0)), "then heartbeats: {frames:?}");
 }
