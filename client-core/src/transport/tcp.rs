@@ -1,9 +1,16 @@
 //! `tcp://host:port?options`: a non-blocking `mio` TCP stream, with socket options through
 //! `socket2`.
 //!
-//! The host is resolved when the link is opened; the addresses are tried in order until one
-//! connects. A new link has `TCP_NODELAY` on: the outgoing buffer already gathers frames into
-//! large writes, so the kernel need not wait to coalesce them.
+//! The host is resolved when the link is opened, and every address it resolves to is tried,
+//! racing as RFC 8305 ("Happy Eyeballs") describes: the addresses are put in turn of family
+//! (the resolver's first choice, usually IPv6, then the other family, and so on), the first
+//! is tried, and each next one starts when the one before it fails or after
+//! [`CONNECTION_ATTEMPT_DELAY`], whichever comes first, while the earlier ones go on. The first
+//! to connect wins, and the others are dropped. So a dual-stack name whose IPv6 path is
+//! broken connects over IPv4 a quarter of a second later, not after a connect timeout.
+//!
+//! A new link has `TCP_NODELAY` on: the outgoing buffer already gathers frames into large
+//! writes, so the kernel need not wait to coalesce them.
 //!
 //! # Query options
 //!
@@ -43,12 +50,14 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use socket2::SockRef;
 
-use super::{Endpoint, Keepalive, Link, Registration, SocketOption, SocketOptionKind, Transport};
+use super::{
+    Endpoint, Keepalive, Link, LinkWaker, Registration, SocketOption, SocketOptionKind, Transport,
+};
 use crate::transport::endpoint::{bad_query_value, parse_duration};
 
 /// The query keys the TCP transport reads, in the order the module documentation lists them.
@@ -171,7 +180,20 @@ impl Transport for Tcp {
     }
 }
 
-/// A TCP link: connecting, then connected.
+/// How long an attempt to connect to one address goes on alone before the next address is
+/// tried alongside it: 250 ms, the value RFC 8305 recommends.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(tidegate::transport::tcp::CONNECTION_ATTEMPT_DELAY, Duration::from_millis(250));
+/// ```
+pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// A TCP link: connecting (to one address or several at once, see the
+/// [module documentation](self)), then connected.
 ///
 /// # Examples
 ///
@@ -184,13 +206,21 @@ impl Transport for Tcp {
 /// ```
 #[derive(Debug)]
 pub struct TcpLink {
+    /// The earliest attempt still under way; once connected, the link's socket.
     stream: TcpStream,
-    /// Addresses still to try if the current attempt fails, in order.
+    /// Attempts started after `stream`'s and still under way, oldest first. Empty once
+    /// connected.
+    racing: Vec<TcpStream>,
+    /// Addresses not tried yet, the next one last.
     fallback: Vec<SocketAddr>,
-    /// The last option applied of each kind, re-applied to a fallback socket.
+    /// When the next address starts even if no attempt under way has failed.
+    next_start: Option<Instant>,
+    /// The last option applied of each kind, applied to every new socket too.
     options: Vec<SocketOption>,
-    /// Set while registered, to move the registration to a fallback socket.
+    /// Set while registered, to register new sockets and take lost ones out.
     registration: Option<(mio::Registry, mio::Token)>,
+    /// Set while registered, to be looked at again when the next address is due.
+    waker: Option<LinkWaker>,
     connected: bool,
 }
 
@@ -225,24 +255,68 @@ impl TcpLink {
                 format!("missing port in {address:?} (expected host:port, or [v6 address]:port)"),
             ));
         }
-        let mut addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+        let addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{address:?} resolves to no address"),
             ));
         }
-        addrs.reverse();
-        let first = addrs.pop().expect("checked not empty above");
-        let mut link = Self {
-            stream: TcpStream::connect(first)?,
-            fallback: addrs,
-            options: Vec::new(),
-            registration: None,
-            connected: false,
-        };
-        link.set_option(&SocketOption::NoDelay(true))?;
-        Ok(link)
+        Self::connect_racing(&interleave_families(addrs))
+    }
+
+    /// Starts connecting to `addrs` in the order given, racing them as the
+    /// [module documentation](self) describes: each next address starts when the attempts
+    /// under way have all failed, or [`CONNECTION_ATTEMPT_DELAY`] after the last one started.
+    /// The socket has `TCP_NODELAY` on.
+    ///
+    /// [`TcpLink::connect`] resolves a name and puts its addresses in turn of family before
+    /// calling this; call it directly to choose the order.
+    ///
+    /// # Errors
+    ///
+    /// `addrs` is empty, or no socket could be created for any address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::transport::tcp::TcpLink;
+    ///
+    /// let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let link = TcpLink::connect_racing(&["[::1]:9".parse().unwrap(), v4.local_addr().unwrap()])
+    ///     .unwrap();
+    /// assert!(TcpLink::connect_racing(&[]).is_err());
+    /// # drop(link);
+    /// ```
+    pub fn connect_racing(addrs: &[SocketAddr]) -> io::Result<Self> {
+        let mut fallback: Vec<SocketAddr> = addrs.iter().rev().copied().collect();
+        let mut failure =
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to".to_string());
+        while let Some(addr) = fallback.pop() {
+            match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    let next_start =
+                        (!fallback.is_empty()).then(|| Instant::now() + CONNECTION_ATTEMPT_DELAY);
+                    let mut link = Self {
+                        stream,
+                        racing: Vec::new(),
+                        fallback,
+                        next_start,
+                        options: Vec::new(),
+                        registration: None,
+                        waker: None,
+                        connected: false,
+                    };
+                    link.set_option(&SocketOption::NoDelay(true))?;
+                    return Ok(link);
+                }
+                Err(e) => {
+                    log::debug!("cannot connect to {addr}: {e}");
+                    failure = e;
+                }
+            }
+        }
+        Err(failure)
     }
 
     /// Returns the address of the peer, once connected.
@@ -266,39 +340,119 @@ impl TcpLink {
         self.stream.peer_addr()
     }
 
-    /// Moves on to the next address after a failed attempt, or returns the failure.
-    fn next_address(&mut self, failure: io::Error) -> io::Result<bool> {
-        let Some(addr) = self.fallback.pop() else {
-            return Err(failure);
-        };
-        log::debug!("connect failed ({failure}), trying {addr}");
-        let mut stream = TcpStream::connect(addr)?;
-        if let Some((registry, token)) = &self.registration {
-            // The old socket may already be gone from the poll set; that is fine.
-            let _ = registry.deregister(&mut self.stream);
-            registry.register(
-                &mut stream,
-                *token,
-                mio::Interest::READABLE | mio::Interest::WRITABLE,
-            )?;
+    /// Starts an attempt on the next address that takes one, alongside those under way.
+    /// `Ok(false)` if no address is left.
+    fn start_next(&mut self, now: Instant) -> io::Result<bool> {
+        while let Some(addr) = self.fallback.pop() {
+            let mut stream = match TcpStream::connect(addr) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    log::debug!("cannot connect to {addr}: {e}");
+                    continue;
+                }
+            };
+            log::debug!("also trying {addr}");
+            if let Some((registry, token)) = &self.registration {
+                registry.register(
+                    &mut stream,
+                    *token,
+                    mio::Interest::READABLE | mio::Interest::WRITABLE,
+                )?;
+            }
+            for option in &self.options {
+                set_socket_option(SockRef::from(&stream), option)?;
+            }
+            self.racing.push(stream);
+            self.schedule_next(now);
+            return Ok(true);
         }
-        self.stream = stream;
-        for option in std::mem::take(&mut self.options) {
-            self.set_option(&option)?;
-        }
+        self.next_start = None;
         Ok(false)
+    }
+
+    /// Sets when the next address starts, and asks to be looked at then.
+    fn schedule_next(&mut self, now: Instant) {
+        self.next_start = (!self.fallback.is_empty()).then(|| now + CONNECTION_ATTEMPT_DELAY);
+        if let (Some(at), Some(waker)) = (self.next_start, &self.waker) {
+            waker.wake_at(at);
+        }
+    }
+
+    /// Takes a socket that lost the race, or failed, out of the poll set.
+    fn drop_attempt(&self, mut stream: TcpStream) {
+        if let Some((registry, _)) = &self.registration {
+            // A failed socket may already be gone from the poll set; that is fine.
+            let _ = registry.deregister(&mut stream);
+        }
+    }
+
+    /// The attempt on `stream` won: it becomes the link's socket, and the others are dropped.
+    fn won(&mut self, stream: Option<TcpStream>) {
+        if let Some(stream) = stream {
+            let first = std::mem::replace(&mut self.stream, stream);
+            self.drop_attempt(first);
+        }
+        for other in std::mem::take(&mut self.racing) {
+            self.drop_attempt(other);
+        }
+        self.fallback.clear();
+        self.next_start = None;
+        self.connected = true;
+    }
+}
+
+/// Where an attempt to connect is: `Ok(true)` connected, `Ok(false)` under way.
+fn attempt_state(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts `addrs` in turn of family, as RFC 8305 § 4 asks: the first address's family (the
+/// resolver's preference) first, then one of the other family, and so on, each family in the
+/// order resolved.
+fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else { return addrs };
+    let preferred_v6 = first.is_ipv6();
+    let (mut preferred, mut other): (Vec<_>, Vec<_>) =
+        addrs.into_iter().partition(|a| a.is_ipv6() == preferred_v6);
+    let mut sorted = Vec::with_capacity(preferred.len() + other.len());
+    preferred.reverse();
+    other.reverse();
+    loop {
+        match (preferred.pop(), other.pop()) {
+            (None, None) => return sorted,
+            (a, b) => sorted.extend(a.into_iter().chain(b)),
+        }
     }
 }
 
 impl Link for TcpLink {
     fn register(&mut self, registration: &Registration<'_>) -> io::Result<()> {
         registration.register(&mut self.stream)?;
+        for other in &mut self.racing {
+            registration.register(other)?;
+        }
         self.registration = Some((registration.registry().try_clone()?, registration.token()));
+        let waker = registration.waker();
+        if let Some(at) = self.next_start {
+            waker.wake_at(at);
+        }
+        self.waker = Some(waker);
         Ok(())
     }
 
     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
         self.registration = None;
+        self.waker = None;
+        for other in &mut self.racing {
+            let _ = registry.deregister(other);
+        }
         registry.deregister(&mut self.stream)
     }
 
@@ -306,17 +460,52 @@ impl Link for TcpLink {
         if self.connected {
             return Ok(true);
         }
-        if let Some(error) = self.stream.take_error()? {
-            return self.next_address(error);
-        }
-        match self.stream.peer_addr() {
-            Ok(_) => {
-                self.connected = true;
-                self.fallback.clear();
-                Ok(true)
+        let now = Instant::now();
+        // A failure starts the next address at once, without waiting for the delay.
+        let mut failed_any = false;
+        // Each turn either returns or takes a failed attempt out, so the loop ends.
+        loop {
+            match attempt_state(&self.stream) {
+                Ok(true) => {
+                    self.won(None);
+                    return Ok(true);
+                }
+                Ok(false) => {}
+                Err(failure) => {
+                    log::debug!("connect failed: {failure}");
+                    failed_any = true;
+                    let next = if self.racing.is_empty() {
+                        self.start_next(now)?.then(|| self.racing.remove(0))
+                    } else {
+                        Some(self.racing.remove(0))
+                    };
+                    let Some(next) = next else { return Err(failure) };
+                    let failed = std::mem::replace(&mut self.stream, next);
+                    self.drop_attempt(failed);
+                    continue;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) => self.next_address(e),
+            let mut k = 0;
+            while k < self.racing.len() {
+                match attempt_state(&self.racing[k]) {
+                    Ok(true) => {
+                        let winner = self.racing.remove(k);
+                        self.won(Some(winner));
+                        return Ok(true);
+                    }
+                    Ok(false) => k += 1,
+                    Err(failure) => {
+                        log::debug!("connect failed: {failure}");
+                        failed_any = true;
+                        let failed = self.racing.remove(k);
+                        self.drop_attempt(failed);
+                    }
+                }
+            }
+            if failed_any || self.next_start.is_some_and(|at| at <= now) {
+                self.start_next(now)?;
+            }
+            return Ok(false);
         }
     }
 
@@ -338,6 +527,9 @@ impl Link for TcpLink {
 
     fn set_option(&mut self, option: &SocketOption) -> io::Result<()> {
         set_socket_option(SockRef::from(&self.stream), option)?;
+        for other in &self.racing {
+            set_socket_option(SockRef::from(other), option)?;
+        }
         let kind = option.kind();
         self.options.retain(|o| o.kind() != kind);
         self.options.push(option.clone());
@@ -477,6 +669,18 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
             assert!(err.to_string().starts_with("missing port"), "{err}");
         }
+    }
+
+    #[test]
+    fn families_take_turns_from_the_resolvers_first_choice() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let resolved = ["[::1]:1", "[::2]:1", "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map(addr);
+        let expect = ["[::1]:1", "10.0.0.1:1", "[::2]:1", "10.0.0.2:1", "10.0.0.3:1"].map(addr);
+        assert_eq!(interleave_families(resolved.to_vec()), expect);
+        let resolved = ["10.0.0.1:1", "10.0.0.2:1", "[::1]:1"].map(addr);
+        let expect = ["10.0.0.1:1", "[::1]:1", "10.0.0.2:1"].map(addr);
+        assert_eq!(interleave_families(resolved.to_vec()), expect);
+        assert!(interleave_families(Vec::new()).is_empty());
     }
 
     fn parse(query: &str) -> io::Result<Vec<SocketOption>> {
