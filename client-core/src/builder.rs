@@ -707,6 +707,46 @@ impl<F> Builder<F> {
         self.map(|c| c.reconnect(policy))
     }
 
+    /// Adds an endpoint to try when the one before it cannot be reached (see
+    /// [`Config::fallback`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Builder, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-builder-fallback").unwrap();
+    /// let conn = Builder::<Connection>::new()
+    ///     .fallback(listener.url())
+    ///     .connect("mem://doc-builder-fallback-nobody-listens")
+    ///     .unwrap();
+    /// tidegate::block_on(conn.connected()).unwrap();
+    /// assert_eq!(conn.endpoints().len(), 2);
+    /// ```
+    pub fn fallback(self, url: impl Into<String>) -> Self {
+        self.map(|c| c.fallback(url))
+    }
+
+    /// Where the connection starts in its list of endpoints (see [`Config::endpoint_order`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Builder, Connection, EndpointOrder};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("doc-builder-endpoint-order").unwrap();
+    /// let conn = Builder::<Connection>::new()
+    ///     .endpoint_order(EndpointOrder::Spread)
+    ///     .connect(&listener.url())
+    ///     .unwrap();
+    /// assert_eq!(conn.endpoints().len(), 1);
+    /// ```
+    pub fn endpoint_order(self, order: crate::EndpointOrder) -> Self {
+        self.map(|c| c.endpoint_order(order))
+    }
+
     /// Runs `hook` on every new link, the first included, before any other frame: the
     /// protocol's opening frames, and the answer to wait for before the link counts as up.
     /// See [`Handshake`](crate::Handshake).

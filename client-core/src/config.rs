@@ -96,6 +96,34 @@ pub struct Config {
     inbound_silence_timeout: Option<Duration>,
     /// The interval and the frame of the idle heartbeat.
     heartbeat: Option<(Duration, Bytes)>,
+    /// URLs to try after the one the connection is opened with, in order.
+    fallbacks: Vec<String>,
+    endpoint_order: EndpointOrder,
+}
+
+/// Where a connection with [fallback endpoints](Config::fallback) starts in its list.
+///
+/// Either way, a failed attempt moves on to the next endpoint at once, a lost link is replaced
+/// from the endpoint after it, and the backoff delay comes between passes over the whole list.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::{Config, EndpointOrder};
+///
+/// let config = Config::new().fallback("tcp://10.0.0.2:6379").endpoint_order(EndpointOrder::Spread);
+/// assert_eq!(config.endpoint_order_value(), EndpointOrder::Spread);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointOrder {
+    /// The URL the connection is opened with first, then the fallbacks in the order given:
+    /// a primary and its standbys. The default.
+    #[default]
+    Failover,
+    /// A random place in the list for each connection, then on in order: many clients with
+    /// the same list spread over the servers instead of all crowding the first.
+    Spread,
 }
 
 /// A handshake hook, shared by the connections opened with the config.
@@ -131,6 +159,8 @@ impl Default for Config {
             write_stall_timeout: None,
             inbound_silence_timeout: None,
             heartbeat: None,
+            fallbacks: Vec::new(),
+            endpoint_order: EndpointOrder::Failover,
         }
     }
 }
@@ -177,7 +207,8 @@ impl Config {
         self
     }
 
-    /// Sets how long a connection may take to be established.
+    /// Sets how long a connection may take to be established: each attempt, to each
+    /// endpoint, its handshake included.
     ///
     /// # Examples
     ///
@@ -714,6 +745,74 @@ impl Config {
     /// ```
     pub fn reconnect_policy(&self) -> Option<&Reconnect> {
         self.reconnect.as_ref()
+    }
+
+    /// Adds an endpoint to try when the one before it in the list cannot be reached: the
+    /// connection's list is the URL it is opened with, then each fallback in the order added.
+    ///
+    /// Each attempt to connect goes to one endpoint, and every address its host name resolves
+    /// to (again at each attempt) is tried in it. An attempt that fails moves on to the next
+    /// endpoint at once, so the first link comes up on the first endpoint that answers, with
+    /// or without [reconnection](Config::reconnect). With reconnection, a lost link is
+    /// replaced from the endpoint after it, and the policy's backoff delay comes between
+    /// passes over the whole list; its attempt limit counts every endpoint tried.
+    ///
+    /// Every URL is checked when the connection opens: a malformed one, or one whose scheme
+    /// is not registered, fails the open. The same settings, transport and handshake apply to
+    /// every endpoint. [`ConnectionEvent`](crate::ConnectionEvent)s name the endpoint each
+    /// attempt and each link went to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::Config;
+    ///
+    /// let config = Config::new().fallback("tcp://standby-1:6379").fallback("tcp://standby-2:6379");
+    /// assert_eq!(config.fallback_urls(), ["tcp://standby-1:6379", "tcp://standby-2:6379"]);
+    /// ```
+    pub fn fallback(mut self, url: impl Into<String>) -> Self {
+        self.fallbacks.push(url.into());
+        self
+    }
+
+    /// The fallback endpoints' URLs, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tidegate::Config::new().fallback_urls().is_empty());
+    /// ```
+    pub fn fallback_urls(&self) -> &[String] {
+        &self.fallbacks
+    }
+
+    /// Where the connection starts in its list of endpoints: [`EndpointOrder::Failover`] (the
+    /// default) or [`EndpointOrder::Spread`]. Without fallbacks it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, EndpointOrder};
+    ///
+    /// let config = Config::new().endpoint_order(EndpointOrder::Spread);
+    /// assert_eq!(config.endpoint_order_value(), EndpointOrder::Spread);
+    /// ```
+    pub fn endpoint_order(mut self, order: EndpointOrder) -> Self {
+        self.endpoint_order = order;
+        self
+    }
+
+    /// Where the connection starts in its list of endpoints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, EndpointOrder};
+    ///
+    /// assert_eq!(Config::new().endpoint_order_value(), EndpointOrder::Failover);
+    /// ```
+    pub fn endpoint_order_value(&self) -> EndpointOrder {
+        self.endpoint_order
     }
 
     /// Runs `hook` on every new link, the first included, before any other frame: it sends

@@ -108,27 +108,42 @@ enum Sleep {
 /// none ([`Connection::call_link`](crate::Connection::call_link)).
 pub(crate) type LinkTask = Box<dyn FnOnce(Result<&mut dyn Link, LinkError>) + Send>;
 
-/// Opens a new link to a connection's endpoint. It runs on a thread of its own, since opening
-/// may resolve a host name.
-pub(crate) type Opener = Arc<dyn Fn() -> io::Result<Box<dyn Link>> + Send + Sync>;
+/// Opens a new link to one of a connection's endpoints, given by its index in the list. It
+/// runs on a thread of its own, since opening may resolve a host name.
+pub(crate) type Opener = Arc<dyn Fn(usize) -> io::Result<Box<dyn Link>> + Send + Sync>;
 
-/// How a connection replaces a lost link: its policy, and how to open a new link.
-pub(crate) struct Relink {
-    pub(crate) policy: Reconnect,
+/// How a connection gets a link after its first: its endpoints, how to open a link to one,
+/// and its reconnect policy if it has one.
+///
+/// A first link that fails to come up is followed by one to the next endpoint, at once, until
+/// every endpoint has been tried. Once a link was up, only a policy replaces a lost one:
+/// attempts go round the list, from the endpoint after the lost link's, and the policy's
+/// delay comes before each pass over the list.
+pub(crate) struct Dial {
     pub(crate) open: Opener,
+    /// The endpoints' URLs, with credentials masked, for the log.
+    pub(crate) urls: Vec<String>,
+    pub(crate) policy: Option<Reconnect>,
+    /// The endpoint of the first link.
+    pub(crate) current: usize,
+    /// Endpoints the first link may still try after `current`.
+    pub(crate) untried: usize,
 }
 
-impl fmt::Debug for Relink {
+impl fmt::Debug for Dial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Relink").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("Dial")
+            .field("urls", &self.urls)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
 /// A new link opened for a connection, or why it could not be: `(connection, attempt, link)`.
 type Opened = (Arc<ConnShared>, u64, io::Result<Box<dyn Link>>);
 
-/// A connection to start hosting: its link, and how to replace it if reconnection is on.
-type Attach = (Arc<ConnShared>, Box<dyn Link>, Option<Relink>);
+/// A connection to start hosting: its first link, and how to get the next.
+type Attach = (Arc<ConnShared>, Box<dyn Link>, Dial);
 
 /// Requests for the driver thread, handed over under one short lock.
 #[derive(Debug)]
@@ -203,16 +218,10 @@ impl DriverShared {
         self.wake_if_asleep(&mut inbox);
     }
 
-    /// Hands a connection and its link to the driver thread, with how to replace the link if
-    /// it is lost.
-    pub(crate) fn attach(
-        &self,
-        conn: Arc<ConnShared>,
-        link: Box<dyn Link>,
-        relink: Option<Relink>,
-    ) {
+    /// Hands a connection and its first link to the driver thread, with how to get the next.
+    pub(crate) fn attach(&self, conn: Arc<ConnShared>, link: Box<dyn Link>, dial: Dial) {
         let mut inbox = lock(&self.inbox);
-        inbox.attach.push((conn, link, relink));
+        inbox.attach.push((conn, link, dial));
         self.wake_if_asleep(&mut inbox);
     }
 
@@ -300,10 +309,10 @@ impl Driver {
 #[derive(Debug)]
 struct Entry {
     conn: Arc<ConnShared>,
-    /// `None` while a lost link is being replaced.
+    /// `None` while a lost or failed link is being replaced.
     link: Option<Box<dyn Link>>,
-    /// How to replace a lost link, with reconnection on.
-    relink: Option<Reconnecting>,
+    /// How the next link is got, and where the connection is in getting it.
+    dial: Dialing,
     /// Chunks taken from the buffer and not yet fully written, oldest first.
     in_flight: VecDeque<Bytes>,
     /// Bytes of `in_flight[0]` already written.
@@ -375,10 +384,10 @@ impl Greeting {
     }
 }
 
-/// A connection's reconnection: its policy and where it is in it.
+/// Where a connection is in getting its links (see [`Dial`]).
 #[derive(Debug)]
-struct Reconnecting {
-    relink: Relink,
+struct Dialing {
+    dial: Dial,
     backoff: Backoff,
     /// When the current link came up, while it is up.
     up_since: Option<Instant>,
@@ -387,6 +396,11 @@ struct Reconnecting {
     /// The number of the attempt under way (its link opening on a thread, or connecting);
     /// links opened for another number are stale.
     attempt: u64,
+    /// The endpoint of the link under way or up, or of the attempt due.
+    current: usize,
+    /// Endpoints left in the pass under way, after `current`: the next attempt goes to the
+    /// next one at once. At zero, the next attempt starts a pass, after the backoff delay.
+    untried: usize,
     /// Whether an attempt's link is being opened on a thread now.
     opening: bool,
     /// Why the link was lost, then why the last attempt failed.
@@ -456,9 +470,9 @@ impl Loop {
                 )
             };
             let (attach, calls, opened) = attach;
-            for (conn, link, relink) in attach {
+            for (conn, link, dial) in attach {
                 let id = conn.id();
-                self.attach(conn, link, relink);
+                self.attach(conn, link, dial);
                 ready.push(id);
             }
             for (conn, attempt, link) in opened {
@@ -523,7 +537,7 @@ impl Loop {
         link.register(&Registration::new(self.poll.registry(), Token(id), waker))
     }
 
-    fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>, relink: Option<Relink>) {
+    fn attach(&mut self, conn: Arc<ConnShared>, mut link: Box<dyn Link>, dial: Dial) {
         let id = conn.id();
         let connect_deadline = conn.settings().connect_timeout.map(|t| Instant::now() + t);
         if self.entries.len() <= id {
@@ -531,8 +545,10 @@ impl Loop {
         }
         let registered = self.register(id, &mut link);
         let observer = Observer::new(&conn);
-        let relink = relink.map(|relink| Reconnecting {
-            relink,
+        let dial = Dialing {
+            current: dial.current,
+            untried: dial.untried,
+            dial,
             backoff: Backoff::new(),
             up_since: None,
             next_attempt: None,
@@ -540,11 +556,11 @@ impl Loop {
             opening: false,
             cause: None,
             held: false,
-        });
+        };
         let mut entry = Entry {
             conn,
             link: Some(link),
-            relink,
+            dial,
             in_flight: VecDeque::new(),
             offset: 0,
             retry: None,
@@ -588,15 +604,15 @@ impl Loop {
         let current = Arc::ptr_eq(&entry.conn, conn)
             && entry.ending.is_none()
             && entry.link.is_none()
-            && entry.relink.as_ref().is_some_and(|r| r.opening && r.attempt == attempt);
+            && entry.dial.opening
+            && entry.dial.attempt == attempt;
         if current {
             let opened = opened.and_then(|mut link| self.register(id, &mut link).map(|()| link));
-            if let Some(relink) = &mut entry.relink {
-                relink.opening = false;
-            }
+            entry.dial.opening = false;
+            let url = &entry.dial.dial.urls[entry.dial.current];
             match opened {
                 Ok(link) => {
-                    log::debug!("reconnect attempt {attempt} to {}: connecting", conn.url());
+                    log::debug!("attempt {attempt} to {url}: connecting");
                     entry.link = Some(link);
                     entry.connect_deadline =
                         conn.settings().connect_timeout.map(|t| Instant::now() + t);
@@ -605,7 +621,7 @@ impl Loop {
                     }
                 }
                 Err(e) => {
-                    log::debug!("reconnect attempt {attempt} to {} failed: {e}", conn.url());
+                    log::debug!("attempt {attempt} to {url} failed: {e}");
                     let cause = Disconnect::with_io(DisconnectKind::ConnectFailed, e);
                     entry.attempt_failed(cause);
                 }
@@ -642,32 +658,30 @@ impl Loop {
     /// Starts the attempt whose time has come, on a thread of its own. The clock is read only
     /// while an attempt waits.
     fn start_attempt(&self, entry: &mut Entry) {
-        let Some(relink) = &mut entry.relink else { return };
+        let dial = &mut entry.dial;
         if entry.ending.is_some()
             || entry.link.is_some()
-            || relink.opening
-            || relink.next_attempt.is_none_or(|at| at > Instant::now())
+            || dial.opening
+            || dial.next_attempt.is_none_or(|at| at > Instant::now())
         {
             return;
         }
-        relink.next_attempt = None;
-        relink.opening = true;
-        relink.attempt += 1;
-        let attempt = relink.attempt;
+        dial.next_attempt = None;
+        dial.opening = true;
+        dial.attempt += 1;
+        let (attempt, endpoint) = (dial.attempt, dial.current);
         entry.conn.lock().reconnect_attempt();
-        log::debug!("reconnecting to {} (attempt {attempt})", entry.conn.url());
-        let open = relink.relink.open.clone();
+        log::debug!("connecting to {} (attempt {attempt})", dial.dial.urls[endpoint]);
+        let open = dial.dial.open.clone();
         let conn = entry.conn.clone();
         let shared = self.shared.clone();
         let spawned = thread::Builder::new().name("tidegate-connect".into()).spawn(move || {
-            let link = open();
+            let link = open(endpoint);
             shared.reopened((conn, attempt, link));
         });
         if let Err(e) = spawned {
-            log::debug!("could not start a reconnect attempt: {e}");
-            if let Some(relink) = &mut entry.relink {
-                relink.opening = false;
-            }
+            log::debug!("could not start a connect attempt: {e}");
+            entry.dial.opening = false;
             entry.attempt_failed(Disconnect::with_io(DisconnectKind::ConnectFailed, e));
         }
     }
@@ -877,16 +891,20 @@ impl Entry {
         self.sent_at = now;
         self.stalled_since = None;
         self.connected = true;
-        log::debug!("connected to {}", self.conn.url());
+        let dial = &mut self.dial;
+        log::debug!("connected to {}", dial.dial.urls[dial.current]);
         self.observer.connected();
-        let mut attempt = 0;
-        if let Some(relink) = &mut self.relink {
-            relink.up_since = Some(now);
-            relink.cause = None;
-            attempt = relink.backoff.attempts();
-        }
+        dial.up_since = Some(now);
+        dial.cause = None;
+        dial.untried = 0;
+        let attempt = dial.backoff.attempts();
         let mut fx = Effects::new(Instant::now);
-        self.conn.lock().opened(attempt, &mut fx);
+        let mut state = self.conn.lock();
+        if !state.was_opened() {
+            dial.backoff.restart();
+        }
+        state.opened(attempt, dial.current, &mut fx);
+        drop(state);
         fx.wake_all();
     }
 
@@ -980,41 +998,53 @@ impl Entry {
         self.fail(cause)
     }
 
-    /// Whether a failure now would be met with a new link: reconnection is on, and the
-    /// connection is neither ending nor waiting for its first link.
+    /// Whether a failure now would be met with a new link: the connection is not ending, and
+    /// either a link was up and reconnection is on, or the first link has endpoints left to
+    /// try.
     fn may_relink(&self) -> bool {
-        self.relink.is_some() && {
-            // The phase as of now: a close may have begun since the last write turn.
-            let state = self.conn.lock();
-            state.was_opened() && matches!(state.phase(), Phase::Open | Phase::Connecting)
-        }
+        // The phase as of now: a close may have begun since the last write turn.
+        let state = self.conn.lock();
+        matches!(state.phase(), Phase::Open | Phase::Connecting)
+            && if state.was_opened() {
+                self.dial.dial.policy.is_some()
+            } else {
+                self.dial.untried > 0
+            }
     }
 
-    /// The link failed, or the attempt to open it did: the connection reconnects if it may
-    /// and the failure is not permanent, and ends otherwise.
+    /// The link failed, or the attempt to open it did: the connection gets a new link if it
+    /// may and the failure is not permanent, and ends otherwise.
     fn fail(&mut self, cause: Disconnect) -> Next {
         if !self.may_relink() {
             return self.finish(Some(cause));
         }
         if permanent(&cause) {
-            log::warn!("{}: not reconnecting: {cause}", self.conn.url());
+            return self.stop(cause);
+        }
+        log::debug!("{}: link lost: {cause}", self.dial.dial.urls[self.dial.current]);
+        self.dial.cause = Some(cause);
+        Next::Lost
+    }
+
+    /// Ends the connection on a failure that trying again cannot mend: with a `GaveUp` once a
+    /// link was up, as the end of the first link's attempts otherwise.
+    fn stop(&mut self, cause: Disconnect) -> Next {
+        log::warn!("{}: not trying again: {cause}", self.dial.dial.urls[self.dial.current]);
+        if self.conn.lock().was_opened() {
             self.give_up(cause);
             return Next::Done;
         }
-        log::debug!("{}: link lost: {cause}", self.conn.url());
-        if let Some(relink) = &mut self.relink {
-            relink.cause = Some(cause);
-        }
-        Next::Lost
+        self.finish(Some(cause))
     }
 
     /// Records the loss of the link that was up: the frames' fates, and a fresh start for the
     /// receive side and the write bookkeeping.
     fn link_lost(&mut self, now: Instant) {
-        let Some(relink) = &mut self.relink else { return };
-        let cause = relink.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
-        if let Some(since) = relink.up_since.take() {
-            relink.backoff.link_was_up(&relink.relink.policy, now.saturating_duration_since(since));
+        let dial = &mut self.dial;
+        let Some(policy) = &dial.dial.policy else { return };
+        let cause = dial.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
+        if let Some(since) = dial.up_since.take() {
+            dial.backoff.link_was_up(policy, now.saturating_duration_since(since));
         }
         let mut fx = Effects::at(now);
         let encoder = self.conn.settings().encoder.clone();
@@ -1058,52 +1088,69 @@ impl Entry {
     /// up.
     fn attempt_failed(&mut self, cause: Disconnect) {
         if permanent(&cause) {
-            log::warn!("{}: not reconnecting: {cause}", self.conn.url());
-            self.give_up(cause);
+            self.stop(cause);
             return;
         }
-        if let Some(relink) = &mut self.relink {
-            relink.cause = Some(cause);
-        }
+        self.dial.cause = Some(cause);
         self.schedule_attempt(Instant::now());
     }
 
-    /// Sets the time of the next attempt, or gives up if the policy says so. While an event
-    /// subscriber lacks room for what the attempt would bring, the attempt is held back; the
-    /// subscriber's read that makes room asks for a service, which comes back here.
+    /// Sets the time and the endpoint of the next attempt: the next endpoint at once within a
+    /// pass, else the next pass after the policy's delay. Gives up if the policy says so, and
+    /// ends the connection if a first link has no endpoint left. While an event subscriber
+    /// lacks room for what the attempt would bring, the attempt is held back; the subscriber's
+    /// read that makes room asks for a service, which comes back here.
     fn schedule_attempt(&mut self, now: Instant) {
-        let Some(relink) = &mut self.relink else { return };
+        let dial = &mut self.dial;
+        let cause = || dial.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
         let mut state = self.conn.lock();
-        relink.held = !state.events().has_room();
-        if relink.held {
-            log::debug!("{}: next reconnect attempt waits for an event reader", self.conn.url());
+        let policy = dial.dial.policy.as_ref().filter(|_| state.was_opened());
+        if policy.is_none() && dial.untried == 0 {
+            // The first link tried every endpoint.
+            drop(state);
+            let cause = cause();
+            self.finish(Some(cause));
+            return;
+        }
+        dial.held = !state.events().has_room();
+        if dial.held {
+            log::debug!("{}: next connect attempt waits for an event reader", self.conn.url());
             return;
         }
         let outage = state.outage_since().map_or(Duration::ZERO, |since| now - since);
-        let policy = &relink.relink.policy;
-        if policy.gives_up(relink.backoff.attempts(), outage) {
+        if let Some(policy) = policy
+            && policy.gives_up(dial.backoff.attempts(), outage)
+        {
             drop(state);
-            let cause = relink.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
+            let cause = cause();
             log::warn!(
                 "{}: gave up reconnecting after {} attempts: {cause}",
                 self.conn.url(),
-                relink.backoff.attempts()
+                dial.backoff.attempts()
             );
             self.give_up(cause);
             return;
         }
-        let (attempt, delay) = relink.backoff.next(policy);
-        log::debug!("{}: reconnect attempt {attempt} in {delay:?}", self.conn.url());
-        relink.next_attempt = Some(now + delay);
+        let (attempt, delay) = match policy {
+            Some(policy) if dial.untried == 0 => {
+                dial.untried = dial.dial.urls.len();
+                dial.backoff.next(policy)
+            }
+            _ => (dial.backoff.next_endpoint(), Duration::ZERO),
+        };
+        dial.untried -= 1;
+        dial.current = (dial.current + 1) % dial.dial.urls.len();
+        log::debug!("attempt {attempt} to {} in {delay:?}", dial.dial.urls[dial.current]);
+        dial.next_attempt = Some(now + delay);
         let mut fx = Effects::at(now);
-        state.reconnecting(attempt, delay, &mut fx);
+        state.reconnecting(attempt, delay, dial.current, &mut fx);
         drop(state);
         fx.wake_all();
     }
 
     /// An attempt held back for an event reader is scheduled, once there is room.
     fn resume_held(&mut self) {
-        if self.relink.as_ref().is_some_and(|r| r.held) && self.ending.is_none() {
+        if self.dial.held && self.ending.is_none() {
             self.schedule_attempt(Instant::now());
         }
     }
@@ -1154,7 +1201,7 @@ impl Entry {
         }
         if self.link.is_none() {
             // Ending while the link is down: what is left is unsent, for the outage's cause.
-            let cause = self.relink.as_ref().and_then(|r| r.cause.clone());
+            let cause = self.dial.cause.clone();
             return self.finish(cause);
         }
         if !self.connected {
@@ -1202,7 +1249,7 @@ impl Entry {
     /// The earliest deadline the connection still waits for.
     fn next_deadline(&self) -> Option<Instant> {
         let connect = if self.connected { None } else { self.connect_deadline };
-        let attempt = self.relink.as_ref().and_then(|r| r.next_attempt);
+        let attempt = self.dial.next_attempt;
         let greeting = self.greeting.as_ref().map(|g| g.deadline);
         let liveness = self.liveness_deadline();
         [self.next_timer, connect, attempt, greeting, liveness].into_iter().flatten().min()

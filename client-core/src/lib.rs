@@ -97,7 +97,9 @@ pub mod transport;
 
 pub use builder::{Builder, Facade};
 pub use bytes::{self, Bytes};
-pub use config::{Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS};
+pub use config::{
+    Config, DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, EndpointOrder,
+};
 pub use conn::ConnectionRef;
 pub use conn::byte_stream::ByteStream;
 pub use conn::close::{CloseOp, ClosedOp, ShutdownWriteOp};

@@ -26,6 +26,9 @@ use crate::{Config, Connection, Reconnect};
 /// followed by a `Reconnecting` for each attempt to replace it, then a `Connected` for the
 /// link that came up, or a `GaveUp`.
 ///
+/// With [fallback endpoints](Config::fallback), a first link that fails to come up is
+/// followed by a `Reconnecting` for the next endpoint in the list, reconnection on or not.
+///
 /// # Examples
 ///
 /// ```
@@ -40,8 +43,8 @@ use crate::{Config, Connection, Reconnect};
 ///             "lost ({cause}): {replayed} frames to send again, {} possibly delivered",
 ///             possibly_delivered.count()
 ///         ),
-///         ConnectionEvent::Reconnecting { attempt, delay } => {
-///             format!("attempt {attempt} in {delay:?}")
+///         ConnectionEvent::Reconnecting { attempt, delay, endpoint } => {
+///             format!("attempt {attempt} to {} in {delay:?}", endpoint.address())
 ///         }
 ///         ConnectionEvent::GaveUp { cause } => format!("gave up: {cause}"),
 ///         _ => "something new".to_owned(),
@@ -54,10 +57,10 @@ use crate::{Config, Connection, Reconnect};
 pub enum ConnectionEvent {
     /// A link came up.
     Connected {
-        /// Where it connected.
+        /// Where it connected: one of [`Connection::endpoints`].
         endpoint: Endpoint,
-        /// 0 for the connection's first link; else the number of the reconnect attempt that
-        /// brought it, as the policy counts them (from 1 in an outage, or further on if the
+        /// 0 if the first try at open connected; else the number of the attempt that brought
+        /// the link, as the policy counts them (from 1 in an outage, or further on if the
         /// previous link was up for less than [`Reconnect::stable_after`]).
         attempt: u32,
     },
@@ -71,12 +74,16 @@ pub enum ConnectionEvent {
         /// The frames the peer may have received, which are not sent again.
         possibly_delivered: PossiblyDelivered,
     },
-    /// A reconnect attempt is due.
+    /// An attempt to connect is due: to replace a lost link, or after an attempt that
+    /// failed (the first try at open included).
     Reconnecting {
         /// Its number in the outage, from 1.
         attempt: u32,
-        /// How long it waits before it starts, jitter included.
+        /// How long it waits before it starts, jitter included: the backoff's delay for the
+        /// first attempt of a pass over the endpoints, none for the next endpoint in a pass.
         delay: Duration,
+        /// Where it goes: one of [`Connection::endpoints`].
+        endpoint: Endpoint,
     },
     /// Reconnection stopped: the policy's limit was reached, or the failure is one that
     /// trying again cannot mend (a certificate refused, for one). The connection ends; the
@@ -114,28 +121,29 @@ pub enum ConnectionEvent {
 /// ```
 pub struct ConnectionEvents {
     conn: Arc<ConnShared>,
-    endpoint: Endpoint,
+    /// The connection's endpoints, which the events name by index.
+    endpoints: Arc<[Endpoint]>,
     subscription: Subscription<Event>,
 }
 
 impl fmt::Debug for ConnectionEvents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionEvents")
-            .field("endpoint", &self.endpoint)
+            .field("endpoints", &self.endpoints)
             .field("subscription", &self.subscription)
             .finish_non_exhaustive()
     }
 }
 
 impl ConnectionEvents {
-    pub(crate) fn new(conn: Arc<ConnShared>, endpoint: Endpoint) -> Self {
+    pub(crate) fn new(conn: Arc<ConnShared>, endpoints: Arc<[Endpoint]>) -> Self {
         let mut state = conn.lock();
         let subscription = state.events().subscribe();
         if state.has_ended() {
             subscription.end();
         }
         drop(state);
-        Self { conn, endpoint, subscription }
+        Self { conn, endpoints, subscription }
     }
 
     /// The next event: `Ready(Some(..))` if one happened, `Ready(None)` once the connection
@@ -177,17 +185,22 @@ impl ConnectionEvents {
             self.wake_driver();
         }
         match event {
-            Event::Connected { attempt } => {
-                ConnectionEvent::Connected { endpoint: self.endpoint.clone(), attempt }
+            Event::Connected { attempt, endpoint } => {
+                ConnectionEvent::Connected { endpoint: self.endpoint(endpoint), attempt }
             }
             Event::Disconnected { cause, replayed, possibly_delivered } => {
                 ConnectionEvent::Disconnected { cause, replayed, possibly_delivered }
             }
-            Event::Reconnecting { attempt, delay } => {
-                ConnectionEvent::Reconnecting { attempt, delay }
+            Event::Reconnecting { attempt, delay, endpoint } => {
+                ConnectionEvent::Reconnecting { attempt, delay, endpoint: self.endpoint(endpoint) }
             }
             Event::GaveUp { cause } => ConnectionEvent::GaveUp { cause },
         }
+    }
+
+    /// The endpoint at `index` in the connection's list.
+    fn endpoint(&self, index: usize) -> Endpoint {
+        self.endpoints[index].clone()
     }
 
     fn wake_driver(&self) {

@@ -19,13 +19,15 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::config::EndpointOrder;
 use crate::conn::close::ClosedOp;
 use crate::conn::connect::Connected;
 use crate::conn::link_call::LinkCall;
 use crate::conn::sealed::Sealed;
 use crate::conn::watermarks::WatermarkEvents;
 use crate::conn::{ConnShared, ConnectionRef, Settings};
-use crate::driver::{Driver, DriverShared, LinkTask, Opener, Relink};
+use crate::driver::{Dial, Driver, DriverShared, LinkTask, Opener};
+use crate::state::backoff::Backoff;
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::{ConnectError, LinkError, mask_credentials};
 use crate::state::inbound::Inbound;
@@ -38,7 +40,8 @@ use crate::transport::{self, Endpoint, Link, SocketOption};
 struct Handle {
     shared: Arc<ConnShared>,
     config: Config,
-    endpoint: Endpoint,
+    /// The URL the connection was opened with, then the fallbacks.
+    endpoints: Arc<[Endpoint]>,
     /// The driver hosting the connection, for link calls; not kept alive by the handle.
     driver: Weak<DriverShared>,
 }
@@ -82,6 +85,30 @@ fn open_link(url: &str, config: &Config) -> Result<(Endpoint, Box<dyn Link>), Co
         }
     }
     Ok((endpoint, link))
+}
+
+/// Opens the first link: to the endpoint at `start`, or, if opening it fails at once (a
+/// `mem://` name nobody listens on, a host name that does not resolve), to the next ones in
+/// turn. Returns the endpoint's index, the link, and how many endpoints are left to try after
+/// it if the link fails to come up.
+fn open_first(
+    urls: &[String],
+    start: usize,
+    config: &Config,
+) -> Result<(usize, Box<dyn Link>, usize), ConnectError> {
+    let n = urls.len();
+    let mut tried = 0;
+    loop {
+        let index = (start + tried) % n;
+        match open_link(&urls[index], config) {
+            Ok((_, link)) => return Ok((index, link, n - 1 - tried)),
+            Err(error) if tried + 1 < n => {
+                log::debug!("{error}; trying the next endpoint");
+                tried += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The inbound buffer of a connection with `config`.
@@ -137,7 +164,7 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("url", &self.handle.endpoint.url()).finish()
+        f.debug_struct("Connection").field("url", &self.handle.endpoints[0].url()).finish()
     }
 }
 
@@ -171,7 +198,19 @@ impl Connection {
         config
             .validate()
             .map_err(|reason| ConnectError::InvalidConfig { url: mask_credentials(url), reason })?;
-        let (endpoint, link) = open_link(url, &config)?;
+        let urls: Vec<String> = std::iter::once(url)
+            .chain(config.fallback_urls().iter().map(String::as_str))
+            .map(str::to_string)
+            .collect();
+        let endpoints = urls
+            .iter()
+            .map(|url| transport::check(url, config.transport_override()).map(|(e, _)| e))
+            .collect::<Result<Arc<[Endpoint]>, _>>()?;
+        let start = match config.endpoint_order_value() {
+            EndpointOrder::Spread => Backoff::new().pick(urls.len()),
+            EndpointOrder::Failover => 0,
+        };
+        let (current, link, untried) = open_first(&urls, start, &config)?;
         let driver = match config.io_group_ref() {
             Some(group) => group.pick().clone(),
             None => Driver::spawn().map_err(io)?,
@@ -186,19 +225,21 @@ impl Connection {
         if let Some(budget) = config.budget_ref() {
             shared.join_budget(budget.shared().clone());
         }
-        let relink = config.reconnect_policy().map(|policy| {
-            let (url, config) = (url.to_string(), config.clone());
-            let open: Opener = Arc::new(move || match open_link(&url, &config) {
+        let masked = urls.iter().map(|url| mask_credentials(url)).collect();
+        let open: Opener = {
+            let config = config.clone();
+            Arc::new(move |index| match open_link(&urls[index], &config) {
                 Ok((_, link)) => Ok(link),
                 Err(ConnectError::Io { error, .. }) => Err(error),
                 Err(other) => Err(std::io::Error::other(other)),
-            });
-            Relink { policy: policy.clone(), open }
-        });
-        driver.shared().attach(shared.clone(), link, relink);
+            })
+        };
+        let policy = config.reconnect_policy().cloned();
+        let dial = Dial { open, urls: masked, policy, current, untried };
+        driver.shared().attach(shared.clone(), link, dial);
         log::debug!("opening {url}");
         let driver = Arc::downgrade(driver.shared());
-        Ok(Self { handle: Arc::new(Handle { shared, config, endpoint, driver }) })
+        Ok(Self { handle: Arc::new(Handle { shared, config, endpoints, driver }) })
     }
 
     /// Returns a future that resolves once the link is up, or with the reason it never will be.
@@ -346,7 +387,7 @@ impl Connection {
     /// assert!(tidegate::block_on(conn.closed()).is_none(), "closed in order");
     /// ```
     pub fn events(&self) -> ConnectionEvents {
-        ConnectionEvents::new(self.handle.shared.clone(), self.handle.endpoint.clone())
+        ConnectionEvents::new(self.handle.shared.clone(), self.handle.endpoints.clone())
     }
 
     /// Waits for the connection to end for good: after a close, after its link failed with
@@ -450,7 +491,8 @@ impl Connection {
         &self.handle.config
     }
 
-    /// Returns the endpoint the connection was opened to.
+    /// Returns the endpoint the connection was opened to: the first of
+    /// [`endpoints`](Connection::endpoints).
     ///
     /// # Examples
     ///
@@ -463,7 +505,26 @@ impl Connection {
     /// assert_eq!(conn.endpoint().scheme(), "mem");
     /// ```
     pub fn endpoint(&self) -> &Endpoint {
-        &self.handle.endpoint
+        &self.handle.endpoints[0]
+    }
+
+    /// Returns the connection's endpoints: the one it was opened to, then its
+    /// [fallbacks](Config::fallback) in order. [`ConnectionEvent`]s name one of these.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, Connection};
+    /// use tidegate::transport::mem::MemListener;
+    ///
+    /// let listener = MemListener::bind("endpoints-example").unwrap();
+    /// let config = Config::new().fallback("mem://endpoints-example-standby");
+    /// let conn = Connection::open(&listener.url(), config).unwrap();
+    /// let names: Vec<&str> = conn.endpoints().iter().map(|e| e.address()).collect();
+    /// assert_eq!(names, ["endpoints-example", "endpoints-example-standby"]);
+    /// ```
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.handle.endpoints
     }
 }
 

@@ -401,10 +401,16 @@ impl Reconnect {
 }
 
 /// One connection's progress through its [`Reconnect`] policy.
+///
+/// With several endpoints, attempts come in passes over the list: the first attempt of a pass
+/// waits for the backoff delay, and each further one (the next endpoint) starts at once. The
+/// delay grows with the passes, the limit counts the attempts.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     /// Attempts made in the current outage, the one under way included.
     attempt: u32,
+    /// Passes over the endpoints begun in the current outage; with one endpoint, `attempt`.
+    passes: u32,
     /// The generator's state (xorshift64*); never zero.
     seed: u64,
 }
@@ -412,7 +418,7 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new() -> Self {
         let seed = RandomState::new().build_hasher().finish() | 1;
-        Self { attempt: 0, seed }
+        Self { attempt: 0, passes: 0, seed }
     }
 
     /// The link stayed up for `up`: a long enough one starts the next outage afresh. A link
@@ -420,7 +426,15 @@ impl Backoff {
     pub(crate) fn link_was_up(&mut self, policy: &Reconnect, up: Duration) {
         if up >= policy.stable_after {
             self.attempt = 0;
+            self.passes = 0;
         }
+    }
+
+    /// Starts counting afresh: the attempts that brought a connection's first link are not
+    /// part of an outage.
+    pub(crate) fn restart(&mut self) {
+        self.attempt = 0;
+        self.passes = 0;
     }
 
     /// Attempts made so far in this outage.
@@ -428,10 +442,25 @@ impl Backoff {
         self.attempt
     }
 
-    /// Counts the next attempt and returns its number and how long to wait before it.
+    /// Counts the next attempt, the first of a pass, and returns its number and how long to
+    /// wait before it.
     pub(crate) fn next(&mut self, policy: &Reconnect) -> (u32, Duration) {
         self.attempt = self.attempt.saturating_add(1);
-        (self.attempt, policy.delay(self.attempt, self.unit()))
+        self.passes = self.passes.saturating_add(1);
+        (self.attempt, policy.delay(self.passes, self.unit()))
+    }
+
+    /// Counts the next attempt within a pass (the next endpoint), which does not wait, and
+    /// returns its number.
+    pub(crate) fn next_endpoint(&mut self) -> u32 {
+        self.attempt = self.attempt.saturating_add(1);
+        self.attempt
+    }
+
+    /// A number in `0..n`, for a random first endpoint; `n` must not be zero.
+    pub(crate) fn pick(&mut self, n: usize) -> usize {
+        let unit = (self.unit() + 1.0) / 2.0;
+        ((unit * n as f64) as usize).min(n - 1)
     }
 
     /// A uniform number in `[-1, 1)`.
@@ -467,7 +496,7 @@ mod tests {
         let mut seen_low = false;
         let mut seen_high = false;
         for _ in 0..1000 {
-            backoff.attempt = 0;
+            backoff.link_was_up(&policy, policy.stable_after_duration());
             let (attempt, delay) = backoff.next(&policy);
             assert_eq!(attempt, 1);
             assert!(delay >= Duration::from_millis(750), "{delay:?}");
@@ -492,6 +521,29 @@ mod tests {
         assert_eq!(backoff.attempts(), 2, "a short link keeps the count");
         backoff.link_was_up(&policy, Duration::from_secs(1));
         assert_eq!(backoff.attempts(), 0, "a stable link resets it");
+    }
+
+    #[test]
+    fn the_delay_grows_with_the_passes_not_the_endpoints() {
+        let policy = Reconnect::new().initial_delay(Duration::from_millis(100)).jitter(0.0);
+        let mut backoff = Backoff::new();
+        assert_eq!(backoff.next(&policy), (1, Duration::from_millis(100)));
+        assert_eq!(backoff.next_endpoint(), 2);
+        assert_eq!(backoff.next_endpoint(), 3);
+        assert_eq!(backoff.next(&policy), (4, Duration::from_millis(200)), "the second pass");
+        backoff.link_was_up(&policy, policy.stable_after_duration());
+        assert_eq!(backoff.next(&policy), (1, Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_random_pick_stays_in_range_and_reaches_every_endpoint() {
+        let mut backoff = Backoff::new();
+        let mut seen = [false; 3];
+        for _ in 0..300 {
+            seen[backoff.pick(3)] = true;
+            assert_eq!(backoff.pick(1), 0);
+        }
+        assert_eq!(seen, [true; 3]);
     }
 
     #[test]

@@ -27,12 +27,13 @@ const PER_ATTEMPT: usize = 3;
 /// adds the endpoint.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
-    /// A link came up: the first, or a replacement brought by reconnect attempt `attempt`.
-    Connected { attempt: u32 },
+    /// A link came up to endpoint `endpoint` (an index into the connection's list): the
+    /// first, or one brought by attempt `attempt`.
+    Connected { attempt: u32, endpoint: usize },
     /// The link that was up is lost; reconnection follows.
     Disconnected { cause: Disconnect, replayed: u64, possibly_delivered: PossiblyDelivered },
-    /// Reconnect attempt `attempt` starts after `delay`.
-    Reconnecting { attempt: u32, delay: Duration },
+    /// Attempt `attempt`, to endpoint `endpoint`, starts after `delay`.
+    Reconnecting { attempt: u32, delay: Duration, endpoint: usize },
     /// Reconnection stopped: the policy's limit, or a failure that trying again cannot mend.
     GaveUp { cause: Disconnect },
 }

@@ -193,7 +193,7 @@ fn drive(data: &[u8]) -> Summary {
     let mut h = Harness::new(capacity, reserve);
     if input.u8() & 1 == 1 {
         let mut fx = Effects::at(h.clock);
-        h.state.opened(0, &mut fx);
+        h.state.opened(0, 0, &mut fx);
         h.end_op(fx);
     }
     while !input.done() {

@@ -75,7 +75,9 @@ pub struct Stats {
     /// Links lost after they were up (with [`Reconnect`](crate::Reconnect) on, each one
     /// starts an outage).
     pub disconnects: u64,
-    /// Reconnect attempts made, failed ones included.
+    /// Attempts to connect after the first try at open, failed ones included: reconnect
+    /// attempts, and a first link's attempts on its [fallback
+    /// endpoints](crate::Config::fallback).
     pub reconnect_attempts: u64,
     /// Frames of lost links sent again on a new link: never written, or partly written and
     /// atomic.

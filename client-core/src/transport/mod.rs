@@ -56,5 +56,5 @@ pub use mio;
 pub use endpoint::Endpoint;
 pub use link::{Link, LinkWaker, Registration, Transport};
 pub use options::{Keepalive, SocketOption, SocketOptionKind};
-pub(crate) use registry::open;
+pub(crate) use registry::{check, open};
 pub use registry::{lookup, register, schemes};

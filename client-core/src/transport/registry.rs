@@ -72,12 +72,12 @@ pub fn schemes() -> Vec<String> {
     schemes
 }
 
-/// Parses `url`, finds its transport — `chosen` if there is one (a connection's configured
-/// transport), or else the one registered for the URL's scheme — and opens a link.
-pub(crate) fn open(
+/// Parses `url` and finds its transport: `chosen` if there is one, or else the one registered
+/// for the URL's scheme.
+pub(crate) fn check(
     url: &str,
     chosen: Option<&Arc<dyn Transport>>,
-) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
+) -> Result<(Endpoint, Arc<dyn Transport>), ConnectError> {
     let endpoint = Endpoint::parse(url)?;
     let transport = match chosen {
         Some(transport) => transport.clone(),
@@ -87,6 +87,16 @@ pub(crate) fn open(
             registered: schemes(),
         })?,
     };
+    Ok((endpoint, transport))
+}
+
+/// Parses `url`, finds its transport — `chosen` if there is one (a connection's configured
+/// transport), or else the one registered for the URL's scheme — and opens a link.
+pub(crate) fn open(
+    url: &str,
+    chosen: Option<&Arc<dyn Transport>>,
+) -> Result<(Endpoint, Box<dyn Link>), ConnectError> {
+    let (endpoint, transport) = check(url, chosen)?;
     let link = transport
         .open(&endpoint)
         .map_err(|error| ConnectError::Io { url: mask_credentials(url), error })?;

@@ -19,8 +19,8 @@ use crate::state::report::{CloseReport, Ending};
 impl State {
     /// The link is up: the first one (`attempt` 0), or one that reconnect attempt `attempt`
     /// brought to replace a lost link.
-    pub(crate) fn opened(&mut self, attempt: u32, fx: &mut Effects) {
-        self.events.publish(Event::Connected { attempt }, fx);
+    pub(crate) fn opened(&mut self, attempt: u32, endpoint: usize, fx: &mut Effects) {
+        self.events.publish(Event::Connected { attempt, endpoint }, fx);
         self.opened = true;
         self.stats.connects += 1;
         self.link_frames = self.stats.frames_written;
@@ -36,9 +36,15 @@ impl State {
         self.stats.reconnect_attempts += 1;
     }
 
-    /// Reconnect attempt `attempt` is due after `delay`.
-    pub(crate) fn reconnecting(&mut self, attempt: u32, delay: Duration, fx: &mut Effects) {
-        self.events.publish(Event::Reconnecting { attempt, delay }, fx);
+    /// Attempt `attempt`, to endpoint `endpoint`, is due after `delay`.
+    pub(crate) fn reconnecting(
+        &mut self,
+        attempt: u32,
+        delay: Duration,
+        endpoint: usize,
+        fx: &mut Effects,
+    ) {
+        self.events.publish(Event::Reconnecting { attempt, delay, endpoint }, fx);
     }
 
     /// Reconnection stopped for `cause`; the connection ends next.

@@ -271,7 +271,7 @@ fn begin_close_fails_every_waiter_with_closed_carrying_its_frame() {
 fn finish_with_a_cause_disconnects_waiters_and_reports_the_buffered_frames() {
     let mut state = State::new(20);
     let mut fx = Effects::new(Instant::now);
-    state.opened(0, &mut fx);
+    state.opened(0, 0, &mut fx);
     for (byte, len) in [(1, 3), (2, 4), (3, 5)] {
         accept(&mut state, marked(byte, len));
     }
@@ -475,7 +475,7 @@ fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
     for f in [a, b, c] {
         assert!(matches!(state.admit(f, false, None, None, &mut fx), Ok(Admit::Accepted)));
     }
-    state.opened(0, &mut fx);
+    state.opened(0, 0, &mut fx);
     let mut in_flight = VecDeque::new();
     let mut offset = 0;
     state.buffer().take_chunks(&mut in_flight);
@@ -500,7 +500,7 @@ fn a_lost_link_replays_unwritten_frames_and_hands_back_a_cut_one() {
     let (_, waker) = counter();
     let target = state.flush_target();
     assert!(state.poll_flush(1, target, None, &waker, &mut fx).is_none());
-    state.opened(0, &mut fx);
+    state.opened(0, 0, &mut fx);
     let mut in_flight = VecDeque::new();
     state.buffer().take_chunks(&mut in_flight);
     assert_eq!(in_flight.iter().map(|c| c.to_vec()).collect::<Vec<_>>().concat(), vec![3; 10]);
@@ -543,7 +543,7 @@ fn a_link_lost_after_a_close_began_is_not_replaced() {
     let mut state = State::new(40);
     state.set_reconnect(false, false);
     let mut fx = Effects::new(Instant::now);
-    state.opened(0, &mut fx);
+    state.opened(0, 0, &mut fx);
     assert!(state.begin_close(Instant::now() + Duration::from_secs(1), &mut fx));
     let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
     assert!(state.link_lost(cause, &mut VecDeque::new(), 0, None, &mut fx).is_none());
