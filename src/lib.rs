@@ -18,9 +18,9 @@ pub use tidegate_core::{
     Budget, Builder, ByteStream, Bytes, CloseError, CloseOp, CloseReport, ClosedOp, Config,
     ConnectError, Connected, Connection, ConnectionEvent, ConnectionEvents, ConnectionRef,
     DEFAULT_CAPACITY, DEFAULT_INBOUND_CAPACITY, DEFAULT_WRITE_BIAS, Disconnect, DisconnectKind,
-    Ending, Facade, FlushError, FlushOp, FrameBatch, FrameLimit, Handshake, IoGroup, LastClose,
-    LinkCall, LinkError, PossiblyDelivered, Reconnect, RecvError, RecvOp, SendBatchOp, SendError,
-    SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError,
+    Ending, EndpointOrder, Facade, FlushError, FlushOp, FrameBatch, FrameLimit, Handshake, IoGroup,
+    LastClose, LinkCall, LinkError, PossiblyDelivered, Reconnect, RecvError, RecvOp, SendBatchOp,
+    SendError, SendOp, ShutdownWriteOp, Stats, TlsError, TlsErrorKind, TryRecvError, TrySendError,
     UnsentFrame, Watermark, WatermarkEvents, WriteLatency, bytes, codec, is_driver_thread,
     transport,
 };
