@@ -72,8 +72,8 @@ impl Client {
     ///
     /// # Blocking
     ///
-    /// Parks the calling thread until the connection is established or fails (at most the
-    /// connect timeout, 10 s by default).
+    /// Parks the calling thread until the connection is established or fails: at most the
+    /// connect timeout (10 s by default) for each endpoint tried.
     ///
     /// # Examples
     ///
@@ -313,8 +313,8 @@ impl Facade for Blocking {
     ///
     /// # Blocking
     ///
-    /// Parks the calling thread until the connection is established or fails (at most the
-    /// connect timeout, 10 s by default).
+    /// Parks the calling thread until the connection is established or fails: at most the
+    /// connect timeout (10 s by default) for each endpoint tried.
     ///
     /// # Examples
     ///
