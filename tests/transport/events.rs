@@ -194,7 +194,7 @@ fn a_subscriber_that_stops_reading_holds_the_attempts_and_loses_no_event() {
     // Reading made room: the attempts go on. Every one of them is told, in order.
     while attempts.len() < 150 {
         match events.recv_timeout(LONG) {
-            Ok(Some(ConnectionEvent::Reconnecting { attempt, delay })) => {
+            Ok(Some(ConnectionEvent::Reconnecting { attempt, delay, .. })) => {
                 assert_eq!(delay, Duration::from_millis(1));
                 attempts.push(attempt);
             }
