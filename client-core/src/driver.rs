@@ -636,6 +636,8 @@ impl Loop {
     /// The entry's link was lost, or the attempt to replace it failed: drops the link, gives
     /// the lost link's frames their fates, and schedules the next attempt (or gives up).
     fn relink(&mut self, entry: &mut Entry) {
+        // Asked before the link goes: what its peer acknowledged tells the frames' fates.
+        let acked = entry.link.as_ref().filter(|_| entry.connected).and_then(|l| l.bytes_acked());
         if let Some(mut link) = entry.link.take()
             && let Err(e) = link.deregister(self.poll.registry())
         {
@@ -643,7 +645,7 @@ impl Loop {
         }
         let now = Instant::now();
         if entry.connected {
-            entry.link_lost(now);
+            entry.link_lost(now, acked);
         }
         entry.connected = false;
         entry.connect_deadline = None;
@@ -1039,7 +1041,7 @@ impl Entry {
 
     /// Records the loss of the link that was up: the frames' fates, and a fresh start for the
     /// receive side and the write bookkeeping.
-    fn link_lost(&mut self, now: Instant) {
+    fn link_lost(&mut self, now: Instant, acked: Option<u64>) {
         let dial = &mut self.dial;
         let Some(policy) = &dial.dial.policy else { return };
         let cause = dial.cause.clone().unwrap_or_else(|| Disconnect::new(DisconnectKind::Io));
@@ -1053,6 +1055,7 @@ impl Entry {
             &mut self.in_flight,
             self.offset,
             encoder.as_deref(),
+            acked,
             &mut fx,
         );
         let Some(lost) = lost else {

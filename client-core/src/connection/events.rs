@@ -3,6 +3,7 @@
 //! when a read makes room for a reconnect attempt held back for it, tells the driver.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -39,10 +40,14 @@ use crate::{Config, Connection, Reconnect};
 ///         ConnectionEvent::Connected { endpoint, attempt } => {
 ///             format!("up on {} (attempt {attempt})", endpoint.address())
 ///         }
-///         ConnectionEvent::Disconnected { cause, replayed, possibly_delivered } => format!(
-///             "lost ({cause}): {replayed} frames to send again, {} possibly delivered",
-///             possibly_delivered.count()
-///         ),
+///         ConnectionEvent::Disconnected { cause, replayed, acknowledged, possibly_delivered } => {
+///             format!(
+///                 "lost ({cause}): {replayed} frames to send again, {} acknowledged, {} possibly \
+///                  delivered",
+///                 acknowledged.end - acknowledged.start,
+///                 possibly_delivered.count()
+///             )
+///         }
 ///         ConnectionEvent::Reconnecting { attempt, delay, endpoint } => {
 ///             format!("attempt {attempt} to {} in {delay:?}", endpoint.address())
 ///         }
@@ -71,7 +76,15 @@ pub enum ConnectionEvent {
         /// Frames put back into the buffer, to be sent first on the next link: those never
         /// written, and a frame cut by the loss when the peer cannot have acted on its part.
         replayed: u64,
-        /// The frames the peer may have received, which are not sent again.
+        /// The frames the lost link wrote whole and whose every byte its peer acknowledged, by
+        /// their numbers in wire order (from 0, as in [`PossiblyDelivered::written`]): for TCP
+        /// on Linux, the frames the peer's host received. They are not sent again. Whether the
+        /// application there read them before the link was lost, no transport can tell; a
+        /// proxy between acknowledges for itself. Empty where the link cannot tell (TLS, other
+        /// systems): its written frames are all possibly delivered.
+        acknowledged: Range<u64>,
+        /// The frames the peer may have received, which are not sent again: written and not
+        /// known to be acknowledged, or cut.
         possibly_delivered: PossiblyDelivered,
     },
     /// An attempt to connect is due: to replace a lost link, or after an attempt that
@@ -188,8 +201,8 @@ impl ConnectionEvents {
             Event::Connected { attempt, endpoint } => {
                 ConnectionEvent::Connected { endpoint: self.endpoint(endpoint), attempt }
             }
-            Event::Disconnected { cause, replayed, possibly_delivered } => {
-                ConnectionEvent::Disconnected { cause, replayed, possibly_delivered }
+            Event::Disconnected { cause, replayed, acknowledged, possibly_delivered } => {
+                ConnectionEvent::Disconnected { cause, replayed, acknowledged, possibly_delivered }
             }
             Event::Reconnecting { attempt, delay, endpoint } => {
                 ConnectionEvent::Reconnecting { attempt, delay, endpoint: self.endpoint(endpoint) }

@@ -35,12 +35,16 @@ use std::time::Duration;
 ///    with length-delimited [framing](crate::Config::framing) or when the application
 ///    declares its frames [atomic](Reconnect::atomic_frames); otherwise *possibly delivered*
 ///    (a line protocol may have applied part of it). Never resumed in the middle.
-/// 3. **Written**: *possibly delivered*. Counted in
-///    [`Stats::frames_possibly_delivered`](crate::Stats::frames_possibly_delivered) and not
+/// 3. **Written**: *acknowledged* if every byte of it is within what the peer acknowledged,
+///    where the link can tell ([`Link::bytes_acked`](crate::transport::Link::bytes_acked):
+///    TCP on Linux), else *possibly delivered*. Counted in
+///    [`Stats::frames_acknowledged`](crate::Stats::frames_acknowledged) and
+///    [`Stats::frames_possibly_delivered`](crate::Stats::frames_possibly_delivered), and not
 ///    sent again.
 ///
-/// The first connection attempt is not retried: if it fails, the connection ends as without a
-/// policy, so a wrong address is reported at once. A connection being closed or shut down is
+/// The first link is not retried: if it fails on every endpoint of the connection (one
+/// attempt each, see [`Config::fallback`](crate::Config::fallback)), the connection ends as
+/// without a policy, so a wrong address is reported at once. A connection being closed or shut down is
 /// not reconnected either. Permanent failures end the connection at once: a TLS certificate
 /// the connection refuses, or a transport whose open fails with
 /// [`PermissionDenied`](std::io::ErrorKind::PermissionDenied) or

@@ -31,7 +31,12 @@ pub(crate) enum Event {
     /// first, or one brought by attempt `attempt`.
     Connected { attempt: u32, endpoint: usize },
     /// The link that was up is lost; reconnection follows.
-    Disconnected { cause: Disconnect, replayed: u64, possibly_delivered: PossiblyDelivered },
+    Disconnected {
+        cause: Disconnect,
+        replayed: u64,
+        acknowledged: Range<u64>,
+        possibly_delivered: PossiblyDelivered,
+    },
     /// Attempt `attempt`, to endpoint `endpoint`, starts after `delay`.
     Reconnecting { attempt: u32, delay: Duration, endpoint: usize },
     /// Reconnection stopped: the policy's limit, or a failure that trying again cannot mend.
@@ -43,9 +48,11 @@ pub(crate) enum Event {
 ///
 /// Two kinds of frames are possibly delivered:
 ///
-/// - frames the lost link **wrote whole**. The transport took them, and the peer may or may
-///   not have read them before the link broke. They are not kept once written, so they are
-///   told by their numbers ([`written`](Self::written)), not handed back;
+/// - frames the lost link **wrote whole**, and that the peer is not known to have acknowledged
+///   (those it did are the event's `acknowledged` frames). The transport took them, and the
+///   peer may or may not have read them before the link broke. They are not kept once
+///   written, so they are told by their numbers ([`written`](Self::written)), not handed
+///   back;
 /// - a frame **cut** by the loss, partly written, when the peer could have acted on the part
 ///   it received (no framing, and frames not declared atomic with
 ///   [`Reconnect::atomic_frames`](crate::Reconnect::atomic_frames)). It is handed back whole

@@ -85,6 +85,11 @@ pub struct Stats {
     /// Frames of lost links that were written (or partly written and not atomic) and are not
     /// sent again: the peer may or may not have received them.
     pub frames_possibly_delivered: u64,
+    /// Frames of lost links that were written whole and whose every byte the peer
+    /// acknowledged (where the link can tell, see
+    /// [`Link::bytes_acked`](crate::transport::Link::bytes_acked)): they reached the peer's
+    /// side, and are not sent again.
+    pub frames_acknowledged: u64,
     /// Time spent with the link down between a loss and the next link, the current outage
     /// included.
     pub time_disconnected: Duration,

@@ -306,6 +306,32 @@ pub trait Link: Send + fmt::Debug + 'static {
     fn socket_option(&self, kind: SocketOptionKind) -> io::Result<SocketOption> {
         Err(io::Error::new(io::ErrorKind::Unsupported, format!("{kind:?} is not supported")))
     }
+
+    /// How many of the bytes written to this link the peer has acknowledged, if the transport
+    /// can tell: for TCP on Linux, what the peer's TCP acknowledged (the kernel's count); for
+    /// `mem://`, what the peer read. `None` (the default) where it cannot, and over TLS, whose
+    /// acknowledged bytes are records, not the bytes written.
+    ///
+    /// The driver asks when the link is lost, before dropping it, to tell the frames the
+    /// peer's side had whole from those it may not have
+    /// ([`ConnectionEvent::Disconnected`](crate::ConnectionEvent::Disconnected)). Counting
+    /// from the bytes passed to [`write_vectored`](Link::write_vectored), it must not exceed
+    /// them, nor count a byte the peer did not get: a count too low only makes more frames
+    /// possibly delivered, one too high would call a frame received that was not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::transport::tcp::TcpLink;
+    /// use tidegate::transport::Link;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let link = TcpLink::connect(&listener.local_addr().unwrap().to_string()).unwrap();
+    /// assert_eq!(link.bytes_acked(), None, "not connected yet");
+    /// ```
+    fn bytes_acked(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What a link needs to register with the driver, handed to [`Link::register`].

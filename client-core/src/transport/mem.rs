@@ -225,6 +225,8 @@ struct Pipe {
 struct PipeInner {
     /// Bytes the client wrote that the peer has not read. Invariant: `len <= write_capacity`.
     outbound: VecDeque<u8>,
+    /// Bytes the client wrote in all.
+    written: u64,
     write_capacity: usize,
     paused: bool,
     /// Bytes the peer wrote that the client has not read.
@@ -241,6 +243,7 @@ impl Default for PipeInner {
     fn default() -> Self {
         Self {
             outbound: VecDeque::new(),
+            written: 0,
             write_capacity: DEFAULT_WRITE_CAPACITY,
             paused: false,
             inbound: VecDeque::new(),
@@ -320,9 +323,16 @@ impl Link for MemLink {
                 break;
             }
         }
+        inner.written += written as u64;
         drop(inner);
         self.pipe.changed.notify_all();
         Ok(written)
+    }
+
+    /// What the peer has read.
+    fn bytes_acked(&self) -> Option<u64> {
+        let inner = lock(&self.pipe.inner);
+        Some(inner.written - inner.outbound.len() as u64)
     }
 
     fn shutdown(&mut self) -> io::Result<()> {

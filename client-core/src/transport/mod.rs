@@ -40,6 +40,8 @@
 //! assert!(schemes.contains(&"unix".to_string()));
 //! ```
 
+#[cfg(unix)]
+mod acked;
 mod endpoint;
 mod link;
 mod options;

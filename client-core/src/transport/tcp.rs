@@ -222,6 +222,8 @@ pub struct TcpLink {
     /// Set while registered, to be looked at again when the next address is due.
     waker: Option<LinkWaker>,
     connected: bool,
+    /// The kernel's count of acknowledged bytes when the link connected, before any write.
+    acked_base: Option<u64>,
 }
 
 impl TcpLink {
@@ -306,6 +308,7 @@ impl TcpLink {
                         registration: None,
                         waker: None,
                         connected: false,
+                        acked_base: None,
                     };
                     link.set_option(&SocketOption::NoDelay(true))?;
                     return Ok(link);
@@ -398,6 +401,21 @@ impl TcpLink {
         self.fallback.clear();
         self.next_start = None;
         self.connected = true;
+        self.acked_base = kernel_bytes_acked(&self.stream);
+    }
+}
+
+/// The kernel's count of the bytes the peer acknowledged on `stream`, where it keeps one.
+fn kernel_bytes_acked(stream: &TcpStream) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        super::acked::bytes_acked(stream.as_fd()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        None
     }
 }
 
@@ -538,6 +556,11 @@ impl Link for TcpLink {
 
     fn socket_option(&self, kind: SocketOptionKind) -> io::Result<SocketOption> {
         socket_option(SockRef::from(&self.stream), kind)
+    }
+
+    fn bytes_acked(&self) -> Option<u64> {
+        let base = self.acked_base?;
+        Some(kernel_bytes_acked(&self.stream)?.saturating_sub(base))
     }
 }
 

@@ -3,6 +3,7 @@
 //! caller's [`Effects`].
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,10 @@ impl State {
         self.opened = true;
         self.stats.connects += 1;
         self.link_frames = self.stats.frames_written;
+        self.link_bytes = self.stats.bytes_written;
+        if let Some(marks) = &mut self.write_marks {
+            marks.clear();
+        }
         self.end_outage(fx);
         if self.phase == Phase::Connecting {
             self.phase = Phase::Open;
@@ -52,6 +57,15 @@ impl State {
         self.events.publish(Event::GaveUp { cause }, fx);
     }
 
+    /// The number (in wire order) after the last frame the current link wrote whole within its
+    /// first `acked` bytes, as far as the write marks tell: rounded down to the end of a write.
+    fn frames_within(&mut self, acked: u64) -> u64 {
+        let acked = self.link_bytes + acked.min(self.stats.bytes_written - self.link_bytes);
+        let marks = self.write_marks.as_ref().into_iter().flatten();
+        let within = marks.rev().find(|(boundary, _)| *boundary <= acked);
+        within.map_or(self.link_frames, |(_, frames)| *frames).max(self.link_frames)
+    }
+
     /// Counts the time of the outage under way, if any, and ends it.
     fn end_outage(&mut self, fx: &mut Effects) {
         self.refusing = false;
@@ -69,7 +83,9 @@ impl State {
     /// count as accepted once, as before.
     ///
     /// `in_flight` and `offset` are the driver's chunks not yet fully written; `encoder` is the
-    /// connection's framing, whose headers go in front of the frames again.
+    /// connection's framing, whose headers go in front of the frames again. `acked` is how
+    /// many of the bytes written on the link its peer acknowledged, if the link can tell: the
+    /// frames written whole within them are acknowledged rather than possibly delivered.
     ///
     /// `None`, with nothing changed, if a close or a `shutdown_write` began since the driver
     /// saw the failure: then the connection ends instead.
@@ -79,6 +95,7 @@ impl State {
         in_flight: &mut VecDeque<Bytes>,
         offset: usize,
         encoder: Option<&dyn Encoder>,
+        acked: Option<u64>,
         fx: &mut Effects,
     ) -> Option<Lost> {
         if !matches!(self.phase, Phase::Connecting | Phase::Open) {
@@ -86,7 +103,9 @@ impl State {
         }
         let now = fx.now();
         self.stats.disconnects += 1;
-        let written = self.link_frames..self.stats.frames_written;
+        let acked_frames = acked.map_or(self.link_frames, |acked| self.frames_within(acked));
+        let acknowledged = self.link_frames..acked_frames;
+        let written = acked_frames..self.stats.frames_written;
         let mut cut = Vec::new();
         let header_len = self.buf.header_len();
         let urgent = self.buf.urgent_waiting();
@@ -124,9 +143,10 @@ impl State {
             }
             replayed += 1;
         }
-        let lost = Lost { replayed, possibly: PossiblyDelivered::new(written, cut) };
+        let lost = Lost { replayed, acknowledged, possibly: PossiblyDelivered::new(written, cut) };
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
         self.stats.frames_replayed += lost.replayed;
+        self.stats.frames_acknowledged += lost.acknowledged.end - lost.acknowledged.start;
         self.stats.frames_possibly_delivered += lost.possibly.count();
         self.phase = Phase::Connecting;
         self.write_ended = false;
@@ -144,6 +164,7 @@ impl State {
         let event = Event::Disconnected {
             cause,
             replayed: lost.replayed,
+            acknowledged: lost.acknowledged.clone(),
             possibly_delivered: lost.possibly.clone(),
         };
         self.events.publish(event, fx);
@@ -346,6 +367,8 @@ impl State {
 pub(crate) struct Lost {
     /// Frames back in the buffer, to be sent first on the next link.
     pub(crate) replayed: u64,
+    /// The frames written whole whose bytes the peer acknowledged, by number.
+    pub(crate) acknowledged: Range<u64>,
     /// The frames that may have reached the peer: written whole, or cut and not atomic.
     pub(crate) possibly: PossiblyDelivered,
 }

@@ -22,7 +22,7 @@
 //! whole or waits whole, as one frame of its total length would, and its frames are counted
 //! one by one once it is in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -187,7 +187,19 @@ pub(crate) struct State {
     /// `frames_written` when the current link came up: the frames written since are the ones
     /// a loss of that link leaves possibly delivered.
     link_frames: u64,
+    /// `bytes_written` when the current link came up.
+    link_bytes: u64,
+    /// With reconnection, after each write on the current link, newest last and at most
+    /// [`WRITE_MARKS`]: the end of the last frame written whole (in bytes written) and the
+    /// number of frames written by then. They map the link's count of acknowledged bytes to
+    /// the frames the peer had whole, rounding down to a write.
+    write_marks: Option<VecDeque<(u64, u64)>>,
 }
+
+/// The writes whose frame ends a connection keeps, to map a count of acknowledged bytes to
+/// frames: the count at a loss is within what the kernel holds unacknowledged, a few hundred
+/// writes at most, and a count older than every mark only makes fewer frames acknowledged.
+const WRITE_MARKS: usize = 256;
 
 impl State {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -228,6 +240,8 @@ impl State {
             refusing: false,
             outage: None,
             link_frames: 0,
+            link_bytes: 0,
+            write_marks: None,
         }
     }
 
@@ -275,6 +289,7 @@ impl State {
     pub(crate) fn set_reconnect(&mut self, hold_partial: bool, fail_fast: bool) {
         self.hold_mask = if hold_partial { usize::MAX } else { 0 };
         self.fail_fast = fail_fast;
+        self.write_marks = Some(VecDeque::new());
     }
 
     /// Since when the link has been down after a loss, if it is.
@@ -773,6 +788,13 @@ impl State {
     pub(crate) fn written(&mut self, n: usize, fx: &mut Effects) {
         self.stats.frames_written += self.buf.consume(n);
         self.stats.bytes_written += n as u64;
+        if let Some(marks) = &mut self.write_marks {
+            if marks.len() == WRITE_MARKS {
+                marks.pop_front();
+            }
+            let boundary = self.stats.bytes_written - self.buf.head_written() as u64;
+            marks.push_back((boundary, self.stats.frames_written));
+        }
         self.stats.write_calls += 1;
         self.settle(n as u64, fx);
         if let Some(slot) = &self.budget {

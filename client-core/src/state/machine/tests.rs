@@ -482,8 +482,50 @@ fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
     advance(&mut in_flight, &mut offset, 15);
     state.written(15, &mut fx);
     let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
-    let lost = state.link_lost(cause, &mut in_flight, offset, None, &mut fx);
+    let lost = state.link_lost(cause, &mut in_flight, offset, None, None, &mut fx);
     (state, lost.expect("an open connection reconnects"), fx)
+}
+
+#[test]
+fn acknowledged_bytes_make_the_frames_within_them_acknowledged_rounding_down_to_a_write() {
+    let mut state = State::new(100);
+    state.set_reconnect(false, false);
+    let mut fx = Effects::new(Instant::now);
+    // A first link writes one frame, and is lost with it acknowledged.
+    assert!(matches!(state.admit(frame(10), false, None, None, &mut fx), Ok(Admit::Accepted)));
+    state.opened(0, 0, &mut fx);
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    state.written(10, &mut fx);
+    in_flight.clear();
+    let cause = || Disconnect::new(crate::state::error::DisconnectKind::Reset);
+    let lost = state.link_lost(cause(), &mut in_flight, 0, None, Some(10), &mut fx).unwrap();
+    assert_eq!((lost.acknowledged, lost.possibly.written()), (0..1, 1..1));
+    // The next link writes four frames of 10 bytes in writes of 15, 15 and 10 bytes; its peer
+    // acknowledged 29 bytes: the first frame for sure (the first write ended inside the second).
+    for _ in 0..4 {
+        assert!(matches!(state.admit(frame(10), false, None, None, &mut fx), Ok(Admit::Accepted)));
+    }
+    state.opened(1, 0, &mut fx);
+    state.buffer().take_chunks(&mut in_flight);
+    let mut offset = 0;
+    for n in [15, 15, 10] {
+        advance(&mut in_flight, &mut offset, n);
+        state.written(n, &mut fx);
+    }
+    let lost = state.link_lost(cause(), &mut in_flight, offset, None, Some(29), &mut fx).unwrap();
+    assert_eq!(lost.acknowledged, 1..2, "frames are numbered across links");
+    assert_eq!(lost.possibly.written(), 2..5);
+    let stats = state.stats();
+    assert_eq!((stats.frames_acknowledged, stats.frames_possibly_delivered), (2, 3));
+    // A count past what was written is held to it.
+    state.opened(2, 0, &mut fx);
+    assert!(matches!(state.admit(frame(10), false, None, None, &mut fx), Ok(Admit::Accepted)));
+    state.buffer().take_chunks(&mut in_flight);
+    state.written(10, &mut fx);
+    in_flight.clear();
+    let lost = state.link_lost(cause(), &mut in_flight, 0, None, Some(99), &mut fx).unwrap();
+    assert_eq!((lost.acknowledged, lost.possibly.written()), (5..6, 6..6));
 }
 
 #[test]
@@ -546,6 +588,6 @@ fn a_link_lost_after_a_close_began_is_not_replaced() {
     state.opened(0, 0, &mut fx);
     assert!(state.begin_close(Instant::now() + Duration::from_secs(1), &mut fx));
     let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
-    assert!(state.link_lost(cause, &mut VecDeque::new(), 0, None, &mut fx).is_none());
+    assert!(state.link_lost(cause, &mut VecDeque::new(), 0, None, None, &mut fx).is_none());
     assert_eq!(state.phase(), Phase::Closing, "the close goes on");
 }
