@@ -132,10 +132,12 @@ fn a_killed_and_restarted_redis_gets_every_command_once_and_in_order() {
         held += seqs.len() as u64;
     }
     let missing = THREADS as u64 * PER_THREAD - held;
+    // A frame redis's TCP acknowledged may still have died unread with the process.
     assert!(
-        missing <= stats.frames_possibly_delivered,
-        "{missing} commands missing, {} reported possibly delivered",
-        stats.frames_possibly_delivered
+        missing <= stats.frames_possibly_delivered + stats.frames_acknowledged,
+        "{missing} commands missing, {} reported possibly delivered, {} acknowledged",
+        stats.frames_possibly_delivered,
+        stats.frames_acknowledged
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

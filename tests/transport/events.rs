@@ -11,6 +11,7 @@
 //! - without reconnection, a lost link ends the stream, and `closed` tells the cause.
 
 use std::net::TcpListener;
+use std::ops::Range;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,9 @@ use crate::support::{Lcg, Watchdog, frame, ident, join_within, wait_until};
 struct Loss {
     kind: DisconnectKind,
     replayed: u64,
-    written: u64,
+    /// The numbers of the frames written whole: acknowledged, then possibly delivered.
+    acknowledged: Range<u64>,
+    written: Range<u64>,
     cut: Vec<Bytes>,
 }
 
@@ -93,13 +96,14 @@ fn each_lost_link_is_an_event_whose_fates_match_what_the_peer_received() {
     let mut down = false;
     for event in &events {
         match event {
-            ConnectionEvent::Disconnected { cause, replayed, possibly_delivered } => {
+            ConnectionEvent::Disconnected { cause, replayed, acknowledged, possibly_delivered } => {
                 assert!(!down, "one loss per link: {events:#?}");
                 down = true;
                 losses.push(Loss {
                     kind: cause.kind(),
                     replayed: *replayed,
-                    written: possibly_delivered.written().end - possibly_delivered.written().start,
+                    acknowledged: acknowledged.clone(),
+                    written: possibly_delivered.written(),
                     cut: possibly_delivered.cut_frames().to_vec(),
                 });
             }
@@ -124,8 +128,11 @@ fn each_lost_link_is_an_event_whose_fates_match_what_the_peer_received() {
     assert!(kinds.contains(&DisconnectKind::PeerClosed), "the cut ends in order: {kinds:?}");
     let replayed: u64 = losses.iter().map(|l| l.replayed).sum();
     assert_eq!(replayed, stats.frames_replayed, "{stats:?}");
-    let possibly: u64 = losses.iter().map(|l| l.written + l.cut.len() as u64).sum();
+    let possibly: u64 = losses.iter().map(|l| l.written.end - l.written.start).sum::<u64>()
+        + losses.iter().map(|l| l.cut.len() as u64).sum::<u64>();
     assert_eq!(possibly, stats.frames_possibly_delivered, "{stats:?}");
+    let acknowledged: u64 = losses.iter().map(|l| l.acknowledged.end - l.acknowledged.start).sum();
+    assert_eq!(acknowledged, stats.frames_acknowledged, "{stats:?}");
 
     // The peer's side, link by link. One producer and no urgent frames: each link writes the
     // frames from where the last one stopped, in order. The sink got the first of the frames
@@ -133,6 +140,9 @@ fn each_lost_link_is_an_event_whose_fates_match_what_the_peer_received() {
     // frame follows them and never arrives; the next link starts after it.
     assert_eq!(links.len(), losses.len() + 1, "one sink link per client link");
     let mut start = 0u64;
+    // Frames are numbered as written whole: a cut frame has no number, so the numbers fall
+    // behind the sequence numbers by one per cut.
+    let mut wire = 0u64;
     for (k, link) in links.iter().enumerate() {
         assert!(link.corrupt.is_none(), "link {k}: {:?}", link.corrupt);
         for (i, &got) in link.frames.iter().enumerate() {
@@ -143,9 +153,15 @@ fn each_lost_link_is_an_event_whose_fates_match_what_the_peer_received() {
             assert_eq!(start + got, FRAMES, "the last link carried every frame left");
             break;
         };
-        assert!(got <= loss.written, "link {k}: the sink got {got} of {} written", loss.written);
+        // Numbered on from the last link: the acknowledged frames first, then the others.
+        assert_eq!(loss.acknowledged.start, wire, "link {k}: {loss:?}");
+        assert_eq!(loss.written.start, loss.acknowledged.end, "link {k}: {loss:?}");
+        let whole = loss.written.end - wire;
+        wire = loss.written.end;
+        // The proxy's TCP acknowledged what it took, which a fault may drop before the sink.
+        assert!(got <= whole, "link {k}: the sink got {got} of {whole} written");
         assert!(loss.cut.len() <= 1, "only the frame being written is cut: {loss:?}");
-        let mut next = start + loss.written;
+        let mut next = start + whole;
         for cut in &loss.cut {
             assert_eq!(ident(cut), (0, next), "the cut frame follows those written whole");
             next += 1;
@@ -185,9 +201,16 @@ fn a_subscriber_that_stops_reading_holds_the_attempts_and_loses_no_event() {
     }
     let mut attempts = Vec::new();
     match events.try_recv() {
-        Some(ConnectionEvent::Disconnected { cause, replayed, possibly_delivered }) => {
+        Some(ConnectionEvent::Disconnected {
+            cause,
+            replayed,
+            acknowledged,
+            possibly_delivered,
+        }) => {
             assert_eq!(cause.kind(), DisconnectKind::Reset, "{cause}");
-            assert_eq!((replayed, possibly_delivered.count()), (0, 1), "the frame was written");
+            // Acknowledged if the peer's acknowledgement came before its reset.
+            let written = acknowledged.end - acknowledged.start + possibly_delivered.count();
+            assert_eq!((replayed, written), (0, 1), "the frame was written");
         }
         other => panic!("the loss comes first: {other:?}"),
     }

@@ -8,6 +8,7 @@ mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acknowledged;
 mod endpoints;
 mod events;
 mod fault_injection;
