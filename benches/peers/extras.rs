@@ -19,6 +19,7 @@ use crate::implementations::{
     Unbounded,
 };
 use crate::many::child_many;
+use crate::relink::{RELINK_PEERS, relink_latency};
 use crate::report::{fmt_size, median};
 use crate::sink::{accept, spawn_sink};
 use crate::throughput::tokio_runtime;
@@ -498,6 +499,9 @@ pub(crate) struct Extras {
     pub(crate) wake: Vec<(String, Vec<[f64; 4]>)>,
     /// (per sender, per bare task) per run
     pub(crate) parked: Vec<(f64, f64)>,
+    /// (implementation, every sample of every run) from a reset to the next link's first
+    /// byte, in ns
+    pub(crate) relink: Vec<(String, Vec<u64>)>,
     pub(crate) parked_error: Option<String>,
 }
 
@@ -606,6 +610,30 @@ pub(crate) fn run_extras(
             None => extras.wake.push((name.into(), vec![row])),
         }
     }
+    // From a reset to the next link's first byte.
+    let samples = if opts.quick { 10 } else { 50 };
+    for name in RELINK_PEERS {
+        if !opts.wanted(&format!("relink {name}")) {
+            continue;
+        }
+        let mut took = match relink_latency(name, samples) {
+            Ok(took) => took,
+            Err(e) => {
+                failed(format!("relink {name}"), e, log);
+                continue;
+            }
+        };
+        took.sort_unstable();
+        log(format!(
+            "relink {name}: reset → next link's first byte p50 {:.0} µs, p99 {:.0} µs",
+            percentile(&took, 50.0) as f64 / 1e3,
+            percentile(&took, 99.0) as f64 / 1e3
+        ));
+        match extras.relink.iter_mut().find(|(n, _)| n == name) {
+            Some((_, all)) => all.extend(took),
+            None => extras.relink.push((name.into(), took)),
+        }
+    }
     // Parked async senders.
     if opts.wanted("parked") {
         let tasks = if opts.quick { 10_000 } else { 100_000 };
@@ -658,6 +686,22 @@ pub(crate) fn extras_tables(extras: &mut Extras) -> String {
                 }
             }
             out.push('\n');
+        }
+    }
+    if !extras.relink.is_empty() {
+        out.push_str(
+            "\n| a producer's link is reset while it sends 64 B frames | reset → next link's \
+             first byte, p50 | p99 | samples |\n|---|---:|---:|---:|\n",
+        );
+        for (name, all) in &mut extras.relink {
+            all.sort_unstable();
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} µs | {:.0} µs | {} |",
+                percentile(all, 50.0) as f64 / 1e3,
+                percentile(all, 99.0) as f64 / 1e3,
+                all.len()
+            );
         }
     }
     out

@@ -121,6 +121,7 @@ mod duplex;
 mod extras;
 mod implementations;
 mod many;
+mod relink;
 mod report;
 mod sink;
 mod throughput;
