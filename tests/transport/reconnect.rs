@@ -3,7 +3,8 @@
 //! the peer received across all the links, not only what the client reports:
 //!
 //! - through repeated resets, each producer's frames arrive at most once, first arrivals in
-//!   order, and the frames missing are no more than the client reported possibly delivered;
+//!   order, and every frame that no `Disconnected` event reported (acknowledged or possibly
+//!   delivered) arrives;
 //! - against a port that refuses, attempts follow the backoff and a limit ends the connection
 //!   within the policy's bounds, every parked sender getting its own frame back;
 //! - with fail-fast, a send during the outage fails at once with its frame;
@@ -19,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use tidegate::codec::LengthDelimited;
 use tidegate::transport::SocketOption;
-use tidegate::{AsyncClient, Bytes, Client, Config, DisconnectKind, Reconnect, SendError};
+use tidegate::{
+    AsyncClient, Bytes, Client, Config, ConnectionEvent, DisconnectKind, Reconnect, SendError,
+};
 
 use crate::proxy::{Fault, Proxy};
 use crate::support::{Lcg, Watchdog, frame, ident, is_frame, join_within, reset, wait_until};
@@ -227,14 +230,35 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
         None => config.reconnect(quick().atomic_frames(true)),
     };
     let client = Client::builder().config(config).connect(&proxy.url()).expect("connect");
+    // The numbers of the frames each lost link wrote whole, from its `Disconnected` event.
+    let reported = {
+        let events = client.events();
+        thread::spawn(move || {
+            let mut reported = std::collections::HashSet::new();
+            while let Ok(Some(event)) = events.recv_timeout(LONG) {
+                if let ConnectionEvent::Disconnected { acknowledged, possibly_delivered, .. } =
+                    event
+                {
+                    assert!(possibly_delivered.cut_frames().is_empty(), "cut frames go again");
+                    reported.extend(acknowledged.chain(possibly_delivered.written()));
+                }
+            }
+            reported
+        })
+    };
+    // Which frame each accepted one was, in the order accepted: one send at a time, so the
+    // order is known, and it is the order of the events' numbers.
+    let accepted: Arc<Mutex<Vec<(u32, u64)>>> = Arc::default();
     let senders: Vec<_> = (0..producers)
         .map(|id| {
-            let client = client.clone();
+            let (client, accepted) = (client.clone(), accepted.clone());
             thread::spawn(move || {
                 let mut rng = Lcg::new(u64::from(id) * 7 + 3);
                 for seq in 0..frames {
                     let len = rng.range(min_len, max_len);
+                    let mut accepted = lock(&accepted);
                     client.send_timeout(frame(id, seq, len), LONG).expect("every send succeeds");
+                    accepted.push((id, seq));
                 }
             })
         })
@@ -265,6 +289,7 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
     assert!(report.unsent().is_empty(), "everything was sent: {report:?}");
     assert!(report.cause().is_none(), "closed in order: {report:?}");
     let links = collector.finish(LONG);
+    let reported = join_within(reported, LONG, "the event reader");
 
     assert!(stats.disconnects >= 1, "the faults ended links: {stats:?}");
     assert_eq!(stats.disconnects, proxy.applied() as u64, "each fault ended one link: {stats:?}");
@@ -295,6 +320,20 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
         "{missing} frames missing, {} reported possibly delivered, {} acknowledged",
         stats.frames_possibly_delivered,
         stats.frames_acknowledged
+    );
+    // Frame by frame: each one no event reported arrived.
+    let accepted = lock(&accepted).clone();
+    assert_eq!(accepted.len() as u64, sent);
+    let absent: Vec<(u32, u64)> = (0u64..)
+        .zip(&accepted)
+        .filter(|(n, frame)| !reported.contains(n) && !seen.contains(*frame))
+        .map(|(_, frame)| *frame)
+        .collect();
+    assert!(
+        absent.is_empty(),
+        "{} frames missing that no event reported, the first: {:?}",
+        absent.len(),
+        &absent[..absent.len().min(10)]
     );
     for (producer, last) in next.iter().enumerate() {
         assert_eq!(*last, frames, "producer {producer}'s last frame arrived");
