@@ -491,10 +491,11 @@ impl Link for TcpLink {
                 Ok(false) => {}
                 Err(failure) => {
                     log::debug!("connect failed: {failure}");
-                    failed_any = true;
                     let next = if self.racing.is_empty() {
+                        // The failure starts the next address here, and only that one.
                         self.start_next(now)?.then(|| self.racing.remove(0))
                     } else {
+                        failed_any = true;
                         Some(self.racing.remove(0))
                     };
                     let Some(next) = next else { return Err(failure) };
@@ -704,6 +705,62 @@ mod tests {
         let expect = ["10.0.0.1:1", "[::1]:1", "10.0.0.2:1"].map(addr);
         assert_eq!(interleave_families(resolved.to_vec()), expect);
         assert!(interleave_families(Vec::new()).is_empty());
+    }
+
+    /// A listener whose queue of links to accept is full, so that a new link's handshake
+    /// gets no answer; with the links that fill it.
+    fn unanswering() -> (socket2::Socket, Vec<socket2::Socket>, SocketAddr) {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            let probe = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            probe.set_nonblocking(true).unwrap();
+            let _ = probe.connect(&addr.into());
+            let until = Instant::now() + Duration::from_millis(200);
+            while probe.peer_addr().is_err() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if probe.peer_addr().is_err() {
+                return (listener, queued, addr);
+            }
+            queued.push(probe);
+        }
+        panic!("the listen queue on {addr} never filled up");
+    }
+
+    #[test]
+    fn a_failed_address_starts_the_next_one_and_no_more() {
+        let refusing = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let (_first, _queued, silent) = unanswering();
+        let (_second, _queued2, silent2) = unanswering();
+        let started = Instant::now();
+        let mut link = TcpLink::connect_racing(&[refusing, silent, silent2]).unwrap();
+        let deadline = started + Duration::from_secs(5);
+        // The refusal comes at once, and starts the first silent address only.
+        while link.fallback.len() == 2 {
+            assert!(!link.poll_connect().unwrap(), "nothing answers");
+            assert!(Instant::now() < deadline, "the refusal never came");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if started.elapsed() < CONNECTION_ATTEMPT_DELAY {
+            assert!(link.racing.is_empty(), "{} attempts alongside", link.racing.len());
+            assert_eq!(link.fallback, [silent2]);
+        }
+        // After the delay, the second silent address races the first.
+        while link.racing.is_empty() {
+            assert!(!link.poll_connect().unwrap(), "nothing answers");
+            assert!(Instant::now() < deadline, "the next address never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(started.elapsed() >= CONNECTION_ATTEMPT_DELAY);
+        assert!(link.fallback.is_empty());
     }
 
     fn parse(query: &str) -> io::Result<Vec<SocketOption>> {
