@@ -173,12 +173,17 @@ impl Connection {
     /// [`Connection::connected`] resolves when the link is up. Frames sent meanwhile wait in
     /// the buffer.
     ///
-    /// Name resolution for `tcp://` happens here, on the calling thread.
+    /// Name resolution for `tcp://` happens here, on the calling thread. With
+    /// [fallback endpoints](Config::fallback), the first link is opened to the first endpoint
+    /// (or a random one, with [`EndpointOrder::Spread`]), and to the next ones in turn if
+    /// opening it fails at once; an attempt that fails later moves on in the same way, on the
+    /// driver's side, and a subscription to [`Connection::events`] taken now sees each one.
     ///
     /// # Errors
     ///
-    /// A malformed URL, an unregistered scheme, an unusable configuration (a capacity of zero),
-    /// or a transport that could not start opening the link.
+    /// A malformed URL, an unregistered scheme (of any endpoint), an unusable configuration
+    /// (a capacity of zero), or a transport that could not start opening a link to any
+    /// endpoint (the last one's error).
     ///
     /// # Blocking
     ///
