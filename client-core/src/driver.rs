@@ -1400,6 +1400,9 @@ impl Entry {
 /// contract then holds: nothing is spliced in front of the bytes it was offered, and the next
 /// write is not shorter (a TLS session has already framed those bytes as a record and must be
 /// given them again). Urgent frames go in at the first boundary after that write completes.
+/// Nor is anything taken from the buffer until that write has gone through: the retried write
+/// offers only what was refused, so the frames queued meanwhile stay where urgent frames can
+/// still pass them.
 fn refill(
     in_flight: &mut VecDeque<Bytes>,
     offset: usize,
@@ -1415,7 +1418,7 @@ fn refill(
             limit = Some(buffer.head_remaining());
         }
     }
-    if in_flight.len() < MAX_IOV && buffer.queued() > 0 {
+    if retry.is_none() && in_flight.len() < MAX_IOV && buffer.queued() > 0 {
         buffer.take_chunks(in_flight);
     }
     match (limit, retry) {
