@@ -82,8 +82,15 @@ fn urgent_frames_go_ahead_of_every_data_frame_not_yet_offered_to_the_link() {
     client.send_batch(batch(0..3)).unwrap();
     assert!(peer.wait_unread(100, Duration::from_secs(10)));
     assert!(support::wait_until(Duration::from_secs(10), || client.stats().buffered == 200));
-    // Frames 3 and 4 come after that write was offered; the urgent frames pass them.
+    // Frames 3 and 4 come after that write was offered. Until the refused write goes
+    // through, the driver offers nothing new, so the urgent frames pass them in every
+    // interleaving of its turns with these sends.
     client.send_batch(batch(3..5)).unwrap();
+    // Wake the driver while the pipe is still full, and give its retry a moment to run: the
+    // retried write must offer frames 1 and 2 only. (The pause can only hide a bug, not fail a
+    // correct build.)
+    peer.set_write_capacity(100);
+    thread::sleep(Duration::from_millis(20));
     for seq in 0..3 {
         client.send_urgent(support::frame(CONTROL, seq, 20)).unwrap();
     }
