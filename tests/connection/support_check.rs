@@ -20,3 +20,23 @@ fn verifier_accepts_frames_split_anywhere() {
     bad[40] ^= 1;
     assert!(support::Verifier::new().feed(&bad).is_err());
 }
+
+#[test]
+fn a_frame_is_its_ramp_and_any_changed_byte_is_caught() {
+    let frame = support::frame(3, 41, 1000);
+    // The payload is the header's constant plus the offset, modulo 256.
+    let base = 3u64 * 31 + 41 * 7;
+    for (i, &b) in frame.iter().enumerate().skip(support::HEADER) {
+        assert_eq!(b, (base + i as u64) as u8, "byte {i}");
+    }
+    assert!(support::is_frame(&frame, 3, 41));
+    assert!(!support::is_frame(&frame, 3, 42), "another frame's number");
+    assert!(!support::is_frame(&frame[..999], 3, 41), "a frame cut short");
+    for at in [support::HEADER, 200, 255, 256, 271, 272, 999] {
+        let mut bad = frame.to_vec();
+        bad[at] ^= 0x40;
+        assert!(!support::is_frame(&bad, 3, 41), "byte {at} changed");
+        let err = support::Verifier::new().feed(&bad).unwrap_err();
+        assert!(err.contains(&format!("byte {at} ")), "{err}");
+    }
+}
