@@ -18,6 +18,7 @@ use crate::implementations::{
     Chan, ChannelPeer, Crossbeam, Flume, MutexQueue, Observed, Peer, Probe, SyncChannel, Tidegate,
     Unbounded,
 };
+use crate::kills::{KILL_FRAME, KILL_PEERS, KILLS, KillSample, kills_row, kills_throughput};
 use crate::many::child_many;
 use crate::relink::{RELINK_PEERS, relink_latency};
 use crate::report::{fmt_size, median};
@@ -502,6 +503,9 @@ pub(crate) struct Extras {
     /// (implementation, every sample of every run) from a reset to the next link's first
     /// byte, in ns
     pub(crate) relink: Vec<(String, Vec<u64>)>,
+    /// (implementation, resets, a sample per run, per run the ratio of its throughput to the
+    /// same run's transfer with no reset)
+    pub(crate) kills: Vec<(String, usize, Vec<KillSample>, Vec<f64>)>,
     pub(crate) parked_error: Option<String>,
 }
 
@@ -634,6 +638,62 @@ pub(crate) fn run_extras(
             None => extras.relink.push((name.into(), took)),
         }
     }
+    // A gibibyte through resets, against none.
+    let total = opts.total_bytes(KILL_FRAME);
+    for name in KILL_PEERS {
+        // This run's throughput with no reset, which the kill row is divided by: the ratio of
+        // two samples taken one after the other cancels a slow spell of the machine.
+        let mut calm = None;
+        for kills in [0, KILLS] {
+            let row = kills_row(name, kills);
+            if !opts.wanted(&row) {
+                continue;
+            }
+            let sample = match kills_throughput(name, kills, total) {
+                Ok(sample) => sample,
+                Err(e) => {
+                    failed(row, e, log);
+                    continue;
+                }
+            };
+            let ratio = calm.map(|calm| sample.mbps() / calm);
+            if kills == 0 {
+                calm = Some(sample.mbps());
+            }
+            let fates = sample.fates.map_or_else(String::new, |[replayed, possibly, acked]| {
+                format!(
+                    "; frames replayed {replayed}, possibly delivered {possibly}, \
+                     acknowledged {acked}; close {:?}",
+                    sample.ending.unwrap_or_default()
+                )
+            });
+            let disconnected = sample.disconnected.map_or_else(String::new, |d| {
+                format!("; disconnected {:.1} ms", d.as_secs_f64() * 1e3)
+            });
+            log(format!(
+                "{row}: {:.0} MB/s received in {:.0} ms; {} resets, {:.1} ms from them to the \
+                 next links' first bytes{disconnected}, {} losses seen, {} of {} bytes \
+                 missing{fates}{}",
+                sample.mbps(),
+                sample.secs * 1e3,
+                sample.kills,
+                sample.gaps.as_secs_f64() * 1e3,
+                sample.losses,
+                sample.sent.saturating_sub(sample.received),
+                sample.sent,
+                ratio.map_or_else(String::new, |r| format!("; {r:.2}× this run's 0 kills")),
+            ));
+            match extras.kills.iter_mut().find(|(n, k, _, _)| n == name && *k == kills) {
+                Some((_, _, samples, ratios)) => {
+                    samples.push(sample);
+                    ratios.extend(ratio);
+                }
+                None => {
+                    extras.kills.push((name.into(), kills, vec![sample], Vec::from_iter(ratio)))
+                }
+            }
+        }
+    }
     // Parked async senders.
     if opts.wanted("parked") {
         let tasks = if opts.quick { 10_000 } else { 100_000 };
@@ -701,6 +761,41 @@ pub(crate) fn extras_tables(extras: &mut Extras) -> String {
                 percentile(all, 50.0) as f64 / 1e3,
                 percentile(all, 99.0) as f64 / 1e3,
                 all.len()
+            );
+        }
+    }
+    if !extras.kills.is_empty() {
+        out.push_str(
+            "\n| 1 GiB of 1 KiB frames, the sink resets the link | resets | MB/s the sink \
+             received (median) | spread | × 0 kills (median of the runs' ratios) | resets → \
+             next link's first byte, summed | bytes missing | frames replayed | possibly \
+             delivered | acknowledged (medians) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for (name, kills, samples, ratios) in &mut extras.kills {
+            let mut rates: Vec<f64> = samples.iter().map(KillSample::mbps).collect();
+            let mb = median(&mut rates);
+            let spread = (rates.last().copied().unwrap_or(mb) - rates[0]) / mb * 50.0;
+            let mut missing: Vec<f64> =
+                samples.iter().map(|s| s.sent.saturating_sub(s.received) as f64).collect();
+            let mut resets: Vec<f64> = samples.iter().map(|s| s.kills as f64).collect();
+            let mut gaps: Vec<f64> = samples.iter().map(|s| s.gaps.as_secs_f64()).collect();
+            let fate = |i: usize| -> String {
+                let mut v: Vec<f64> =
+                    samples.iter().filter_map(|s| s.fates.map(|f| f[i] as f64)).collect();
+                if v.is_empty() { "–".into() } else { format!("{:.0}", median(&mut v)) }
+            };
+            let ratio =
+                if ratios.is_empty() { "–".into() } else { format!("{:.2}×", median(ratios)) };
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} (of {kills}) | {mb:.0} | ±{spread:.0}% | {ratio} | {:.1} ms | {:.0} KiB | {} | {} | {} |",
+                median(&mut resets),
+                median(&mut gaps) * 1e3,
+                median(&mut missing) / 1024.0,
+                fate(0),
+                fate(1),
+                fate(2),
             );
         }
     }

@@ -105,6 +105,9 @@
 //!   return of its send, and from a stalled sink resuming its reads to that return (which adds
 //!   the kernel's TCP buffers); p50 and p99 over 300 stalls, beside a bare `thread::park` /
 //!   `unpark` pair, the floor this machine sets;
+//! - what resets cost a transfer (`kills`): 1 GiB of 1 KiB frames from one producer to a sink
+//!   that resets the link 50 times along the way, against none, as bytes the sink received per
+//!   second, for tidegate with reconnection on and for a hand-written reconnect loop;
 //! - memory per parked async sender: a child process parks 100,000 tokio tasks in
 //!   `AsyncClient::send` on a full buffer and reports the RSS growth per task; another parks
 //!   as many bare tasks holding the same frame; the difference is the sender's own cost.
@@ -120,6 +123,7 @@ use tidegate::DEFAULT_CAPACITY;
 mod duplex;
 mod extras;
 mod implementations;
+mod kills;
 mod many;
 mod relink;
 mod report;
