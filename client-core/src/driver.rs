@@ -71,6 +71,13 @@ const WRITE_ROUNDS: usize = 32;
 
 /// Reads of a handshake's answer per service, before other connections get a turn.
 const MAX_GREETING_READS: usize = 16;
+/// How soon the driver first asks a link that keeps written frames what its peer has
+/// acknowledged, after a write or a look that released some: an acknowledgement comes after
+/// about a round trip, and no readiness event says it has.
+const ACK_POLL_MIN: Duration = Duration::from_millis(1);
+/// The longest wait between two such looks: each look that releases nothing doubles the wait,
+/// up to this, so a peer that acknowledges nothing for long costs a look every so often.
+const ACK_POLL_MAX: Duration = Duration::from_millis(100);
 
 thread_local! {
     /// Whether this thread is an I/O driver thread.
@@ -351,6 +358,24 @@ struct Entry {
     ending: Option<Option<Disconnect>>,
     /// What `tracing` and `metrics` are told, with those features.
     observer: Observer,
+    /// Acknowledgements on the link that is up, if its frames are kept until acknowledged.
+    acks: Option<Acks>,
+    /// Bytes the handshake hook's hello took on the link: the peer's count of acknowledged
+    /// bytes includes them, the connection's count of written bytes does not.
+    hello_bytes: u64,
+}
+
+/// How the driver follows what the peer of a link that keeps written frames acknowledges.
+#[derive(Debug)]
+struct Acks {
+    /// Chunks the link took whole since the state last got them.
+    done: Vec<Bytes>,
+    /// Bytes kept, as of the last look.
+    awaiting: usize,
+    /// When to look next, while bytes are kept.
+    due: Option<Instant>,
+    /// The wait before the next look that finds nothing new.
+    interval: Duration,
 }
 
 /// A handshake under way on a link that has just connected (see [`Handshake`]).
@@ -579,6 +604,8 @@ impl Loop {
             calls: Tasks::default(),
             ending: None,
             observer,
+            acks: None,
+            hello_bytes: 0,
         };
         if let Err(e) = registered {
             log::debug!("could not register a link: {e}");
@@ -638,6 +665,7 @@ impl Loop {
     fn relink(&mut self, entry: &mut Entry) {
         // Asked before the link goes: what its peer acknowledged tells the frames' fates.
         let acked = entry.link.as_ref().filter(|_| entry.connected).and_then(|l| l.bytes_acked());
+        let acked = acked.map(|acked| acked.saturating_sub(entry.hello_bytes));
         if let Some(mut link) = entry.link.take()
             && let Err(e) = link.deregister(self.poll.registry())
         {
@@ -648,6 +676,8 @@ impl Loop {
             entry.link_lost(now, acked);
         }
         entry.connected = false;
+        entry.acks = None;
+        entry.hello_bytes = 0;
         entry.connect_deadline = None;
         entry.greeting = None;
         entry.early = None;
@@ -901,10 +931,20 @@ impl Entry {
         dial.untried = 0;
         let attempt = dial.backoff.attempts();
         let mut fx = Effects::new(Instant::now);
+        // Written frames are kept until acknowledged only where the link can tell.
+        let counts = self.link.as_ref().is_some_and(|link| link.bytes_acked().is_some());
         let mut state = self.conn.lock();
         if !state.was_opened() {
             dial.backoff.restart();
         }
+        let keeping = counts && state.wants_keeping();
+        state.buffer().set_keeping(keeping);
+        self.acks = keeping.then(|| Acks {
+            done: Vec::new(),
+            awaiting: 0,
+            due: None,
+            interval: ACK_POLL_MIN,
+        });
         state.opened(attempt, dial.current, &mut fx);
         drop(state);
         fx.wake_all();
@@ -934,6 +974,7 @@ impl Entry {
             match link.write_vectored(&[IoSlice::new(&frame[greeting.offset..])]) {
                 Ok(0) => return Err(Disconnect::from_io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
+                    self.hello_bytes += n as u64;
                     greeting.offset += n;
                     if greeting.offset == frame.len() {
                         greeting.hello.pop_front();
@@ -1255,7 +1296,8 @@ impl Entry {
         let attempt = self.dial.next_attempt;
         let greeting = self.greeting.as_ref().map(|g| g.deadline);
         let liveness = self.liveness_deadline();
-        [self.next_timer, connect, attempt, greeting, liveness].into_iter().flatten().min()
+        let acks = self.acks.as_ref().and_then(|acks| acks.due);
+        [self.next_timer, connect, attempt, greeting, liveness, acks].into_iter().flatten().min()
     }
 
     /// Reads into the inbound buffer, at most `budget` bytes, until the link has nothing more
@@ -1313,10 +1355,36 @@ impl Entry {
             return Ok(Next::Wait);
         }
         let mut fx = Effects::new(Instant::now);
+        // Asked outside the lock: it is a system call.
+        let acked = self.acks.as_ref().filter(|acks| acks.awaiting > 0).and_then(|_| {
+            let link = self.link.as_ref()?;
+            Some(link.bytes_acked()?.saturating_sub(self.hello_bytes))
+        });
         let mut state = self.conn.lock();
         self.phase = state.phase();
+        if let (Some(acks), Some(acked)) = (&mut self.acks, acked) {
+            let released = state.acked(acked, self.offset, &mut fx);
+            acks.awaiting = state.buffer().kept();
+            acks.interval =
+                if released > 0 { ACK_POLL_MIN } else { (acks.interval * 2).min(ACK_POLL_MAX) };
+        }
         let mut limit = refill(&mut self.in_flight, self.offset, self.retry, &mut state);
         drop(state);
+        let next = self.write_rounds(now, &mut fx, &mut limit);
+        if let Some(acks) = &mut self.acks {
+            acks.due = (acks.awaiting > 0).then(|| now + acks.interval);
+        }
+        fx.wake_all();
+        next
+    }
+
+    /// The rounds of [`Entry::write`]: writes, and takes more from the buffer after each.
+    fn write_rounds(
+        &mut self,
+        now: Instant,
+        fx: &mut Effects,
+        limit: &mut Option<usize>,
+    ) -> Result<Next, Disconnect> {
         for _ in 0..WRITE_ROUNDS {
             if self.in_flight.is_empty() {
                 self.stalled_since = None;
@@ -1348,8 +1416,13 @@ impl Entry {
                     self.sent_at = now;
                     self.advance(n);
                     let mut state = self.conn.lock();
-                    state.written(n, &mut fx);
-                    limit = refill(&mut self.in_flight, self.offset, None, &mut state);
+                    state.written(n, fx);
+                    if let Some(acks) = &mut self.acks {
+                        state.buffer().keep_chunks(acks.done.drain(..), self.offset);
+                        acks.awaiting = state.buffer().kept();
+                        acks.interval = ACK_POLL_MIN;
+                    }
+                    *limit = refill(&mut self.in_flight, self.offset, None, &mut state);
                     drop(state);
                     log::trace!("wrote {n} bytes");
                     fx.wake_all();
@@ -1376,7 +1449,10 @@ impl Entry {
                 return;
             }
             n -= left;
-            self.in_flight.pop_front();
+            let done = self.in_flight.pop_front();
+            if let (Some(acks), Some(done)) = (&mut self.acks, done) {
+                acks.done.push(done);
+            }
             self.offset = 0;
         }
     }

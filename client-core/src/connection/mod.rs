@@ -66,7 +66,7 @@ fn state_for(config: &Config) -> State {
     if let Some(policy) = config.reconnect_policy() {
         // A length-delimited peer cannot act on part of a frame, so a cut frame goes again.
         let atomic = policy.has_atomic_frames() || config.framing_ref().encoder().is_some();
-        state.set_reconnect(atomic, policy.fails_fast());
+        state.set_reconnect(atomic, policy.fails_fast(), policy.is_at_least_once());
     }
     state
 }

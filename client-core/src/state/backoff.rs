@@ -40,7 +40,16 @@ use std::time::Duration;
 ///    TCP on Linux), else *possibly delivered*. Counted in
 ///    [`Stats::frames_acknowledged`](crate::Stats::frames_acknowledged) and
 ///    [`Stats::frames_possibly_delivered`](crate::Stats::frames_possibly_delivered), and not
-///    sent again.
+///    sent again, unless [`at_least_once`](Reconnect::at_least_once) asks for it.
+///
+/// On a link that can tell what its peer acknowledged, every frame the link writes is kept
+/// until its last byte is acknowledged, and counts against the capacity until then
+/// ([`Stats::awaiting_ack`](crate::Stats::awaiting_ack)): that is what lets a lost link's
+/// possibly delivered frames come back to the application whole, in the
+/// [`Disconnected`](crate::ConnectionEvent::Disconnected) event
+/// ([`PossiblyDelivered::written_frames`](crate::PossiblyDelivered::written_frames)), or be
+/// sent again. The bound holds for them as for the rest; the cost is that the bytes on their
+/// way to the peer (up to one round trip's worth) take room that new frames would have had.
 ///
 /// The first link is not retried: if it fails on every endpoint of the connection (one
 /// attempt each, see [`Config::fallback`](crate::Config::fallback)), the connection ends as
@@ -87,6 +96,7 @@ pub struct Reconnect {
     max_attempts: Option<u32>,
     max_outage: Option<Duration>,
     atomic_frames: bool,
+    at_least_once: bool,
     fail_fast: bool,
 }
 
@@ -118,6 +128,7 @@ impl Reconnect {
             max_attempts: None,
             max_outage: None,
             atomic_frames: false,
+            at_least_once: false,
             fail_fast: false,
         }
     }
@@ -256,6 +267,43 @@ impl Reconnect {
         self
     }
 
+    /// Sends again, first on the new link, the frames the lost link wrote whole that its
+    /// peer did not acknowledge, and a frame it cut (as with
+    /// [`atomic_frames`](Reconnect::atomic_frames), which this implies): at-least-once, as
+    /// far as TCP can tell. Off by default.
+    ///
+    /// Without it, those frames are *possibly delivered*: reported in the
+    /// [`Disconnected`](crate::ConnectionEvent::Disconnected) event and not sent again. With
+    /// it, every frame is acknowledged by the peer's TCP on some link, or handed back at the
+    /// end. Two things it cannot promise, and why it is not the default:
+    ///
+    /// - **Duplicates.** The acknowledged count lags what the peer received: an
+    ///   acknowledgement may be delayed or lost, and a reset says nothing of what was read.
+    ///   A frame the peer took but had not acknowledged goes again, so the peer may get it
+    ///   twice. Use it when the protocol's frames are idempotent or deduplicated (a sequence
+    ///   number, an idempotency key).
+    /// - **Processing.** An acknowledged frame reached the peer's kernel, not its
+    ///   application: a peer that dies before reading it loses it, and it is not sent again
+    ///   (it counts in [`Stats::frames_acknowledged`](crate::Stats::frames_acknowledged)).
+    ///   Only the protocol's own acknowledgements tell what was processed.
+    ///
+    /// It needs a link that counts what its peer acknowledged (TCP on Linux, `mem`). On one
+    /// that cannot tell (TLS, Unix sockets), written frames are not kept, and are possibly
+    /// delivered as without this setting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{Config, Reconnect};
+    ///
+    /// let config = Config::new().reconnect(Reconnect::new().at_least_once(true));
+    /// assert!(config.reconnect_policy().unwrap().is_at_least_once());
+    /// ```
+    pub fn at_least_once(mut self, on: bool) -> Self {
+        self.at_least_once = on;
+        self
+    }
+
     /// Makes sends fail at once with
     /// [`SendError::Disconnected`](crate::SendError::Disconnected), carrying their frame,
     /// while the link is down, instead of being accepted while there is room and waiting
@@ -367,6 +415,17 @@ impl Reconnect {
     /// ```
     pub fn has_atomic_frames(&self) -> bool {
         self.atomic_frames
+    }
+
+    /// Whether the frames of a lost link that its peer did not acknowledge are sent again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!tidegate::Reconnect::new().is_at_least_once());
+    /// ```
+    pub fn is_at_least_once(&self) -> bool {
+        self.at_least_once
     }
 
     /// Whether sends fail at once while the link is down.

@@ -50,9 +50,12 @@ pub(crate) enum Event {
 ///
 /// - frames the lost link **wrote whole**, and that the peer is not known to have acknowledged
 ///   (those it did are the event's `acknowledged` frames). The transport took them, and the
-///   peer may or may not have read them before the link broke. They are not kept once
-///   written, so they are told by their numbers ([`written`](Self::written)), not handed
-///   back;
+///   peer may or may not have read them before the link broke. They are told by their
+///   numbers ([`written`](Self::written)), and handed back too
+///   ([`written_frames`](Self::written_frames)) when the link counts what its peer
+///   acknowledged (TCP on Linux, `mem`): the connection then keeps each written frame until
+///   it is acknowledged. With [`Reconnect::at_least_once`](crate::Reconnect::at_least_once)
+///   they are sent again instead, and are not here;
 /// - a frame **cut** by the loss, partly written, when the peer could have acted on the part
 ///   it received (no framing, and frames not declared atomic with
 ///   [`Reconnect::atomic_frames`](crate::Reconnect::atomic_frames)). It is handed back whole
@@ -71,13 +74,20 @@ pub(crate) enum Event {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PossiblyDelivered {
     written: Range<u64>,
+    /// The frames of `written`, when they were kept; else empty.
+    frames: Vec<Bytes>,
     cut: Vec<Bytes>,
 }
 
 impl PossiblyDelivered {
-    /// The frames written whole, by number, and the frames cut and handed back.
-    pub(crate) fn new(written: Range<u64>, cut: Vec<Bytes>) -> Self {
-        Self { written, cut }
+    /// The frames written whole, by number, and themselves if they were kept (else empty),
+    /// and the frames cut and handed back.
+    pub(crate) fn new(written: Range<u64>, frames: Vec<Bytes>, cut: Vec<Bytes>) -> Self {
+        debug_assert!(
+            frames.is_empty() || frames.len() as u64 == written.end - written.start,
+            "kept frames are every frame written"
+        );
+        Self { written, frames, cut }
     }
 
     /// How many frames may have reached the peer: those written whole, and those cut.
@@ -112,6 +122,44 @@ impl PossiblyDelivered {
     /// ```
     pub fn written(&self) -> Range<u64> {
         self.written.clone()
+    }
+
+    /// The frames the lost link wrote whole, themselves, in the order of
+    /// [`written`](Self::written), when the link counted what its peer acknowledged; empty on
+    /// a link that cannot tell (TLS, Unix sockets, a plugin without
+    /// [`Link::bytes_acked`](crate::transport::Link::bytes_acked)), where only their numbers
+    /// are known. With framing, each is the payload as the caller gave it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::{ConnectionEvent, PossiblyDelivered};
+    ///
+    /// fn resend_later(event: ConnectionEvent, outbox: &mut Vec<tidegate::Bytes>) {
+    ///     if let ConnectionEvent::Disconnected { possibly_delivered, .. } = event {
+    ///         outbox.extend(possibly_delivered.written_frames().iter().cloned());
+    ///     }
+    /// }
+    /// assert!(PossiblyDelivered::default().written_frames().is_empty());
+    /// ```
+    pub fn written_frames(&self) -> &[Bytes] {
+        &self.frames
+    }
+
+    /// Takes every possibly delivered frame at hand, in the order they were sent: the
+    /// [written ones](Self::written_frames), then the [cut one](Self::cut_frames).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::PossiblyDelivered;
+    ///
+    /// assert!(PossiblyDelivered::default().into_frames().is_empty());
+    /// ```
+    pub fn into_frames(self) -> Vec<Bytes> {
+        let mut frames = self.frames;
+        frames.extend(self.cut);
+        frames
     }
 
     /// The frames cut by the loss, each whole, in the order they were sent.

@@ -25,6 +25,11 @@ pub struct Stats {
     pub capacity: usize,
     /// Bytes in the outgoing buffer now: accepted from senders, not yet accepted by the link.
     pub buffered: usize,
+    /// Bytes of frames the link accepted whole that are kept until the peer acknowledges them
+    /// (with reconnection, on a link that counts what its peer acknowledged: see
+    /// [`Reconnect`](crate::Reconnect)). They count against the capacity too, so a sender
+    /// may wait while `buffered` is below it.
+    pub awaiting_ack: usize,
     /// The most bytes the outgoing buffer has ever held. Never more than `capacity`.
     pub high_water: usize,
     /// Frames accepted into the buffer.

@@ -20,6 +20,12 @@
 //! [`OutBuffer::consume`]. Space is returned only then, so the bytes in flight still count
 //! against the capacity.
 //!
+//! With keeping on (reconnection, on a link that counts the bytes its peer acknowledged), the
+//! frames the link accepted stay after they are written: their lengths in a list of their own
+//! and their bytes in the chunks the driver hands back, until the peer's TCP acknowledges them.
+//! They still count against the capacity, so a lost link's unacknowledged frames can be handed
+//! back or sent again whole while the bound holds.
+//!
 //! Urgent frames wait in a lane of their own. At the next frame boundary on the wire the
 //! driver [splices](OutBuffer::splice_urgent) them into its chunks in flight, ahead of every
 //! data frame not yet started (and behind urgent frames spliced before them), and their
@@ -254,6 +260,21 @@ pub(crate) struct OutBuffer {
     /// Bytes of header at the start of every frame (0 without framing), stripped from the
     /// frames handed back.
     header_len: usize,
+    /// Whether frames the link accepted whole are kept until acknowledged.
+    keeping: bool,
+    /// The wire length of every frame written whole and not yet acknowledged, oldest first.
+    ///
+    /// Invariant: they sum to `kept`; empty unless `keeping`.
+    kept_lens: VecDeque<usize>,
+    /// Bytes of the frames in `kept_lens`. They count against the capacity, not in `held`.
+    kept: usize,
+    /// Chunks the link accepted whole, oldest first. With the written part of the chunk in
+    /// flight after them, their last `kept + head_written` bytes are the kept frames and the
+    /// written part of the frame being written; what comes before is trimmed as it is
+    /// released.
+    kept_chunks: VecDeque<Bytes>,
+    /// Bytes in `kept_chunks`.
+    kept_chunks_len: usize,
 }
 
 impl OutBuffer {
@@ -271,7 +292,105 @@ impl OutBuffer {
             urgent_queued: 0,
             urgent_in_frames: 0,
             header_len: 0,
+            keeping: false,
+            kept_lens: VecDeque::new(),
+            kept: 0,
+            kept_chunks: VecDeque::new(),
+            kept_chunks_len: 0,
         }
+    }
+
+    /// Keeps the frames the link accepts whole until they are acknowledged, or stops. Set when
+    /// a link comes up, with nothing kept.
+    pub(crate) fn set_keeping(&mut self, on: bool) {
+        debug_assert!(self.kept_lens.is_empty(), "a new link starts with nothing kept");
+        self.keeping = on;
+    }
+
+    /// Whether written frames are kept until acknowledged.
+    pub(crate) fn keeping(&self) -> bool {
+        self.keeping
+    }
+
+    /// Bytes of the frames written whole and kept until acknowledged.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept
+    }
+
+    /// Takes the chunks the link accepted whole since the last call, while keeping; `offset`
+    /// is how much of the chunk in flight is written.
+    pub(crate) fn keep_chunks(&mut self, done: impl Iterator<Item = Bytes>, offset: usize) {
+        for chunk in done {
+            self.kept_chunks_len += chunk.len();
+            self.kept_chunks.push_back(chunk);
+        }
+        self.trim_kept(offset);
+    }
+
+    /// Releases the kept frames that lie whole within the first `acked` kept bytes, oldest
+    /// first, and returns how many bytes and frames that released. `offset` is how much of
+    /// the chunk in flight is written.
+    pub(crate) fn release_kept(&mut self, mut acked: usize, offset: usize) -> (usize, usize) {
+        let (mut bytes, mut frames) = (0, 0);
+        while let Some(&len) = self.kept_lens.front() {
+            if len > acked {
+                break;
+            }
+            acked -= len;
+            bytes += len;
+            frames += 1;
+            self.kept_lens.pop_front();
+        }
+        self.kept -= bytes;
+        self.trim_kept(offset);
+        (bytes, frames)
+    }
+
+    /// Drops the kept chunks' bytes that come before the first kept frame.
+    fn trim_kept(&mut self, offset: usize) {
+        let needed = self.kept + self.head_written;
+        let mut extra = (self.kept_chunks_len + offset).saturating_sub(needed);
+        while let Some(front) = self.kept_chunks.front_mut()
+            && extra > 0
+        {
+            let cut = extra.min(front.len());
+            if cut == front.len() {
+                self.kept_chunks.pop_front();
+            } else {
+                *front = front.slice(cut..);
+            }
+            self.kept_chunks_len -= cut;
+            extra -= cut;
+        }
+        debug_assert!(
+            self.kept_chunks_len + offset >= needed || !self.keeping,
+            "the kept frames' bytes are at hand"
+        );
+    }
+
+    /// Takes the kept frames out, oldest first, without their headers, and forgets them: a
+    /// lost link's frames written whole and not acknowledged. `in_flight` are the chunks the
+    /// driver took and did not finish, the first of them with `offset` bytes written.
+    pub(crate) fn take_kept(&mut self, in_flight: &VecDeque<Bytes>, offset: usize) -> Vec<Bytes> {
+        let mut chunks: Vec<Bytes> = self.kept_chunks.drain(..).collect();
+        if let Some(first) = in_flight.front() {
+            chunks.push(first.slice(..offset));
+        }
+        let present = self.kept_chunks_len + in_flight.front().map_or(0, |_| offset);
+        let mut cursor = Cursor { chunks, index: 0, pos: 0 };
+        cursor.skip(present - (self.kept + self.head_written));
+        let header = self.header_len;
+        let frames = self
+            .kept_lens
+            .drain(..)
+            .map(|len| {
+                cursor.skip(header);
+                cursor.take(len - header)
+            })
+            .collect();
+        self.kept = 0;
+        self.kept_chunks_len = 0;
+        frames
     }
 
     /// Every frame will start with a header of `len` bytes. Set before the first frame.
@@ -490,6 +609,10 @@ impl OutBuffer {
             let head = self.frames[0] - self.head_written;
             if n >= head {
                 n -= head;
+                if self.keeping {
+                    self.kept_lens.push_back(self.frames[0]);
+                    self.kept += self.frames[0];
+                }
                 self.frames.pop_front();
                 self.head_written = 0;
                 self.urgent_in_frames = self.urgent_in_frames.saturating_sub(1);
@@ -508,7 +631,8 @@ impl OutBuffer {
     }
 
     /// Empties the buffer and returns every frame not fully written, oldest first, without
-    /// its header.
+    /// its header. Kept frames are dropped: [`take_kept`](Self::take_kept) them first to have
+    /// them.
     ///
     /// `in_flight` are the chunks the driver took and did not finish, the first of them with
     /// `offset` bytes already written.
@@ -543,6 +667,11 @@ impl OutBuffer {
         self.queued = 0;
         self.urgent_queued = 0;
         self.urgent_in_frames = 0;
+        // Frames written whole are not unsent: what is still kept of them is let go.
+        self.kept_lens.clear();
+        self.kept = 0;
+        self.kept_chunks.clear();
+        self.kept_chunks_len = 0;
         unsent
     }
 }

@@ -410,3 +410,104 @@ fn framed_frames_stay_whole_under_random_writes_and_splices() {
         assert_eq!(buf.held(), 0);
     }
 }
+
+/// [`advance`], returning the chunks written whole, as the driver hands them back while the
+/// buffer keeps written frames.
+pub(crate) fn advance_keeping(
+    in_flight: &mut VecDeque<Bytes>,
+    offset: &mut usize,
+    mut n: usize,
+) -> Vec<Bytes> {
+    let mut done = Vec::new();
+    while n > 0 {
+        let left = in_flight[0].len() - *offset;
+        if n < left {
+            *offset += n;
+            break;
+        }
+        n -= left;
+        done.extend(in_flight.pop_front());
+        *offset = 0;
+    }
+    done
+}
+
+/// Frames small and large, framed or not; the link writes `written` bytes in writes of
+/// `step`, and the peer acknowledges the first `released` frames written whole. The kept
+/// frames that come back are the others written whole, and the unsent ones follow.
+fn keep_and_take(framed: bool, written: usize, step: usize, released: usize) {
+    let mut buf = if framed { framed_buffer() } else { OutBuffer::new(1 << 20) };
+    let header_len = if framed { 2 } else { 0 };
+    let frames = [frame(1, 3), frame(2, 4), frame(3, COPY_MAX + 5), frame(4, 2), frame(5, 6)];
+    buf.set_keeping(true);
+    let mut in_flight = VecDeque::new();
+    for (i, f) in frames.iter().enumerate() {
+        match framed {
+            true => buf.push_framed(&header(f.len()), f.clone()),
+            false => buf.push(f.clone()),
+        }
+        // Two takes, so that the chunks in flight are several.
+        if i == 1 {
+            buf.take_chunks(&mut in_flight);
+        }
+    }
+    buf.take_chunks(&mut in_flight);
+    let wire: Vec<usize> = frames.iter().map(|f| f.len() + header_len).collect();
+    let mut offset = 0;
+    let mut left = written;
+    let mut whole = 0;
+    while left > 0 {
+        let n = left.min(step);
+        let done = advance_keeping(&mut in_flight, &mut offset, n);
+        whole += buf.consume(n) as usize;
+        buf.keep_chunks(done.into_iter(), offset);
+        left -= n;
+    }
+    let released = released.min(whole);
+    let acked: usize = wire[..released].iter().sum();
+    assert_eq!(buf.release_kept(acked, offset), (acked, released));
+    assert_eq!(buf.kept(), wire[released..whole].iter().sum::<usize>());
+    let kept = buf.take_kept(&in_flight, offset);
+    assert_eq!(kept, frames[released..whole], "{written} bytes by {step}, {released} acked");
+    let unsent: Vec<Bytes> =
+        buf.drain_unsent(&mut in_flight, offset).into_iter().map(UnsentFrame::into_frame).collect();
+    assert_eq!(unsent, frames[whole..], "{written} bytes by {step}");
+}
+
+#[test]
+fn kept_frames_come_back_whole_from_any_write_position() {
+    let total = 3 + 4 + COPY_MAX + 5 + 2 + 6;
+    for framed in [false, true] {
+        let total = total + if framed { 10 } else { 0 };
+        for written in (0..=total).filter(|w| *w < 40 || *w > total - 40 || w % 97 == 0) {
+            for step in [1, 7, 4096] {
+                for released in [0, 1, 2, 5] {
+                    keep_and_take(framed, written, step, released);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn released_frames_let_go_of_their_chunks() {
+    let mut buf = OutBuffer::new(1 << 20);
+    buf.set_keeping(true);
+    let mut in_flight = VecDeque::new();
+    for byte in 0..4 {
+        buf.push(frame(byte, COPY_MAX + 1));
+    }
+    buf.take_chunks(&mut in_flight);
+    let mut offset = 0;
+    let done = advance_keeping(&mut in_flight, &mut offset, 3 * (COPY_MAX + 1));
+    assert_eq!(buf.consume(3 * (COPY_MAX + 1)), 3);
+    buf.keep_chunks(done.into_iter(), offset);
+    assert_eq!(buf.kept_chunks.len(), 3);
+    // Half of the second frame acknowledged: only the first is released.
+    assert_eq!(buf.release_kept(COPY_MAX + 1 + 10, offset), (COPY_MAX + 1, 1));
+    assert_eq!(buf.kept_chunks.len(), 2, "the released frame's chunk is gone");
+    assert_eq!(buf.kept(), 2 * (COPY_MAX + 1));
+    assert_eq!(buf.take_kept(&in_flight, offset), [frame(1, COPY_MAX + 1), frame(2, COPY_MAX + 1)]);
+    assert_eq!(buf.kept(), 0);
+    assert!(buf.kept_chunks.is_empty());
+}

@@ -103,9 +103,23 @@ impl State {
         }
         let now = fx.now();
         self.stats.disconnects += 1;
-        let acked_frames = acked.map_or(self.link_frames, |acked| self.frames_within(acked));
+        // With keeping, the frames written whole and not acknowledged are at hand, whole;
+        // without, the write marks tell which of them were acknowledged.
+        let kept = if self.buf.keeping() {
+            if let Some(acked) = acked {
+                self.acked(acked, offset, fx);
+            }
+            Some(self.buf.take_kept(in_flight, offset))
+        } else {
+            None
+        };
+        let acked_frames = match (&kept, acked) {
+            (Some(kept), _) => self.stats.frames_written - kept.len() as u64,
+            (None, Some(acked)) => self.frames_within(acked),
+            (None, None) => self.link_frames,
+        };
         let acknowledged = self.link_frames..acked_frames;
-        let written = acked_frames..self.stats.frames_written;
+        let mut written = acked_frames..self.stats.frames_written;
         let mut cut = Vec::new();
         let header_len = self.buf.header_len();
         let urgent = self.buf.urgent_waiting();
@@ -113,6 +127,39 @@ impl State {
         let data = frames.len() - urgent;
         let mut replayed = 0;
         let mut dropped = 0;
+        let mut returned = Vec::new();
+        if let Some(kept) = kept {
+            if self.at_least_once {
+                // Written whole and not acknowledged: sent again first, as they went.
+                written = acked_frames..acked_frames;
+                for frame in kept {
+                    let header = encoder.map(|e| Header::encode(e, frame.len()));
+                    let wire = frame.len() + header_len;
+                    // Held again: their bytes were settled when they were written.
+                    self.settled -= wire as u64;
+                    if let Some(slot) = &self.budget {
+                        slot.shared.take_urgent(wire);
+                    }
+                    match header {
+                        Some(Ok(header)) => self.buf.push_framed(&header, frame),
+                        None => self.buf.push(frame),
+                        // An encoder that refuses a length it took before cannot frame it
+                        // again: handed back, as a partly written frame would be.
+                        Some(Err(_)) => {
+                            self.settled += wire as u64;
+                            if let Some(slot) = &self.budget {
+                                slot.shared.release(wire, &mut fx.grants);
+                            }
+                            cut.push(frame);
+                            continue;
+                        }
+                    }
+                    replayed += 1;
+                }
+            } else {
+                returned = kept;
+            }
+        }
         for (i, unsent) in frames.into_iter().enumerate() {
             let done = unsent.written();
             let wire = unsent.frame().len() + header_len;
@@ -143,7 +190,8 @@ impl State {
             }
             replayed += 1;
         }
-        let lost = Lost { replayed, acknowledged, possibly: PossiblyDelivered::new(written, cut) };
+        let possibly = PossiblyDelivered::new(written, returned, cut);
+        let lost = Lost { replayed, acknowledged, possibly };
         debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
         self.stats.frames_replayed += lost.replayed;
         self.stats.frames_acknowledged += lost.acknowledged.end - lost.acknowledged.start;

@@ -179,6 +179,9 @@ pub(crate) struct State {
     hold_mask: usize,
     /// With reconnection: whether sends fail at once while the link is down.
     fail_fast: bool,
+    /// With reconnection: whether the frames a lost link wrote and its peer did not
+    /// acknowledge are sent again (at-least-once) rather than reported possibly delivered.
+    at_least_once: bool,
     /// `fail_fast` and the link is down after a loss: sends are refused. Kept apart from
     /// `outage` so the fast path tests one flag.
     refusing: bool,
@@ -237,6 +240,7 @@ impl State {
             settled: 0,
             hold_mask: 0,
             fail_fast: false,
+            at_least_once: false,
             refusing: false,
             outage: None,
             link_frames: 0,
@@ -285,11 +289,39 @@ impl State {
 
     /// Reconnection is on: `hold_partial` keeps the room of a frame's written part until it
     /// is whole on the wire (it will be sent again whole if the link is lost), `fail_fast`
-    /// refuses sends while the link is down.
-    pub(crate) fn set_reconnect(&mut self, hold_partial: bool, fail_fast: bool) {
-        self.hold_mask = if hold_partial { usize::MAX } else { 0 };
+    /// refuses sends while the link is down, `at_least_once` sends the written frames a lost
+    /// link's peer did not acknowledge again (and implies `hold_partial`).
+    pub(crate) fn set_reconnect(
+        &mut self,
+        hold_partial: bool,
+        fail_fast: bool,
+        at_least_once: bool,
+    ) {
+        self.hold_mask = if hold_partial || at_least_once { usize::MAX } else { 0 };
         self.fail_fast = fail_fast;
+        self.at_least_once = at_least_once;
         self.write_marks = Some(VecDeque::new());
+    }
+
+    /// Whether the frames a link writes are kept until its peer acknowledges them, given that
+    /// the link can count what was acknowledged: with reconnection, yes.
+    pub(crate) fn wants_keeping(&self) -> bool {
+        self.write_marks.is_some()
+    }
+
+    /// The peer acknowledged the first `acked` bytes the current link wrote (the handshake's
+    /// excepted): releases the kept frames within them and lets waiters in. `offset` is how
+    /// much of the driver's chunk in flight is written. Returns how many bytes it released.
+    pub(crate) fn acked(&mut self, acked: u64, offset: usize, fx: &mut Effects) -> usize {
+        let on_link = self.stats.bytes_written - self.link_bytes;
+        let kept = (self.buf.kept() + self.buf.head_written()) as u64;
+        let before_kept = on_link - kept.min(on_link);
+        let within = acked.min(on_link).saturating_sub(before_kept);
+        let (bytes, _) = self.buf.release_kept(within as usize, offset);
+        if bytes > 0 {
+            self.grant(fx);
+        }
+        bytes
     }
 
     /// Since when the link has been down after a loss, if it is.
@@ -339,8 +371,15 @@ impl State {
     }
 
     fn fits(&self, len: usize, urgent: bool) -> bool {
-        let kept = self.buf.head_written() & self.hold_mask;
-        self.buf.held() + kept + len <= self.limit(urgent)
+        self.occupied() + len <= self.limit(urgent)
+    }
+
+    /// The bytes that count against the capacity: those held, the frames written whole and
+    /// kept until acknowledged, and, with `hold_mask`, the written part of the frame being
+    /// written.
+    #[inline]
+    fn occupied(&self) -> usize {
+        self.buf.held() + self.buf.kept() + (self.buf.head_written() & self.hold_mask)
     }
 
     /// Whether a frame of a lost link that was written in part is sent again whole.
@@ -401,8 +440,8 @@ impl State {
         self.stats.frames_accepted += 1;
         self.stats.bytes_accepted += len as u64;
         self.start_probe(fx);
-        self.stats.high_water = self.stats.high_water.max(self.buf.held());
-        debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
+        self.stats.high_water = self.stats.high_water.max(self.occupied());
+        debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
         self.marks.grew(self.buf.held(), fx);
     }
 
@@ -418,8 +457,8 @@ impl State {
         self.stats.frames_accepted += lens.len() as u64;
         self.stats.bytes_accepted += len as u64;
         self.start_probe(fx);
-        self.stats.high_water = self.stats.high_water.max(self.buf.held());
-        debug_assert!(self.buf.held() <= self.capacity, "invariant 1: the bound holds");
+        self.stats.high_water = self.stats.high_water.max(self.occupied());
+        debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
         self.marks.grew(self.buf.held(), fx);
     }
 
@@ -895,6 +934,7 @@ impl State {
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             buffered: self.buf.held(),
+            awaiting_ack: self.buf.kept(),
             waiters: self.waiting_count(),
             write_latency: self.latency.summary(),
             ..self.stats.clone()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use std::collections::VecDeque;
 
-use crate::state::buffer::tests::advance;
+use crate::state::buffer::tests::{advance, advance_keeping};
 use crate::state::machine::{Admit, Lost, State};
 
 /// Counts its wake-ups.
@@ -469,7 +469,7 @@ fn deadlines_are_judged_by_the_callers_clock_not_the_real_one() {
 /// is lost. Returns the state and the lost link's account.
 fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
     let mut state = State::new(40);
-    state.set_reconnect(hold_partial, false);
+    state.set_reconnect(hold_partial, false, false);
     let mut fx = Effects::new(Instant::now);
     let (a, b, c) = (Bytes::from(vec![1; 10]), Bytes::from(vec![2; 10]), Bytes::from(vec![3; 10]));
     for f in [a, b, c] {
@@ -489,7 +489,7 @@ fn lose_mid_frame(hold_partial: bool) -> (State, Lost, Effects) {
 #[test]
 fn acknowledged_bytes_make_the_frames_within_them_acknowledged_rounding_down_to_a_write() {
     let mut state = State::new(100);
-    state.set_reconnect(false, false);
+    state.set_reconnect(false, false, false);
     let mut fx = Effects::new(Instant::now);
     // A first link writes one frame, and is lost with it acknowledged.
     assert!(matches!(state.admit(frame(10), false, None, None, &mut fx), Ok(Admit::Accepted)));
@@ -569,7 +569,7 @@ fn an_atomic_cut_frame_is_replayed_whole_within_the_bound() {
 #[test]
 fn a_written_prefix_keeps_its_room_while_frames_are_atomic() {
     let mut state = State::new(20);
-    state.set_reconnect(true, false);
+    state.set_reconnect(true, false, false);
     let mut fx = Effects::new(Instant::now);
     assert!(matches!(state.admit(frame(20), false, None, None, &mut fx), Ok(Admit::Accepted)));
     let mut in_flight = VecDeque::new();
@@ -583,11 +583,106 @@ fn a_written_prefix_keeps_its_room_while_frames_are_atomic() {
 #[test]
 fn a_link_lost_after_a_close_began_is_not_replaced() {
     let mut state = State::new(40);
-    state.set_reconnect(false, false);
+    state.set_reconnect(false, false, false);
     let mut fx = Effects::new(Instant::now);
     state.opened(0, 0, &mut fx);
     assert!(state.begin_close(Instant::now() + Duration::from_secs(1), &mut fx));
     let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
     assert!(state.link_lost(cause, &mut VecDeque::new(), 0, None, None, &mut fx).is_none());
     assert_eq!(state.phase(), Phase::Closing, "the close goes on");
+}
+
+/// A state keeping written frames, with frames of 10 bytes marked 1 to `count` accepted, the
+/// link up, and `written` bytes written (the chunks handed back as the driver does).
+fn keeping(capacity: usize, count: u8, written: usize, at_least_once: bool) -> (State, Kept) {
+    let mut state = State::new(capacity);
+    state.set_reconnect(false, false, at_least_once);
+    let mut fx = Effects::new(Instant::now);
+    state.buffer().set_keeping(true);
+    state.opened(0, 0, &mut fx);
+    for byte in 1..=count {
+        let f = marked(byte, 10);
+        assert!(matches!(state.admit(f, false, None, None, &mut fx), Ok(Admit::Accepted)));
+    }
+    let mut kept = Kept { in_flight: VecDeque::new(), offset: 0 };
+    state.buffer().take_chunks(&mut kept.in_flight);
+    kept.write(&mut state, written, &mut fx);
+    (state, kept)
+}
+
+/// The driver's chunks in flight, in the keeping tests.
+struct Kept {
+    in_flight: VecDeque<Bytes>,
+    offset: usize,
+}
+
+impl Kept {
+    fn write(&mut self, state: &mut State, n: usize, fx: &mut Effects) {
+        let done = advance_keeping(&mut self.in_flight, &mut self.offset, n);
+        state.written(n, fx);
+        state.buffer().keep_chunks(done.into_iter(), self.offset);
+    }
+
+    fn lose(&mut self, state: &mut State, acked: u64, fx: &mut Effects) -> Lost {
+        let cause = Disconnect::new(crate::state::error::DisconnectKind::Reset);
+        let lost = state.link_lost(cause, &mut self.in_flight, self.offset, None, Some(acked), fx);
+        lost.expect("an open connection reconnects")
+    }
+}
+
+#[test]
+fn written_frames_keep_their_room_until_acknowledged() {
+    let (mut state, kept) = keeping(30, 3, 20, false);
+    let mut fx = Effects::new(Instant::now);
+    let stats = state.stats();
+    assert_eq!((stats.buffered, stats.awaiting_ack), (10, 20));
+    let (count, waker) = counter();
+    let Ok(Admit::Queued(ticket)) = state.admit(marked(4, 10), false, None, Some(&waker), &mut fx)
+    else {
+        panic!("the kept frames fill the capacity");
+    };
+    // Half of the second frame is not enough to release it.
+    assert_eq!(state.acked(5, kept.offset, &mut fx), 0);
+    assert_eq!(state.acked(15, kept.offset, &mut fx), 10, "the first frame is released");
+    fx.wake_all();
+    assert_eq!(wakes(&count), 1);
+    assert!(matches!(state.poll_queued(ticket, &waker, &mut fx), Some(Ok(()))));
+    assert_eq!(state.stats().awaiting_ack, 10);
+    assert_eq!(state.stats().high_water, 30, "the bound held");
+}
+
+#[test]
+fn a_lost_link_hands_back_the_written_frames_its_peer_did_not_acknowledge() {
+    // Frames 1 and 2 written whole, 5 bytes of frame 3; the peer acknowledged frame 1.
+    let (mut state, mut kept) = keeping(40, 4, 25, false);
+    let mut fx = Effects::new(Instant::now);
+    let lost = kept.lose(&mut state, 10, &mut fx);
+    assert_eq!(lost.acknowledged, 0..1);
+    assert_eq!(lost.possibly.written(), 1..2);
+    assert_eq!(lost.possibly.written_frames(), [marked(2, 10)]);
+    assert_eq!(lost.possibly.cut_frames(), [marked(3, 10)]);
+    assert_eq!(lost.replayed, 1, "frame 4 goes again");
+    let stats = state.stats();
+    assert_eq!((stats.buffered, stats.awaiting_ack), (10, 0), "the returned frames left");
+}
+
+#[test]
+fn at_least_once_sends_the_unacknowledged_frames_again_first() {
+    let (mut state, mut kept) = keeping(40, 4, 25, true);
+    let mut fx = Effects::new(Instant::now);
+    let lost = kept.lose(&mut state, 10, &mut fx);
+    assert_eq!(lost.acknowledged, 0..1);
+    assert!(lost.possibly.is_empty(), "{:?}", lost.possibly);
+    assert_eq!(lost.replayed, 3);
+    assert_eq!(state.stats().buffered, 30);
+    let mut in_flight = VecDeque::new();
+    state.buffer().take_chunks(&mut in_flight);
+    let wire: Vec<u8> = in_flight.iter().flat_map(|c| c.to_vec()).collect();
+    let expected: Vec<u8> = [marked(2, 10), marked(3, 10), marked(4, 10)].concat();
+    assert_eq!(wire, expected, "in their order, the cut one whole");
+    // A flush of everything accepted waits for them to be written again.
+    let target = state.flush_target();
+    let (_, waker) = counter();
+    assert!(state.poll_flush(1, target, None, &waker, &mut fx).is_none());
+    assert_eq!(state.stats().frames_accepted, 4, "a frame sent again is accepted once");
 }
