@@ -131,7 +131,7 @@ impl State {
         if let Some(kept) = kept {
             if self.at_least_once {
                 // Written whole and not acknowledged: sent again first, as they went.
-                written = acked_frames..acked_frames;
+                written = self.stats.frames_written..self.stats.frames_written;
                 for frame in kept {
                     let header = encoder.map(|e| Header::encode(e, frame.len()));
                     let wire = frame.len() + header_len;
