@@ -164,6 +164,8 @@ struct Run {
     /// The faults, taken in turn.
     kinds: &'static [Fault],
     watchdog: Duration,
+    /// Whether the frames a lost link's peer did not acknowledge are sent again.
+    at_least_once: bool,
 }
 
 /// A short run: a few thousand small frames, six links reset.
@@ -176,6 +178,7 @@ const SHORT: Run = Run {
     between: 20_000,
     kinds: &[Fault::Reset, Fault::ResetWithUnread],
     watchdog: Duration::from_secs(100),
+    at_least_once: false,
 };
 
 #[test]
@@ -187,6 +190,15 @@ fn frames_survive_resets_in_order_and_at_most_once() {
 #[test]
 fn framed_frames_survive_resets_with_their_headers() {
     survive_resets(Some(LengthDelimited::new()), &SHORT);
+}
+
+/// With at-least-once, every frame is acknowledged on some link or arrives: the unacknowledged
+/// ones go again, so some arrive twice, and none is reported possibly delivered.
+#[test]
+fn at_least_once_every_unacknowledged_frame_arrives() {
+    let run = Run { at_least_once: true, ..SHORT };
+    survive_resets(None, &run);
+    survive_resets(Some(LengthDelimited::new()), &run);
 }
 
 /// A gibibyte of frames of up to 64 KiB, through fifty kills of every kind spread over the
@@ -205,6 +217,7 @@ fn a_gibibyte_survives_fifty_kills_in_the_middle_of_frames() {
         between: 20 << 20,
         kinds: &[Fault::Reset, Fault::CutAndClose, Fault::ResetWithUnread],
         watchdog: Duration::from_secs(400),
+        at_least_once: false,
     };
     let applied = survive_resets(None, &run);
     assert_eq!(applied, run.faults, "every kill happened before the producers were done");
@@ -223,26 +236,38 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
         .capacity(run.capacity)
         .socket_option(SocketOption::SendBufferSize(8 * 1024))
         .close_timeout(LONG);
+    let policy = quick().at_least_once(run.at_least_once);
     let config = match framing {
         // Framing alone makes a cut frame go again whole.
-        Some(codec) => config.framing(codec).reconnect(quick()),
-        None => config.reconnect(quick().atomic_frames(true)),
+        Some(codec) => config.framing(codec).reconnect(policy),
+        None => config.reconnect(policy.atomic_frames(true)),
     };
     let client = Client::builder().config(config).connect(&proxy.url()).expect("connect");
-    // The numbers of the frames each lost link wrote whole, from its `Disconnected` event.
-    let reported = {
+    // Each lost link's acknowledged frames and its frames written whole, by number, from its
+    // `Disconnected` event.
+    let losses = {
         let events = client.events();
         thread::spawn(move || {
-            let mut reported = std::collections::HashSet::new();
+            let mut losses = Vec::new();
             while let Ok(Some(event)) = events.recv_timeout(LONG) {
                 if let ConnectionEvent::Disconnected { acknowledged, possibly_delivered, .. } =
                     event
                 {
                     assert!(possibly_delivered.cut_frames().is_empty(), "cut frames go again");
-                    reported.extend(acknowledged.chain(possibly_delivered.written()));
+                    // Over TCP on Linux, written frames are kept and come back whole.
+                    let written = possibly_delivered.written();
+                    let back = possibly_delivered.written_frames();
+                    assert_eq!(back.len() as u64, written.end - written.start, "kept frames");
+                    for frame in back {
+                        assert_eq!(
+                            frame.len() as u32,
+                            u32::from_be_bytes(frame[12..16].try_into().unwrap())
+                        );
+                    }
+                    losses.push((acknowledged, written));
                 }
             }
-            reported
+            losses
         })
     };
     // Which frame each accepted one was, in the order accepted: one send at a time, so the
@@ -288,12 +313,15 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
     assert!(report.unsent().is_empty(), "everything was sent: {report:?}");
     assert!(report.cause().is_none(), "closed in order: {report:?}");
     let links = collector.finish(LONG);
-    let reported = join_within(reported, LONG, "the event reader");
+    let losses = join_within(losses, LONG, "the event reader");
 
     assert!(stats.disconnects >= 1, "the faults ended links: {stats:?}");
     assert_eq!(stats.disconnects, proxy.applied() as u64, "each fault ended one link: {stats:?}");
     // A fault that stalls the link first leaves frames in the buffer that never met it.
     assert!(stats.frames_replayed > 0, "frames were sent again: {stats:?}");
+    if run.at_least_once {
+        assert_eq!(stats.frames_possibly_delivered, 0, "sent again, not reported: {stats:?}");
+    }
     assert_eq!(stats.connects, stats.disconnects + 1, "each lost link was replaced");
     assert!(stats.high_water <= run.capacity, "the bound held: {stats:?}");
     let mut next = vec![0u64; producers as usize];
@@ -302,7 +330,11 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
     for (i, link) in links.iter().enumerate() {
         assert!(link.corrupt.is_none(), "link {i}: {:?}", link.corrupt);
         for &(producer, seq) in &link.frames {
-            assert!(seen.insert((producer, seq)), "frame {producer}/{seq} arrived twice");
+            if !seen.insert((producer, seq)) {
+                // Sent again because its link's peer had not acknowledged it.
+                assert!(run.at_least_once, "frame {producer}/{seq} arrived twice");
+                continue;
+            }
             let expected = &mut next[producer as usize];
             assert!(seq >= *expected, "frame {producer}/{seq} arrived after a later one");
             *expected = seq + 1;
@@ -323,11 +355,9 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
     // Frame by frame: each one no event reported arrived.
     let accepted = lock(&accepted).clone();
     assert_eq!(accepted.len() as u64, sent);
-    let absent: Vec<(u32, u64)> = (0u64..)
-        .zip(&accepted)
-        .filter(|(n, frame)| !reported.contains(n) && !seen.contains(*frame))
-        .map(|(_, frame)| *frame)
-        .collect();
+    let reported = reported_frames(&accepted, &losses, run.at_least_once);
+    let absent: Vec<(u32, u64)> =
+        accepted.iter().filter(|f| !reported.contains(*f) && !seen.contains(*f)).copied().collect();
     assert!(
         absent.is_empty(),
         "{} frames missing that no event reported, the first: {:?}",
@@ -338,6 +368,39 @@ fn survive_resets(framing: Option<LengthDelimited>, run: &Run) -> usize {
         assert_eq!(*last, frames, "producer {producer}'s last frame arrived");
     }
     proxy.applied()
+}
+
+/// Which frames the `Disconnected` events reported acknowledged or possibly delivered, by
+/// identity. Events number frames in the order they were written, which is the order they
+/// were accepted (`accepted`), except that with at-least-once a lost link's unacknowledged
+/// frames go again first, under new numbers: so the write order is rebuilt, link by link.
+fn reported_frames(
+    accepted: &[(u32, u64)],
+    losses: &[(std::ops::Range<u64>, std::ops::Range<u64>)],
+    at_least_once: bool,
+) -> std::collections::HashSet<(u32, u64)> {
+    let mut waiting: std::collections::VecDeque<(u32, u64)> = accepted.iter().copied().collect();
+    let mut written: Vec<(u32, u64)> = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    for (acknowledged, possibly) in losses {
+        // The link wrote from where the last one ended to `possibly.end`, in the line's order.
+        assert_eq!(acknowledged.start, written.len() as u64, "links number frames on and on: {losses:?}");
+        let end = possibly.end as usize;
+        while written.len() < end {
+            written.push(waiting.pop_front().expect("a frame written was accepted"));
+        }
+        let (start, acked) = (acknowledged.start as usize, acknowledged.end as usize);
+        reported.extend(&written[start..acked]);
+        if at_least_once {
+            assert!(possibly.is_empty(), "sent again, not reported: {possibly:?}");
+            for frame in written[acked..end].iter().rev() {
+                waiting.push_front(*frame);
+            }
+        } else {
+            reported.extend(&written[acked..end]);
+        }
+    }
+    reported
 }
 
 /// A connected client and the accepted end of its first link; the listener is dropped, so the
