@@ -37,7 +37,7 @@ use std::time::Duration;
 ///    (a line protocol may have applied part of it). Never resumed in the middle.
 /// 3. **Written**: *acknowledged* if every byte of it is within what the peer acknowledged,
 ///    where the link can tell ([`Link::bytes_acked`](crate::transport::Link::bytes_acked):
-///    TCP on Linux), else *possibly delivered*. Counted in
+///    TCP and TLS on Linux), else *possibly delivered*. Counted in
 ///    [`Stats::frames_acknowledged`](crate::Stats::frames_acknowledged) and
 ///    [`Stats::frames_possibly_delivered`](crate::Stats::frames_possibly_delivered), and not
 ///    sent again, unless [`at_least_once`](Reconnect::at_least_once) asks for it.
@@ -287,9 +287,9 @@ impl Reconnect {
     ///   (it counts in [`Stats::frames_acknowledged`](crate::Stats::frames_acknowledged)).
     ///   Only the protocol's own acknowledgements tell what was processed.
     ///
-    /// It needs a link that counts what its peer acknowledged (TCP on Linux, `mem`). On one
-    /// that cannot tell (TLS, Unix sockets), written frames are not kept, and are possibly
-    /// delivered as without this setting.
+    /// It needs a link that counts what its peer acknowledged (TCP and TLS on Linux, `mem`).
+    /// On one that cannot tell (Unix sockets, other systems), written frames are not kept,
+    /// and are possibly delivered as without this setting.
     ///
     /// # Examples
     ///

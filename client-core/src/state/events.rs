@@ -53,7 +53,7 @@ pub(crate) enum Event {
 ///   peer may or may not have read them before the link broke. They are told by their
 ///   numbers ([`written`](Self::written)), and handed back too
 ///   ([`written_frames`](Self::written_frames)) when the link counts what its peer
-///   acknowledged (TCP on Linux, `mem`): the connection then keeps each written frame until
+///   acknowledged (TCP and TLS on Linux, `mem`): the connection then keeps each written frame until
 ///   it is acknowledged. With [`Reconnect::at_least_once`](crate::Reconnect::at_least_once)
 ///   they are sent again instead, and are not here;
 /// - a frame **cut** by the loss, partly written, when the peer could have acted on the part
@@ -126,7 +126,7 @@ impl PossiblyDelivered {
 
     /// The frames the lost link wrote whole, themselves, in the order of
     /// [`written`](Self::written), when the link counted what its peer acknowledged; empty on
-    /// a link that cannot tell (TLS, Unix sockets, a plugin without
+    /// a link that cannot tell (Unix sockets, other systems, a plugin without
     /// [`Link::bytes_acked`](crate::transport::Link::bytes_acked)), where only their numbers
     /// are known. With framing, each is the payload as the caller gave it.
     ///

@@ -309,15 +309,20 @@ pub trait Link: Send + fmt::Debug + 'static {
 
     /// How many of the bytes written to this link the peer has acknowledged, if the transport
     /// can tell: for TCP on Linux, what the peer's TCP acknowledged (the kernel's count); for
-    /// `mem://`, what the peer read. `None` (the default) where it cannot, and over TLS, whose
-    /// acknowledged bytes are records, not the bytes written.
+    /// TLS on Linux, the bytes whose records it acknowledged whole; for `mem://`, what the
+    /// peer read. `None` (the default) where it cannot.
     ///
-    /// The driver asks when the link is lost, before dropping it, to tell the frames the
-    /// peer's side had whole from those it may not have
-    /// ([`ConnectionEvent::Disconnected`](crate::ConnectionEvent::Disconnected)). Counting
-    /// from the bytes passed to [`write_vectored`](Link::write_vectored), it must not exceed
-    /// them, nor count a byte the peer did not get: a count too low only makes more frames
-    /// possibly delivered, one too high would call a frame received that was not.
+    /// With [reconnection](crate::Reconnect), a link that answers `Some` once it is up has
+    /// each frame it writes kept until the count covers it: the driver asks after its writes
+    /// while frames are kept, and again a little later when no readiness brings it back (1 ms,
+    /// doubling to 100 ms while nothing new is acknowledged). It asks once more when the link
+    /// is lost, before dropping it, to tell the frames the peer's side had whole from those it
+    /// may not have ([`ConnectionEvent::Disconnected`](crate::ConnectionEvent::Disconnected)).
+    /// Counting from the bytes passed to [`write_vectored`](Link::write_vectored) (and taken),
+    /// it must not exceed them, nor count a byte the peer did not get, and must never go
+    /// down: a count too low only keeps frames longer and makes more of them possibly
+    /// delivered, one too high would call a frame received that was not. It should be cheap:
+    /// a system call at most.
     ///
     /// # Examples
     ///

@@ -73,6 +73,8 @@
 //! # }
 //! ```
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::OnceLock;
@@ -91,6 +93,10 @@ pub use native_tls;
 
 /// The most plaintext one TLS record carries.
 const RECORD: usize = 16 * 1024;
+/// The writes a TLS link remembers to map TCP's count of acknowledged bytes (records) back to
+/// the bytes written (see [`TlsLink::bytes_acked`]). Past it the oldest are dropped, which
+/// only makes the count lower than it could be.
+const ACK_MARKS: usize = 1024;
 
 /// The query keys of `tls://` beyond the TCP ones.
 const TLS_QUERY_KEYS: &[&str] = &["domain"];
@@ -256,6 +262,9 @@ impl Transport for Tls {
             retry: None,
             scratch: Vec::new(),
             notified: false,
+            ack_marks: VecDeque::new(),
+            plain: 0,
+            acked: Cell::new(0),
         }))
     }
 }
@@ -621,27 +630,33 @@ impl TlsBuilder {
     }
 }
 
-/// The TCP link seen as a byte stream by the TLS session.
+/// The TCP link seen as a byte stream by the TLS session, counting what the session wrote to
+/// it: records and handshake alike, in the bytes TCP's acknowledged count is in.
 #[derive(Debug)]
-struct Plain(TcpLink);
+struct Plain {
+    tcp: TcpLink,
+    written: u64,
+}
 
 impl Read for Plain {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        self.tcp.read(buf)
     }
 }
 
 impl Write for Plain {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_vectored(&[IoSlice::new(buf)])
+        self.write_vectored(&[IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_vectored(bufs)
+        let n = self.tcp.write_vectored(bufs)?;
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Link::flush(&mut self.0)
+        Link::flush(&mut self.tcp)
     }
 }
 
@@ -688,14 +703,24 @@ pub struct TlsLink {
     scratch: Vec<u8>,
     /// Whether the close_notify alert was sent.
     notified: bool,
+    /// After each write the session took, oldest first and at most [`ACK_MARKS`]: the bytes
+    /// written to TCP by then (handshake included) and the bytes written to the link by then.
+    /// The session takes bytes only once their records are all written to TCP, so TCP's
+    /// acknowledged count past a mark's first number means the peer has every record of the
+    /// mark's bytes.
+    ack_marks: VecDeque<(u64, u64)>,
+    /// Bytes written to the link (what `write_vectored` returned, summed).
+    plain: u64,
+    /// The highest count [`bytes_acked`](Link::bytes_acked) has answered: never less later.
+    acked: Cell<u64>,
 }
 
 impl TlsLink {
     fn tcp(&self) -> io::Result<&TcpLink> {
         match &self.stage {
             Stage::Tcp(tcp) => Ok(tcp),
-            Stage::Handshake(mid) => Ok(&mid.get_ref().0),
-            Stage::Ready(tls) => Ok(&tls.get_ref().0),
+            Stage::Handshake(mid) => Ok(&mid.get_ref().tcp),
+            Stage::Ready(tls) => Ok(&tls.get_ref().tcp),
             Stage::Failed => {
                 Err(io::Error::new(io::ErrorKind::NotConnected, "the TLS link failed"))
             }
@@ -705,8 +730,8 @@ impl TlsLink {
     fn tcp_mut(&mut self) -> io::Result<&mut TcpLink> {
         match &mut self.stage {
             Stage::Tcp(tcp) => Ok(tcp),
-            Stage::Handshake(mid) => Ok(&mut mid.get_mut().0),
-            Stage::Ready(tls) => Ok(&mut tls.get_mut().0),
+            Stage::Handshake(mid) => Ok(&mut mid.get_mut().tcp),
+            Stage::Ready(tls) => Ok(&mut tls.get_mut().tcp),
             Stage::Failed => {
                 Err(io::Error::new(io::ErrorKind::NotConnected, "the TLS link failed"))
             }
@@ -782,7 +807,7 @@ impl Link for TlsLink {
                     }
                 }
                 log::debug!("TCP up, starting the TLS handshake with {:?}", self.domain);
-                let step = self.connector.connect(&self.domain, Plain(tcp));
+                let step = self.connector.connect(&self.domain, Plain { tcp, written: 0 });
                 self.handshake_step(step)
             }
             Stage::Handshake(mid) => {
@@ -845,10 +870,40 @@ impl Link for TlsLink {
             }
             (tls.write(&self.scratch), self.scratch.len())
         };
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.retry = Some(offered);
+        match &result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.retry = Some(offered),
+            Ok(n) => {
+                self.plain += *n as u64;
+                let cipher = tls.get_ref().written;
+                // Marks already acknowledged are answered by `acked`; past the limit, the
+                // oldest go.
+                while self.ack_marks.front().is_some_and(|&(_, plain)| plain <= self.acked.get())
+                    || self.ack_marks.len() >= ACK_MARKS
+                {
+                    self.ack_marks.pop_front();
+                }
+                self.ack_marks.push_back((cipher, self.plain));
+            }
+            Err(_) => {}
         }
         result
+    }
+
+    /// The bytes written to this link whose records TCP's peer acknowledged whole, counted
+    /// at the end of a write: the records carry the bytes with a header and a tag each, and
+    /// the handshake came before them, so TCP's own count (`TCP_INFO` on Linux) is mapped back
+    /// through what each write put on the socket. `None` until the handshake is done, and
+    /// where TCP cannot tell.
+    fn bytes_acked(&self) -> Option<u64> {
+        let Stage::Ready(tls) = &self.stage else { return None };
+        let records = tls.get_ref().tcp.bytes_acked()?;
+        let within = self.ack_marks.partition_point(|&(cipher, _)| cipher <= records);
+        let acked = match within {
+            0 => self.acked.get(),
+            n => self.acked.get().max(self.ack_marks[n - 1].1),
+        };
+        self.acked.set(acked);
+        Some(acked)
     }
 
     fn flush(&mut self) -> io::Result<()> {
