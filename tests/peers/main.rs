@@ -17,4 +17,5 @@ mod peer_halfclose;
 mod peer_redis;
 mod peer_redis_restart;
 mod peer_tls;
+mod peer_tls_acked;
 mod peer_tls_handshake;

@@ -125,6 +125,12 @@ impl Peer {
         signal(self.pid(), "CONT");
     }
 
+    /// Kills the process (SIGKILL), stopped or not; its kernel then closes its sockets, with a
+    /// reset where bytes were left unread. Reaped on drop.
+    pub fn kill(&self) {
+        signal(self.pid(), "KILL");
+    }
+
     /// A function that lets the process run again, for another thread.
     pub fn resumer(&self) -> impl FnOnce() + Send + 'static {
         let pid = self.pid();

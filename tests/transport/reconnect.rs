@@ -384,7 +384,11 @@ fn reported_frames(
     let mut reported = std::collections::HashSet::new();
     for (acknowledged, possibly) in losses {
         // The link wrote from where the last one ended to `possibly.end`, in the line's order.
-        assert_eq!(acknowledged.start, written.len() as u64, "links number frames on and on: {losses:?}");
+        assert_eq!(
+            acknowledged.start,
+            written.len() as u64,
+            "links number frames on and on: {losses:?}"
+        );
         let end = possibly.end as usize;
         while written.len() < end {
             written.push(waiting.pop_front().expect("a frame written was accepted"));
