@@ -378,6 +378,17 @@ struct Acks {
     interval: Duration,
 }
 
+impl Acks {
+    /// Releases the kept frames `acked` covers (`offset`: how much of the chunk in flight is
+    /// written), and sets the wait before the next look.
+    fn release(&mut self, acked: u64, offset: usize, state: &mut State, fx: &mut Effects) {
+        let released = state.acked(acked, offset, fx);
+        self.awaiting = state.buffer().kept();
+        self.interval =
+            if released > 0 { ACK_POLL_MIN } else { (self.interval * 2).min(ACK_POLL_MAX) };
+    }
+}
+
 /// A handshake under way on a link that has just connected (see [`Handshake`]).
 #[derive(Debug)]
 struct Greeting {
@@ -1355,27 +1366,40 @@ impl Entry {
             return Ok(Next::Wait);
         }
         let mut fx = Effects::new(Instant::now);
-        // Asked outside the lock: it is a system call.
-        let acked = self.acks.as_ref().filter(|acks| acks.awaiting > 0).and_then(|_| {
-            let link = self.link.as_ref()?;
-            Some(link.bytes_acked()?.saturating_sub(self.hello_bytes))
-        });
+        let acked = self.acked_now();
         let mut state = self.conn.lock();
         self.phase = state.phase();
         if let (Some(acks), Some(acked)) = (&mut self.acks, acked) {
-            let released = state.acked(acked, self.offset, &mut fx);
-            acks.awaiting = state.buffer().kept();
-            acks.interval =
-                if released > 0 { ACK_POLL_MIN } else { (acks.interval * 2).min(ACK_POLL_MAX) };
+            acks.release(acked, self.offset, &mut state, &mut fx);
         }
         let mut limit = refill(&mut self.in_flight, self.offset, self.retry, &mut state);
         drop(state);
-        let next = self.write_rounds(now, &mut fx, &mut limit);
+        let mut next = self.write_rounds(now, &mut fx, &mut limit);
+        // Asked again after the writes: on a fast path most of what they put out is
+        // acknowledged by now, and its room is better given back at once than at the timer
+        // (no readiness tells the driver of an acknowledgement). The senders it lets in are
+        // written at the next turn, which comes at once: nothing else would bring it.
+        if let (Some(acked), Some(acks)) = (self.acked_now(), &mut self.acks) {
+            let mut state = self.conn.lock();
+            acks.release(acked, self.offset, &mut state, &mut fx);
+            let buffer = state.buffer();
+            if matches!(next, Ok(Next::Wait)) && buffer.queued() + buffer.urgent_queued() > 0 {
+                next = Ok(Next::Again);
+            }
+        }
         if let Some(acks) = &mut self.acks {
             acks.due = (acks.awaiting > 0).then(|| now + acks.interval);
         }
         fx.wake_all();
         next
+    }
+
+    /// What the link's peer has acknowledged of the bytes written on it (the hello's
+    /// excepted), if bytes are kept for it. Asked outside the lock: it is a system call.
+    fn acked_now(&self) -> Option<u64> {
+        self.acks.as_ref().filter(|acks| acks.awaiting > 0)?;
+        let acked = self.link.as_ref()?.bytes_acked()?;
+        Some(acked.saturating_sub(self.hello_bytes))
     }
 
     /// The rounds of [`Entry::write`]: writes, and takes more from the buffer after each.
