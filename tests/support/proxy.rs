@@ -74,6 +74,9 @@ struct Shared {
     stop: AtomicBool,
     /// Bytes forwarded to the sink on the current connection.
     forwarded: AtomicU64,
+    /// Bytes read from the client on the current connection; those not forwarded yet are on
+    /// their way to the sink.
+    read: AtomicU64,
     /// Connections accepted so far.
     accepted: AtomicUsize,
     /// Faults carried out so far.
@@ -128,6 +131,7 @@ impl Proxy {
             fault: Mutex::new(None),
             stop: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
+            read: AtomicU64::new(0),
             accepted: AtomicUsize::new(0),
             applied: AtomicUsize::new(0),
             talk_back: AtomicBool::new(false),
@@ -167,6 +171,11 @@ impl Proxy {
     /// Bytes forwarded to the sink on the current connection.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Bytes read from the client on the current connection.
+    pub fn read(&self) -> u64 {
+        self.shared.read.load(Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
@@ -223,6 +232,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             }
         };
         shared.forwarded.store(0, Ordering::SeqCst);
+        shared.read.store(0, Ordering::SeqCst);
         shared.accepted.fetch_add(1, Ordering::SeqCst);
         if shared.talk_back.load(Ordering::SeqCst) {
             let writer = client.try_clone().expect("a second handle on the client socket");
@@ -379,6 +389,7 @@ fn forward(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
+        shared.read.fetch_add(n as u64, Ordering::SeqCst);
         if let Mode::Rate(_) = mode {
             budget -= n as f64;
         }
