@@ -604,29 +604,38 @@ impl OutBuffer {
             "only bytes in flight can be written"
         );
         self.held -= n;
-        let mut completed = 0;
-        while n > 0 {
-            let head = self.frames[0] - self.head_written;
-            if n >= head {
-                n -= head;
-                if self.keeping {
-                    self.kept_lens.push_back(self.frames[0]);
-                    self.kept += self.frames[0];
-                }
-                self.frames.pop_front();
-                self.head_written = 0;
-                self.urgent_in_frames = self.urgent_in_frames.saturating_sub(1);
-                completed += 1;
-            } else {
-                self.head_written += n;
-                n = 0;
-            }
-        }
+        let completed =
+            if self.keeping { self.complete::<true>(n) } else { self.complete::<false>(n) };
         debug_assert_eq!(
             self.frames.iter().sum::<usize>() - self.head_written + self.urgent_queued,
             self.held,
             "frame lengths and held bytes disagree"
         );
+        completed
+    }
+
+    /// Moves the head of the frame list past `n` more bytes written, and returns how many
+    /// frames that completed; with `KEEP`, keeps their lengths. Two instances, so that a
+    /// buffer that does not keep pays nothing for it per frame.
+    #[inline]
+    fn complete<const KEEP: bool>(&mut self, mut n: usize) -> u64 {
+        let mut completed = 0;
+        while n > 0 {
+            let head = self.frames[0] - self.head_written;
+            if n < head {
+                self.head_written += n;
+                break;
+            }
+            n -= head;
+            let len = self.frames.pop_front().unwrap_or_default();
+            if KEEP {
+                self.kept_lens.push_back(len);
+                self.kept += len;
+            }
+            self.head_written = 0;
+            self.urgent_in_frames = self.urgent_in_frames.saturating_sub(1);
+            completed += 1;
+        }
         completed
     }
 
