@@ -598,7 +598,7 @@ impl OutBuffer {
     }
 
     /// Records that the link accepted `n` more bytes, and returns how many frames that completed.
-    pub(crate) fn consume(&mut self, mut n: usize) -> u64 {
+    pub(crate) fn consume(&mut self, n: usize) -> u64 {
         debug_assert!(
             n <= self.held - self.queued - self.urgent_queued,
             "only bytes in flight can be written"
