@@ -11,12 +11,17 @@
 //! - **`metrics`**: per connection, labelled `endpoint` and `connection` (its id), published
 //!   by the driver at most every [`PUBLISH_EVERY`] while it works on the connection, and once
 //!   more when the connection ends. Gauges: `tidegate_buffered_bytes`, `tidegate_waiters`,
-//!   `tidegate_inbound_held_bytes`, `tidegate_write_latency_p99_seconds`. Counters (totals
+//!   `tidegate_inbound_held_bytes`, `tidegate_write_latency_p99_seconds`,
+//!   `tidegate_awaiting_ack_bytes`, `tidegate_time_disconnected_seconds`. Counters (totals
 //!   since the connection opened): `tidegate_bytes_written_total`,
 //!   `tidegate_frames_written_total`, `tidegate_write_calls_total`,
 //!   `tidegate_bytes_received_total`, `tidegate_sends_waited_total`,
-//!   `tidegate_send_timeouts_total`, `tidegate_try_send_refused_total`. The handles are made
-//!   when the connection opens, so install the recorder before opening connections.
+//!   `tidegate_send_timeouts_total`, `tidegate_try_send_refused_total`, and for reconnection
+//!   `tidegate_connects_total`, `tidegate_disconnects_total`,
+//!   `tidegate_reconnect_attempts_total`, `tidegate_frames_replayed_total`,
+//!   `tidegate_frames_acknowledged_total`, `tidegate_frames_possibly_delivered_total`. The
+//!   handles are made when the connection opens, so install the recorder before opening
+//!   connections.
 //!
 //! Without either feature the observer is empty and its calls compile to nothing.
 
@@ -111,6 +116,14 @@ struct Metrics {
     sends_waited: metrics::Counter,
     send_timeouts: metrics::Counter,
     try_send_refused: metrics::Counter,
+    awaiting_ack: metrics::Gauge,
+    time_disconnected: metrics::Gauge,
+    connects: metrics::Counter,
+    disconnects: metrics::Counter,
+    reconnect_attempts: metrics::Counter,
+    frames_replayed: metrics::Counter,
+    frames_acknowledged: metrics::Counter,
+    frames_possibly_delivered: metrics::Counter,
 }
 
 #[cfg(feature = "metrics")]
@@ -130,6 +143,17 @@ impl Metrics {
             sends_waited: metrics::counter!("tidegate_sends_waited_total", &labels),
             send_timeouts: metrics::counter!("tidegate_send_timeouts_total", &labels),
             try_send_refused: metrics::counter!("tidegate_try_send_refused_total", &labels),
+            awaiting_ack: metrics::gauge!("tidegate_awaiting_ack_bytes", &labels),
+            time_disconnected: metrics::gauge!("tidegate_time_disconnected_seconds", &labels),
+            connects: metrics::counter!("tidegate_connects_total", &labels),
+            disconnects: metrics::counter!("tidegate_disconnects_total", &labels),
+            reconnect_attempts: metrics::counter!("tidegate_reconnect_attempts_total", &labels),
+            frames_replayed: metrics::counter!("tidegate_frames_replayed_total", &labels),
+            frames_acknowledged: metrics::counter!("tidegate_frames_acknowledged_total", &labels),
+            frames_possibly_delivered: metrics::counter!(
+                "tidegate_frames_possibly_delivered_total",
+                &labels
+            ),
         }
     }
 
@@ -153,5 +177,13 @@ impl Metrics {
         self.sends_waited.absolute(stats.sends_waited);
         self.send_timeouts.absolute(stats.send_timeouts);
         self.try_send_refused.absolute(stats.try_send_refused);
+        self.awaiting_ack.set(stats.awaiting_ack as f64);
+        self.time_disconnected.set(stats.time_disconnected.as_secs_f64());
+        self.connects.absolute(stats.connects);
+        self.disconnects.absolute(stats.disconnects);
+        self.reconnect_attempts.absolute(stats.reconnect_attempts);
+        self.frames_replayed.absolute(stats.frames_replayed);
+        self.frames_acknowledged.absolute(stats.frames_acknowledged);
+        self.frames_possibly_delivered.absolute(stats.frames_possibly_delivered);
     }
 }
