@@ -8,8 +8,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use tidegate::Client;
 use tidegate::transport::mem::MemListener;
+use tidegate::{Client, Reconnect};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -161,4 +161,43 @@ fn a_connection_reports_its_span_events_and_metrics() {
     assert_eq!(value("tidegate_buffered_bytes"), Some(0.0));
     assert_eq!(value("tidegate_waiters"), Some(0.0));
     assert!(value("tidegate_write_calls_total").is_some_and(|n| (1.0..=2.0).contains(&n)));
+}
+
+#[test]
+fn reconnection_is_counted_in_the_metrics() {
+    let _watchdog = Watchdog::new(LONG, "reconnection metrics");
+    let snapshotter = observed();
+    let listener = MemListener::bind(&support::unique_name("observed-relink")).unwrap();
+    let url = listener.url();
+    let policy = Reconnect::new().initial_delay(Duration::from_millis(10)).jitter(0.0);
+    let client = Client::builder().reconnect(policy).connect(&url).unwrap();
+    let peer = listener.accept_timeout(LONG).unwrap();
+    // The pipe holds one frame: the peer reads the first, leaves the second unread.
+    peer.set_write_capacity(4);
+    client.send("aaaa").unwrap();
+    client.send("bbbb").unwrap();
+    let mut first = [0u8; 4];
+    assert_eq!(peer.read_timeout(&mut first, LONG).unwrap(), 4);
+    assert_eq!(&first, b"aaaa");
+    assert!(peer.wait_unread(4, LONG), "the second frame waits unread");
+    assert!(support::wait_until(LONG, || client.stats().awaiting_ack == 4), "only it is kept");
+    peer.reset();
+    let next = listener.accept_timeout(LONG).unwrap();
+    client.send("cccc").unwrap();
+    let mut got = [0u8; 4];
+    assert_eq!(next.read_timeout(&mut got, LONG).unwrap(), 4);
+    assert_eq!(&got, b"cccc", "the next link carries on after the unread frame");
+    let report = client.close().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    let metrics = metrics_of(snapshotter, &url);
+    let value = |name: &str| metrics.get(name).copied();
+    assert_eq!(value("tidegate_connects_total"), Some(2.0));
+    assert_eq!(value("tidegate_disconnects_total"), Some(1.0));
+    assert_eq!(value("tidegate_frames_acknowledged_total"), Some(1.0));
+    assert_eq!(value("tidegate_frames_possibly_delivered_total"), Some(1.0));
+    assert_eq!(value("tidegate_frames_replayed_total"), Some(0.0));
+    assert!(value("tidegate_reconnect_attempts_total").is_some_and(|n| n >= 1.0), "{metrics:?}");
+    assert!(value("tidegate_time_disconnected_seconds").is_some_and(|s| s > 0.0), "{metrics:?}");
+    assert_eq!(value("tidegate_awaiting_ack_bytes"), Some(0.0));
 }
