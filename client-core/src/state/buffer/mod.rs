@@ -490,12 +490,6 @@ impl OutBuffer {
         self.head_written
     }
 
-    /// Urgent frames not spliced into the wire order yet: the last ones
-    /// [`OutBuffer::drain_unsent`] returns.
-    pub(crate) fn urgent_waiting(&self) -> usize {
-        self.urgent_lens.len()
-    }
-
     /// The width of every frame's header (0 without framing).
     pub(crate) fn header_len(&self) -> usize {
         self.header_len
@@ -639,6 +633,95 @@ impl OutBuffer {
         completed
     }
 
+    /// The wire length of the frame being written (or next to be), if any.
+    pub(crate) fn head_len(&self) -> Option<usize> {
+        self.frames.front().copied()
+    }
+
+    /// Frames in the buffer: not fully written, urgent ones waiting included.
+    pub(crate) fn frame_count(&self) -> usize {
+        self.frames.len() + self.urgent_lens.len()
+    }
+
+    /// After a lost link: puts the chunks the driver took and did not finish (`in_flight`, the
+    /// first with `offset` bytes written) back at the front of the queue, as they are, so the
+    /// next link writes them first and in order without a pass over their frames. Urgent
+    /// frames spliced among them go as data now; those not spliced stay in their lane.
+    ///
+    /// The frame the lost link was writing, if it wrote part of it, is sent again whole when
+    /// `restart` is `Some` (holding its header, encoded again, with framing), and taken out
+    /// and returned otherwise.
+    pub(crate) fn rewind(
+        &mut self,
+        in_flight: &mut VecDeque<Bytes>,
+        offset: usize,
+        restart: Option<Option<Header>>,
+    ) -> Rewound {
+        self.urgent_in_frames = 0;
+        let written = std::mem::take(&mut self.head_written);
+        let mut cursor = Cursor { chunks: in_flight.drain(..).collect(), index: 0, pos: offset };
+        let mut front = Vec::new();
+        let head = match self.frames.front().copied() {
+            Some(len) if written > 0 => {
+                // Its payload: begun before `offset`, in the same chunk (a payload never spans
+                // chunks), or after what is left of its header.
+                let header = self.header_len;
+                if written > header {
+                    debug_assert!(offset >= written - header, "the written payload left the chunk");
+                    cursor.pos = offset.saturating_sub(written - header);
+                } else {
+                    cursor.skip(header - written);
+                }
+                let payload = cursor.take(len - header);
+                match restart {
+                    Some(header) => {
+                        if let Some(header) = header {
+                            front.push(Bytes::copy_from_slice(header.as_slice()));
+                        }
+                        front.push(payload);
+                        self.held += written;
+                        Rewound::Restarted(written)
+                    }
+                    None => {
+                        self.frames.pop_front();
+                        self.held -= len - written;
+                        Rewound::Cut(UnsentFrame { frame: payload, written })
+                    }
+                }
+            }
+            _ => Rewound::Untouched,
+        };
+        front.extend(cursor.rest());
+        let bytes: usize = front.iter().map(Bytes::len).sum();
+        self.queued += bytes;
+        for chunk in front.into_iter().rev() {
+            self.chunks.push_front(chunk);
+        }
+        debug_assert_eq!(
+            self.frames.iter().sum::<usize>() + self.urgent_queued,
+            self.held,
+            "frame lengths and held bytes agree after a rewind"
+        );
+        debug_assert_eq!(self.queued + self.urgent_queued, self.held, "nothing is in flight");
+        head
+    }
+
+    /// Puts whole frames at the very front of the queue, ahead of everything: each a header
+    /// (empty without framing) and a payload, oldest first. The caller has counted them in.
+    pub(crate) fn push_front(&mut self, frames: Vec<(Bytes, Bytes)>) {
+        debug_assert_eq!(self.head_written, 0, "nothing is half written at the front");
+        for (header, payload) in frames.into_iter().rev() {
+            let len = header.len() + payload.len();
+            self.chunks.push_front(payload);
+            if !header.is_empty() {
+                self.chunks.push_front(header);
+            }
+            self.frames.push_front(len);
+            self.held += len;
+            self.queued += len;
+        }
+    }
+
     /// Empties the buffer and returns every frame not fully written, oldest first, without
     /// its header. Kept frames are dropped: [`take_kept`](Self::take_kept) them first to have
     /// them.
@@ -685,6 +768,17 @@ impl OutBuffer {
     }
 }
 
+/// What [`OutBuffer::rewind`] did with the frame the lost link was writing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rewound {
+    /// None was written in part.
+    Untouched,
+    /// It goes again whole; this many of its bytes had been written.
+    Restarted(usize),
+    /// It was taken out, and is handed back.
+    Cut(UnsentFrame),
+}
+
 /// A read position in a list of chunks, for taking frames back out.
 struct Cursor {
     chunks: Vec<Bytes>,
@@ -725,6 +819,16 @@ impl Cursor {
             return frame;
         }
         self.take_slow(n)
+    }
+
+    /// The chunks' bytes from the position on: what is left of the current chunk, then the
+    /// chunks after it.
+    fn rest(self) -> impl Iterator<Item = Bytes> {
+        let (index, pos) = (self.index, self.pos);
+        self.chunks.into_iter().skip(index).enumerate().filter_map(move |(i, chunk)| {
+            let chunk = if i == 0 { chunk.slice(pos.min(chunk.len())..) } else { chunk };
+            (!chunk.is_empty()).then_some(chunk)
+        })
     }
 
     /// [`Cursor::take`] when the bytes start in a later chunk, or span chunks.

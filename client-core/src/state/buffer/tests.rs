@@ -511,3 +511,89 @@ fn released_frames_let_go_of_their_chunks() {
     assert_eq!(buf.kept(), 0);
     assert!(buf.kept_chunks.is_empty());
 }
+
+/// Frames small and large, framed or not, one urgent frame spliced in after the first write
+/// and one left waiting; the link wrote `written` bytes in writes of `step`. A rewind, then a
+/// drain of what it left, gives the frames a drain would have given at once, in order, the
+/// head whole (restarted) or handed back (cut).
+fn rewind_matches_drain(framed: bool, written: usize, step: usize, restart: bool) {
+    let build = || {
+        let mut buf = if framed { framed_buffer() } else { OutBuffer::new(1 << 20) };
+        let frames = [frame(1, 3), frame(2, 4), frame(3, COPY_MAX + 5), frame(4, 2), frame(5, 6)];
+        for f in &frames {
+            match framed {
+                true => buf.push_framed(&header(f.len()), f.clone()),
+                false => buf.push(f.clone()),
+            }
+        }
+        buf
+    };
+    let urgent = |buf: &mut OutBuffer, byte: u8| match framed {
+        true => buf.push_urgent_framed(&header(2), frame(byte, 2)),
+        false => buf.push_urgent(frame(byte, 2)),
+    };
+    // Both buffers go through the same writes.
+    let mut bufs = [build(), build()];
+    let mut flights = [VecDeque::new(), VecDeque::new()];
+    let mut offsets = [0, 0];
+    for ((buf, in_flight), offset) in bufs.iter_mut().zip(&mut flights).zip(&mut offsets) {
+        buf.take_chunks(in_flight);
+        let mut left = written;
+        let mut first = true;
+        while left > 0 {
+            let n = left.min(step).min(buf.held() - buf.queued() - buf.urgent_queued());
+            if n == 0 {
+                break;
+            }
+            advance(in_flight, offset, n);
+            buf.consume(n);
+            left -= n;
+            if first && buf.at_boundary() {
+                urgent(buf, 8);
+                buf.splice_urgent(in_flight, *offset);
+                first = false;
+            }
+        }
+        urgent(buf, 9);
+    }
+    let [mut drained, mut rewound] = bufs;
+    let [mut flight_a, mut flight_b] = flights;
+    let expected = drained.drain_unsent(&mut flight_a, offsets[0]);
+    let head_len = rewound.head_len();
+    let partial = rewound.head_written() > 0;
+    let header_again = head_len.map(|len| framed.then(|| header(len - 2)));
+    let outcome =
+        rewound.rewind(&mut flight_b, offsets[1], restart.then(|| header_again.flatten()));
+    let rest = rewound.drain_unsent(&mut VecDeque::new(), 0);
+    let mut expected = expected.into_iter();
+    match (&outcome, partial) {
+        (Rewound::Untouched, false) => {}
+        (Rewound::Restarted(done), true) => {
+            let head = expected.next().unwrap();
+            assert_eq!(head.written(), *done);
+            assert_eq!(rest[0].frame(), head.frame(), "the head whole, first");
+        }
+        (Rewound::Cut(cut), true) => assert_eq!(Some(cut.clone()), expected.next()),
+        other => panic!("{other:?} after {written} bytes by {step}"),
+    }
+    let skip = usize::from(matches!(outcome, Rewound::Restarted(_)));
+    let got: Vec<&Bytes> = rest.iter().skip(skip).map(UnsentFrame::frame).collect();
+    let want: Vec<Bytes> = expected.map(UnsentFrame::into_frame).collect();
+    assert_eq!(got, want.iter().collect::<Vec<_>>(), "{written} bytes by {step}, {restart}");
+    assert!(rest.iter().all(|u| u.written() == 0), "nothing of them is written any more");
+}
+
+#[test]
+fn a_rewind_puts_back_what_a_drain_takes_out() {
+    let total = 3 + 4 + COPY_MAX + 5 + 2 + 6 + 2;
+    for framed in [false, true] {
+        let total = total + if framed { 12 } else { 0 };
+        for written in (0..=total).filter(|w| *w < 40 || *w > total - 40 || w % 89 == 0) {
+            for step in [1, 5, 4096] {
+                for restart in [false, true] {
+                    rewind_matches_drain(framed, written, step, restart);
+                }
+            }
+        }
+    }
+}

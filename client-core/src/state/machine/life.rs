@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::state::buffer::Header;
+use crate::state::buffer::{Header, Rewound};
 use crate::state::codec::Encoder;
 use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, LinkError, SendError};
@@ -122,73 +122,65 @@ impl State {
         let mut written = acked_frames..self.stats.frames_written;
         let mut cut = Vec::new();
         let header_len = self.buf.header_len();
-        let urgent = self.buf.urgent_waiting();
-        let frames = self.buf.drain_unsent(in_flight, offset);
-        let data = frames.len() - urgent;
-        let mut replayed = 0;
         let mut dropped = 0;
-        let mut returned = Vec::new();
-        if let Some(kept) = kept {
-            if self.at_least_once {
-                // Written whole and not acknowledged: sent again first, as they went.
-                written = self.stats.frames_written..self.stats.frames_written;
-                for frame in kept {
-                    let header = encoder.map(|e| Header::encode(e, frame.len()));
-                    let wire = frame.len() + header_len;
-                    // Held again: their bytes were settled when they were written.
-                    self.settled -= wire as u64;
-                    if let Some(slot) = &self.budget {
-                        slot.shared.take_urgent(wire);
-                    }
-                    match header {
-                        Some(Ok(header)) => self.buf.push_framed(&header, frame),
-                        None => self.buf.push(frame),
-                        // An encoder that refuses a length it took before cannot frame it
-                        // again: handed back, as a partly written frame would be.
-                        Some(Err(_)) => {
-                            self.settled += wire as u64;
-                            if let Some(slot) = &self.budget {
-                                slot.shared.release(wire, &mut fx.grants);
-                            }
-                            cut.push(frame);
-                            continue;
-                        }
-                    }
-                    replayed += 1;
-                }
-            } else {
-                returned = kept;
-            }
-        }
-        for (i, unsent) in frames.into_iter().enumerate() {
-            let done = unsent.written();
-            let wire = unsent.frame().len() + header_len;
-            let header = encoder.map(|e| Header::encode(e, unsent.frame().len()));
-            // An encoder that refuses a length it took before cannot frame the frame again.
-            let framable = !matches!(header, Some(Err(_)));
-            if (done > 0 && !self.hold_partial()) || !framable {
-                dropped += wire - done;
-                if let Some(slot) = &self.budget {
-                    slot.shared.release(wire - done, &mut fx.grants);
-                }
-                cut.push(unsent.into_frame());
-                continue;
-            }
-            if done > 0 {
+        // The frame the link was writing goes again whole if the peer cannot have acted on a
+        // prefix (and its header can be encoded again); else it is handed back.
+        let restart = match self.buf.head_len() {
+            Some(len) if self.buf.head_written() > 0 && self.hold_partial() => match encoder {
+                None => Some(None),
+                Some(e) => Header::encode(e, len - header_len).ok().map(Some),
+            },
+            _ => None,
+        };
+        match self.buf.rewind(in_flight, offset, restart) {
+            Rewound::Untouched => {}
+            Rewound::Restarted(done) => {
                 // Sent again whole: its written part is held again (its room was kept).
                 self.settled -= done as u64;
                 if let Some(slot) = &self.budget {
                     slot.shared.take_urgent(done);
                 }
             }
-            let frame = unsent.into_frame();
-            match (i >= data, header) {
-                (false, Some(Ok(header))) => self.buf.push_framed(&header, frame),
-                (false, _) => self.buf.push(frame),
-                (true, Some(Ok(header))) => self.buf.push_urgent_framed(&header, frame),
-                (true, _) => self.buf.push_urgent(frame),
+            Rewound::Cut(unsent) => {
+                let wire = unsent.frame().len() + header_len;
+                dropped += wire - unsent.written();
+                if let Some(slot) = &self.budget {
+                    slot.shared.release(wire - unsent.written(), &mut fx.grants);
+                }
+                cut.push(unsent.into_frame());
             }
-            replayed += 1;
+        }
+        let mut replayed = self.buf.frame_count() as u64;
+        let mut returned = Vec::new();
+        if let Some(kept) = kept {
+            if self.at_least_once {
+                // Written whole and not acknowledged: sent again first, as they went.
+                written = self.stats.frames_written..self.stats.frames_written;
+                let mut again = Vec::with_capacity(kept.len());
+                for frame in kept {
+                    let header = match encoder.map(|e| Header::encode(e, frame.len())) {
+                        None => Bytes::new(),
+                        Some(Ok(header)) => Bytes::copy_from_slice(header.as_slice()),
+                        // An encoder that refuses a length it took before cannot frame it
+                        // again: handed back, as a partly written frame would be.
+                        Some(Err(_)) => {
+                            cut.push(frame);
+                            continue;
+                        }
+                    };
+                    let wire = header.len() + frame.len();
+                    // Held again: their bytes were settled when they were written.
+                    self.settled -= wire as u64;
+                    if let Some(slot) = &self.budget {
+                        slot.shared.take_urgent(wire);
+                    }
+                    again.push((header, frame));
+                }
+                replayed += again.len() as u64;
+                self.buf.push_front(again);
+            } else {
+                returned = kept;
+            }
         }
         let possibly = PossiblyDelivered::new(written, returned, cut);
         let lost = Lost { replayed, acknowledged, possibly };
