@@ -63,6 +63,10 @@ impl Subscriber for Collector {
     fn exit(&self, _: &Id) {}
 }
 
+/// Held by each test here for its whole run: a snapshot of the recorder resets every
+/// connection's values, another test's too.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Installs the subscriber and the recorder, once for the whole test process.
 fn observed() -> &'static Snapshotter {
     static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
@@ -96,6 +100,7 @@ fn metrics_of(snapshotter: &Snapshotter, endpoint: &str) -> HashMap<String, f64>
 #[test]
 fn a_connection_reports_its_span_events_and_metrics() {
     let _watchdog = Watchdog::new(LONG, "tracing and metrics");
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let snapshotter = observed();
     let listener = MemListener::bind(&support::unique_name("observed")).unwrap();
     let url = listener.url();
@@ -108,6 +113,23 @@ fn a_connection_reports_its_span_events_and_metrics() {
         std::thread::spawn(move || client.send("more").unwrap())
     };
     assert!(support::wait_until(LONG, || client.stats().waiters == 1));
+    // The driver sees backpressure at its turns. Nothing brings one while the pipe stays
+    // paused, and a turn that began before the sender waited may let it in once the pipe is
+    // resumed without ever seeing it wait: so poke the pipe (the same pause again) for a turn
+    // now, and wait until it has told of the wait before resuming.
+    peer.pause();
+    let began = || {
+        let spans = SPANS.lock().unwrap().clone();
+        let span = spans.iter().find(|(_, name, fields)| {
+            name == "tidegate.connection" && fields.contains(&format!("endpoint={url}"))
+        });
+        span.is_some_and(|(span, _, _)| {
+            EVENTS.lock().unwrap().iter().any(|(parent, fields)| {
+                *parent == Some(*span) && fields.contains("message=backpressure began")
+            })
+        })
+    };
+    assert!(support::wait_until(LONG, began), "the driver saw the sender wait");
     peer.resume();
     support::join_within(waiting, LONG, "the waiting sender");
     client.flush_timeout(LONG).unwrap();
@@ -166,6 +188,7 @@ fn a_connection_reports_its_span_events_and_metrics() {
 #[test]
 fn reconnection_is_counted_in_the_metrics() {
     let _watchdog = Watchdog::new(LONG, "reconnection metrics");
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let snapshotter = observed();
     let listener = MemListener::bind(&support::unique_name("observed-relink")).unwrap();
     let url = listener.url();
