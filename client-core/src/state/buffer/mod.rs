@@ -663,15 +663,8 @@ impl OutBuffer {
         let mut front = Vec::new();
         let head = match self.frames.front().copied() {
             Some(len) if written > 0 => {
-                // Its payload: begun before `offset`, in the same chunk (a payload never spans
-                // chunks), or after what is left of its header.
                 let header = self.header_len;
-                if written > header {
-                    debug_assert!(offset >= written - header, "the written payload left the chunk");
-                    cursor.pos = offset.saturating_sub(written - header);
-                } else {
-                    cursor.skip(header - written);
-                }
+                cursor.seek_head_payload(written, header, offset);
                 let payload = cursor.take(len - header);
                 match restart {
                     Some(header) => {
@@ -743,14 +736,7 @@ impl OutBuffer {
         let lens = self.frames.drain(..).chain(self.urgent_lens.drain(..));
         for (i, len) in lens.enumerate() {
             let written = if i == 0 { self.head_written } else { 0 };
-            if written > header {
-                // The head's payload started going out: its first bytes are just before
-                // `offset`, in the same chunk, since a payload never spans chunks.
-                debug_assert!(offset >= written - header, "the written payload left the chunk");
-                cursor.pos = offset.saturating_sub(written - header);
-            } else {
-                cursor.skip(header - written);
-            }
+            cursor.seek_head_payload(written, header, offset);
             let frame = cursor.take(len - header);
             unsent.push(UnsentFrame { frame, written });
         }
@@ -819,6 +805,19 @@ impl Cursor {
             return frame;
         }
         self.take_slow(n)
+    }
+
+    /// From the first unwritten byte (`offset` in the first chunk) of a frame of which
+    /// `written` bytes went out, with a header of `header` bytes, moves to its payload: back
+    /// to where it began, in the same chunk (a payload never spans chunks), or past what is
+    /// left of its header.
+    fn seek_head_payload(&mut self, written: usize, header: usize, offset: usize) {
+        if written > header {
+            debug_assert!(offset >= written - header, "the written payload left the chunk");
+            self.pos = offset.saturating_sub(written - header);
+        } else {
+            self.skip(header - written);
+        }
     }
 
     /// The chunks' bytes from the position on: what is left of the current chunk, then the
