@@ -59,6 +59,15 @@ pub(crate) fn certificates() -> (String, String, String) {
     (ca_pem, cert.pem(), key.serialize_pem())
 }
 
+/// A TLS transport that trusts `ca_pem` alone.
+pub(crate) fn trusting(ca_pem: &str) -> Tls {
+    Tls::builder()
+        .add_root_certificate_pem(ca_pem.as_bytes())
+        .disable_system_roots()
+        .build()
+        .expect("a TLS transport")
+}
+
 /// Heartbeat number `seq`: the magic, then `seq` as a big-endian u64.
 fn heartbeat(seq: u64) -> Bytes {
     let mut out = HEARTBEAT_MAGIC.to_vec();
@@ -125,11 +134,7 @@ fn urgent_heartbeats_over_tls_to_a_stalling_server_arrive_between_whole_data_fra
     let (ca_pem, cert_pem, key_pem) = certificates();
     let certs = CertFiles::write(&cert_pem, &key_pem);
     let server = TlsServer::start(&certs);
-    let tls = Tls::builder()
-        .add_root_certificate_pem(ca_pem.as_bytes())
-        .disable_system_roots()
-        .build()
-        .expect("a TLS transport");
+    let tls = trusting(&ca_pem);
     let config = Config::new()
         .capacity(CAPACITY)
         .urgent_reserve(URGENT_RESERVE)

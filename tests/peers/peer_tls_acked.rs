@@ -17,10 +17,9 @@
 use std::time::Duration;
 
 use tidegate::transport::SocketOption;
-use tidegate::transport::tls::Tls;
 use tidegate::{Client, Config, ConnectionEvent, Reconnect};
 
-use crate::peer_tls::certificates;
+use crate::peer_tls::{certificates, trusting};
 use crate::support::peers::{CertFiles, TlsServer, require_binary};
 use crate::support::{Watchdog, frame, wait_until, whole_frames};
 
@@ -39,11 +38,7 @@ fn over_tls_the_frames_a_killed_server_decrypted_are_acknowledged_and_the_rest_c
     let (ca_pem, cert_pem, key_pem) = certificates();
     let certs = CertFiles::write(&cert_pem, &key_pem);
     let server = TlsServer::start(&certs);
-    let tls = Tls::builder()
-        .add_root_certificate_pem(ca_pem.as_bytes())
-        .disable_system_roots()
-        .build()
-        .expect("a TLS transport");
+    let tls = trusting(&ca_pem);
     // One attempt after the loss, to a port nobody listens on any more: then the end.
     let policy = Reconnect::new().initial_delay(Duration::from_millis(10)).max_attempts(1);
     let config = Config::new()

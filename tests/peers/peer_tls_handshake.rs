@@ -8,10 +8,9 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use tidegate::transport::tls::Tls;
 use tidegate::{Bytes, Client, Config, Handshake};
 
-use crate::peer_tls::certificates;
+use crate::peer_tls::{certificates, trusting};
 use crate::support::peers::{CertFiles, TlsServer, require_binary};
 use crate::support::{Watchdog, frame, join_within, wait_until};
 
@@ -44,11 +43,7 @@ fn the_hello_goes_first_over_tls_and_the_link_waits_for_the_servers_answer() {
     let (ca_pem, cert_pem, key_pem) = certificates();
     let certs = CertFiles::write(&cert_pem, &key_pem);
     let mut server = TlsServer::start(&certs);
-    let tls = Tls::builder()
-        .add_root_certificate_pem(ca_pem.as_bytes())
-        .disable_system_roots()
-        .build()
-        .expect("a TLS transport");
+    let tls = trusting(&ca_pem);
     let config = Config::new().transport(tls).handshake(Hello).close_timeout(LONG);
     let url = server.url();
     let connecting = thread::spawn(move || Client::builder().config(config).connect(&url));

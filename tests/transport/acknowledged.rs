@@ -135,7 +135,8 @@ fn the_hello_is_not_counted_as_frames_the_peer_acknowledged() {
     let peer = listener.accept_timeout(LONG).unwrap();
     let events = client.events();
     // The peer acknowledged 400 bytes: the hello and three frames, not four frames.
-    read_three_of_four(&client, &peer, 100);
+    let read = read_three_of_four(&client, &peer, 100);
+    assert_eq!(read, [(1, 0), (1, 1), (1, 2)], "what the peer read after the hello");
     peer.reset();
     let (_, acknowledged, possibly) = first_loss(&events);
     assert_eq!(acknowledged, 0..3);
