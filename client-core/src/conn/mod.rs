@@ -181,6 +181,30 @@ impl ConnShared {
         self.lock().admit_framed(frame, header, urgent, deadline, waker, fx)
     }
 
+    /// The common case of a data frame, without an [`Effects`]: it enters the buffer now, or
+    /// comes back for [`ConnShared::admit`] to decide (see [`State::try_push`]).
+    #[inline]
+    pub(crate) fn push_now(&self, frame: Bytes) -> Result<(), Bytes> {
+        let pushed = match self.settings.encoder.as_ref() {
+            None => self.lock().try_push(frame, (), Instant::now),
+            Some(encoder) => match Header::encode(&**encoder, frame.len()) {
+                Ok(header) => self.lock().try_push(frame, header, Instant::now),
+                // The full path reports it.
+                Err(_) => Err(frame),
+            },
+        };
+        match pushed {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                if let Some(driver) = self.driver.upgrade() {
+                    driver.notify(self.id);
+                }
+                Ok(())
+            }
+            Err(frame) => Err(frame),
+        }
+    }
+
     /// Offers a batch (its frozen bytes and frame lengths) to the state as one unit. With
     /// framing, the wire image (each frame's header, then its payload) is built first, outside
     /// the lock: one copy. Errors leave the batch with the caller.
@@ -246,7 +270,22 @@ impl ConnShared {
     }
 
     /// Offers a frame without waiting: it enters the buffer now or comes back in the error.
+    #[inline]
     pub(crate) fn try_send(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
+        if urgent {
+            return self.try_admit(frame, true);
+        }
+        match self.push_now(frame) {
+            Ok(()) => Ok(()),
+            Err(frame) => self.try_admit(frame, false),
+        }
+    }
+
+    /// [`ConnShared::try_send`] past its common case, out of line so that the common case
+    /// compiles small.
+    #[cold]
+    #[inline(never)]
+    fn try_admit(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
         let mut fx = Effects::new(Instant::now);
         let admitted = self.admit(frame, urgent, None, None, &mut fx);
         self.apply(fx);

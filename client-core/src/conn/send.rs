@@ -97,6 +97,21 @@ impl<C: ConnectionRef> SendOp<C> {
     /// ```
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
         let shared = self.conn.shared();
+        if let Stage::Start { frame, urgent: false, .. } = &mut self.stage {
+            // The common case, without an `Effects`: the frame enters the buffer now.
+            let frame = std::mem::take(frame);
+            match shared.push_now(frame) {
+                Ok(()) => {
+                    self.stage = Stage::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(back) => {
+                    if let Stage::Start { frame, .. } = &mut self.stage {
+                        *frame = back;
+                    }
+                }
+            }
+        }
         let mut fx = Effects::new(Instant::now);
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, urgent, deadline } => {

@@ -45,6 +45,12 @@ impl Marks {
         Self { levels, ..Self::default() }
     }
 
+    /// Whether growing to `held` buffered bytes would cross the high mark (and so publish).
+    #[inline]
+    pub(crate) fn would_rise(&self, held: usize) -> bool {
+        matches!(self.levels, Some((high, _)) if !self.above && held >= high)
+    }
+
     /// Notes the buffered byte count after it grew.
     pub(crate) fn grew(&mut self, held: usize, fx: &mut Effects) {
         if let Some((high, _)) = self.levels

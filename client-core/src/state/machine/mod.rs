@@ -477,6 +477,46 @@ impl State {
         }
     }
 
+    /// The common case of a data frame on its own, kept apart so it compiles small: an open
+    /// connection with nobody waiting, no shared budget, room for the frame, and no watermark
+    /// to cross. The frame enters the buffer and the answer is whether the driver must be told
+    /// (the buffer was empty). Otherwise the frame comes back untouched, for the full path
+    /// ([`State::admit`]) to decide under the same rules: this one only declines, so it can
+    /// neither barge nor exceed the bound where that one would not.
+    ///
+    /// `clock` is read only to start a write-latency probe.
+    #[inline]
+    pub(crate) fn try_push(
+        &mut self,
+        frame: Bytes,
+        header: impl MaybeHeader,
+        clock: fn() -> Instant,
+    ) -> Result<bool, Bytes> {
+        let len = frame.len() + header.len();
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
+        let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
+        let held = self.buf.held();
+        if !(open && clear && len != 0 && self.budget.is_none())
+            || self.occupied() + len > self.capacity - self.reserve
+            || self.marks.would_rise(held + len)
+        {
+            return Err(frame);
+        }
+        match header.get() {
+            None => self.buf.push(frame),
+            Some(header) => self.buf.push_framed(header, frame),
+        }
+        self.stats.frames_accepted += 1;
+        self.stats.bytes_accepted += len as u64;
+        if self.probe.is_none() {
+            self.probe = Some((self.stats.bytes_accepted, clock()));
+        }
+        self.stats.high_water = self.stats.high_water.max(self.occupied());
+        debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
+        // The driver has nothing in flight and will not look again until told.
+        Ok(held == 0)
+    }
+
     /// A send: straight into the buffer if no one waits and it fits, else into the queue (or,
     /// with `waker` = `None`, refused as full).
     ///

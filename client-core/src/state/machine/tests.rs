@@ -686,3 +686,131 @@ fn at_least_once_sends_the_unacknowledged_frames_again_first() {
     assert!(state.poll_flush(1, target, None, &waker, &mut fx).is_none());
     assert_eq!(state.stats().frames_accepted, 4, "a frame sent again is accepted once");
 }
+
+/// One instant for every clock read, so two states fed the same operations agree exactly.
+fn fixed_clock() -> Instant {
+    static AT: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    *AT
+}
+
+/// Lets every waiter go, as their operations would when dropped.
+fn release_all(state: &mut State) {
+    let mut fx = Effects::new(fixed_clock);
+    for ticket in state.waiting() {
+        state.cancel(ticket, &mut fx);
+    }
+}
+
+/// A send as the connection makes it: the short path, then the full path if it declined.
+fn send_both_ways(state: &mut State, frame: Bytes, waker: &Waker) -> (bool, Effects) {
+    let mut fx = Effects::new(fixed_clock);
+    match state.try_push(frame, (), fixed_clock) {
+        Ok(notify) => {
+            fx.notify_driver = notify;
+            (true, fx)
+        }
+        Err(frame) => {
+            let taken = matches!(
+                state.admit(frame, false, None, Some(waker), &mut fx),
+                Ok(Admit::Accepted)
+            );
+            (taken, fx)
+        }
+    }
+}
+
+#[test]
+fn the_short_path_takes_exactly_the_frames_the_full_path_takes_at_once() {
+    // Two states fed the same operations, one sending through the short path first, the other
+    // through the full path only, must agree after every step: in what they took, what they
+    // told the driver, their counters, and who waits.
+    for (capacity, reserve, marks) in [(64, 0, None), (64, 8, None), (64, 0, Some((40, 20)))] {
+        let mut short = State::new(capacity);
+        let mut full = State::new(capacity);
+        for state in [&mut short, &mut full] {
+            state.set_reserve(reserve);
+            state.set_watermarks(marks);
+        }
+        let (_, waker) = counter();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut tickets = Vec::new();
+        for step in 0..2_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            match seed % 7 {
+                0..=3 => {
+                    let (took, fx_short) = send_both_ways(&mut short, frame(len), &waker);
+                    let mut fx_full = Effects::new(fixed_clock);
+                    let admitted = full.admit(frame(len), false, None, Some(&waker), &mut fx_full);
+                    let took_full = matches!(admitted, Ok(Admit::Accepted));
+                    if let Ok(Admit::Queued(ticket)) = admitted {
+                        tickets.push(ticket);
+                    }
+                    assert_eq!(took, took_full, "step {step}: a {len}-byte frame");
+                    assert_eq!(fx_short.notify_driver, fx_full.notify_driver, "step {step}");
+                }
+                4 | 5 => {
+                    for state in [&mut short, &mut full] {
+                        let mut fx = Effects::new(fixed_clock);
+                        let mut in_flight = VecDeque::new();
+                        state.buffer().take_chunks(&mut in_flight);
+                        let n = len.min(state.buffer().held() - state.buffer().queued());
+                        state.written(n, &mut fx);
+                    }
+                }
+                _ => {
+                    if let Some(ticket) = tickets.pop() {
+                        let mut fx = Effects::new(fixed_clock);
+                        assert_eq!(
+                            short.cancel(ticket, &mut fx).map(|f| f.len()),
+                            full.cancel(ticket, &mut fx).map(|f| f.len()),
+                            "step {step}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(short.stats(), full.stats(), "step {step}");
+            assert_eq!(short.waiting(), full.waiting(), "step {step}");
+            assert_eq!(short.buffer().held(), full.buffer().held(), "step {step}");
+        }
+        assert!(short.stats().frames_accepted > 100, "the sequence exercised the short path");
+        release_all(&mut short);
+        release_all(&mut full);
+    }
+}
+
+#[test]
+fn the_short_path_declines_what_it_must_leave_to_the_full_path() {
+    let (_, waker) = counter();
+    // Nobody waits and there is room, but the frame is empty: the full path refuses it.
+    let mut state = State::new(16);
+    assert!(state.try_push(Bytes::new(), (), fixed_clock).is_err());
+    // A frame that would not fit.
+    assert_eq!(state.try_push(frame(17), (), fixed_clock).map_err(|f| f.len()), Err(17));
+    // The reserve is the urgent frames' alone.
+    state.set_reserve(4);
+    assert!(state.try_push(frame(13), (), fixed_clock).is_err());
+    assert_eq!(state.try_push(frame(12), (), fixed_clock).ok(), Some(true), "the driver is told");
+    // A sender waits: a frame that would fit may not pass it.
+    let mut state = State::new(16);
+    let mut fx = Effects::new(fixed_clock);
+    assert!(state.try_push(frame(10), (), fixed_clock).is_ok());
+    assert!(matches!(
+        state.admit(frame(10), false, None, Some(&waker), &mut fx),
+        Ok(Admit::Queued(_))
+    ));
+    assert!(state.try_push(frame(1), (), fixed_clock).is_err(), "no barging");
+    release_all(&mut state);
+    // Crossing the high watermark publishes an event: the full path does that.
+    let mut state = State::new(16);
+    state.set_watermarks(Some((8, 4)));
+    assert!(state.try_push(frame(7), (), fixed_clock).is_ok());
+    assert!(state.try_push(frame(1), (), fixed_clock).is_err());
+    // A closing connection takes nothing.
+    let mut state = State::new(16);
+    let mut fx = Effects::new(fixed_clock);
+    state.begin_close(fixed_clock() + Duration::from_secs(1), &mut fx);
+    assert!(state.try_push(frame(1), (), fixed_clock).is_err());
+}
