@@ -1,15 +1,46 @@
 //! The peer benchmark: tidegate against the queues a user would otherwise write, side by side in
 //! one run, over loopback TCP.
 //!
-//! Run it with `cargo bench --bench peers`. Options go after `--`: `--quick` for a short smoke
-//! run (1/16 of the bytes, one run), `--runs N` for the number of runs whose medians are printed
-//! (5 by default), `--filter TEXT` (repeatable) to run only what contains `TEXT`, and
-//! `--throughput-only` to skip the other measurements. BENCHMARKS.md records a run.
+//! Run it with `cargo bench --bench peers`. Options go after `--`:
+//!
+//! - `--quick`: a short smoke run (1/16 of the bytes, one run);
+//! - `--runs N`: the number of runs whose medians are printed (5 by default);
+//! - `--filter TEXT` (repeatable): run only what contains `TEXT`;
+//! - `--throughput-only`: skip the measurements beside throughput;
+//! - `--instructions`: also count the instructions per frame of the selected 64 B rows under
+//!   callgrind (below);
+//! - `--chart PATH`: also write an SVG chart of the tidegate rows' ratios to the best peer
+//!   (below);
+//! - `--scale N`: the throughput rows send 1/N of their normal bytes (instead of 1/16 with
+//!   `--quick`); `--instructions` runs its child processes with it, and it has little use by
+//!   hand.
+//!
+//! BENCHMARKS.md records a run.
+//!
+//! **`--instructions`**: after the runs, each selected throughput row with 64 B frames and one
+//! producer (and the 4-producer rows of `tidegate Client` and `Mutex+Condvar`) is run again,
+//! alone, in a child process (this program, with `--runs 1 --throughput-only --scale N
+//! --filter <row name>`) under `valgrind --tool=callgrind`, once with 1/64 and once with 1/16
+//! of the bytes (4 and 16 MiB of 64 B frames), and the total `Ir` of each is read from the
+//! `summary:` line of callgrind's output file. The table reports the marginal instructions per
+//! frame, (Ir at 1/16 − Ir at 1/64) / (frames at 1/16 − frames at 1/64), which cancels what
+//! does not grow with the frames (process start, dynamic loading, connection set-up). The count
+//! covers every thread of the process: the producers, the writer thread or I/O driver, and the
+//! sink. callgrind runs one thread at a time, so it is a count of work, not of speed: waiting,
+//! cache misses and contention do not show. Without `valgrind` on the `PATH` the table is
+//! replaced by a line saying so, and the run does not fail.
+//!
+//! **`--chart PATH`**: once the tables are printed, writes to `PATH` an SVG bar chart (drawn
+//! with `plotters`) of each tidegate row's `× best peer, same producers` ratio, grouped by frame
+//! size, each bar labelled with its row, its value and the peer it is compared with, with a
+//! line at 1.0× and a red mark at the targets table's required ratio where that target
+//! compares with the same peer. Works with `--quick` and `--filter` like the tables.
 //!
 //! This file holds the options and the run; each group of rows is a module: `implementations`
 //! (tidegate and the peers), `sink`, `throughput`, `many` (many connections), `duplex` (full
 //! duplex), `extras` (the measurements beside throughput, and the child processes they run),
-//! and `report` (medians, ratios and tables).
+//! `instructions` (`--instructions`), `chart` (`--chart`) and `report` (medians, ratios and
+//! tables).
 //!
 //! # What is measured
 //!
@@ -114,15 +145,18 @@
 
 use std::fmt::Write as _;
 use std::io;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tidegate::DEFAULT_CAPACITY;
 
+mod chart;
 mod duplex;
 mod extras;
 mod implementations;
+mod instructions;
 mod kills;
 mod many;
 mod relink;
@@ -130,8 +164,10 @@ mod report;
 mod sink;
 mod throughput;
 
+use crate::chart::write_chart;
 use crate::duplex::{DuplexCase, duplex_cases, duplex_table};
 use crate::extras::{Extras, extras_tables, loadavg, run_child, run_extras};
+use crate::instructions::instructions_section;
 use crate::many::{ManyCase, check_open_files, many_cases, many_table};
 use crate::report::{fmt_count, rate, targets_table, throughput_table};
 use crate::throughput::{Case, cases};
@@ -156,10 +192,12 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The bytes every frame is cut from.
 static PAYLOAD: [u8; 64 * 1024] = [0xA5; 64 * 1024];
 
+/// A frame of `len` bytes: a view of [`PAYLOAD`], so that making it costs nothing.
 fn frame_of(len: usize) -> Bytes {
     Bytes::from_static(&PAYLOAD[..len])
 }
 
+/// An `io::Error` carrying the text of `err`.
 fn other(err: impl std::fmt::Display) -> io::Error {
     io::Error::other(err.to_string())
 }
@@ -174,6 +212,7 @@ fn now_ns() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Options
 
+/// The options of a run.
 #[derive(Debug, Clone)]
 struct Opts {
     quick: bool,
@@ -182,11 +221,30 @@ struct Opts {
     filters: Vec<String>,
     /// Skip the RSS, CPU, wake-latency and parked-sender measurements.
     throughput_only: bool,
+    /// Count the instructions per frame of the selected 64 B rows under callgrind.
+    instructions: bool,
+    /// Where to write the SVG chart of the ratios, if anywhere.
+    chart: Option<PathBuf>,
+    /// The throughput rows send 1/`scale` of their normal bytes (overrides `--quick`'s 1/16).
+    scale: Option<u64>,
 }
 
+/// The usage line printed with a bad argument.
+const USAGE: &str = "usage: peers [--quick] [--runs N] [--filter TEXT]... [--throughput-only] \
+                     [--instructions] [--chart PATH] [--scale N]";
+
 impl Opts {
+    /// Parses the command line (without the program's name).
     fn parse(args: &[String]) -> Result<Self, String> {
-        let mut opts = Self { quick: false, runs: 0, filters: Vec::new(), throughput_only: false };
+        let mut opts = Self {
+            quick: false,
+            runs: 0,
+            filters: Vec::new(),
+            throughput_only: false,
+            instructions: false,
+            chart: None,
+            scale: None,
+        };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -197,6 +255,18 @@ impl Opts {
                 }
                 "--filter" => opts.filters.push(args.next().ok_or("--filter needs text")?.clone()),
                 "--throughput-only" => opts.throughput_only = true,
+                "--instructions" => opts.instructions = true,
+                "--chart" => {
+                    opts.chart = Some(PathBuf::from(args.next().ok_or("--chart needs a path")?));
+                }
+                "--scale" => {
+                    let n = args.next().ok_or("--scale needs a number")?;
+                    let scale: u64 = n.parse().map_err(|_| format!("bad --scale {n:?}"))?;
+                    if scale == 0 {
+                        return Err("--scale must be at least 1".into());
+                    }
+                    opts.scale = Some(scale);
+                }
                 // Cargo passes `--bench` to bench targets.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other:?}")),
@@ -215,15 +285,17 @@ impl Opts {
             1024 => 1024,
             _ => 2048,
         };
-        let mib = if self.quick { mib / 16 } else { mib };
-        mib << 20
+        let divisor = self.scale.unwrap_or(if self.quick { 16 } else { 1 });
+        (mib << 20) / divisor
     }
 
+    /// Whether the row or measurement `name` is selected by the filters.
     fn wanted(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }
 }
 
+/// Runs the benchmark and prints its report, or, with `--child`, one child process's part.
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
@@ -236,9 +308,7 @@ fn main() {
     let opts = match Opts::parse(&args) {
         Ok(opts) => opts,
         Err(e) => {
-            eprintln!(
-                "{e}\nusage: peers [--quick] [--runs N] [--filter TEXT]... [--throughput-only]"
-            );
+            eprintln!("{e}\n{USAGE}");
             std::process::exit(2);
         }
     };
@@ -320,12 +390,21 @@ fn main() {
             run_extras(&opts, &mut extras, &mut failures, &mut log);
         }
     }
+    let instructions = if opts.instructions {
+        instructions_section(&opts, &cases, &mut failures, &mut log)
+    } else {
+        String::new()
+    };
     let mut report = String::new();
     let _ = writeln!(
         report,
         "\nMedians of {} run(s){}; MB = 10^6 bytes; spread = half the range of the runs around the median.\n",
         opts.runs,
-        if opts.quick { " (--quick: 1/16 of the bytes)" } else { "" }
+        match (opts.scale, opts.quick) {
+            (Some(n), _) => format!(" (--scale {n}: 1/{n} of the throughput rows' bytes)"),
+            (None, true) => " (--quick: 1/16 of the bytes)".to_string(),
+            (None, false) => String::new(),
+        }
     );
     let _ = writeln!(
         report,
@@ -333,6 +412,7 @@ fn main() {
         loadavg()
     );
     report.push_str(&throughput_table(&cases));
+    report.push_str(&instructions);
     if !many.is_empty() {
         report.push_str(&many_table(&many, ManyCase::conns(&opts)));
     }
@@ -344,6 +424,25 @@ fn main() {
     }
     report.push_str(&targets_table(&cases, &mut extras));
     println!("{report}");
+    if let Some(path) = &opts.chart {
+        let caption = format!(
+            "tidegate vs the best peer with the same producers: medians of {} run(s){}",
+            opts.runs,
+            if opts.quick { ", --quick" } else { "" }
+        );
+        match write_chart(path, &cases, &caption) {
+            Ok(0) => log(format!(
+                "chart: no tidegate row with a peer of the same frame size and producers was \
+                 measured; {} not written",
+                path.display()
+            )),
+            Ok(bars) => log(format!("chart: {bars} bars written to {}", path.display())),
+            Err(e) => {
+                log(format!("chart: FAILED: {e}"));
+                failures.push(format!("chart {}: {e}", path.display()));
+            }
+        }
+    }
     log(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
     if !failures.is_empty() {
         eprintln!("failures:\n  {}", failures.join("\n  "));

@@ -46,6 +46,38 @@ pub(crate) fn mbps(cases: &[Case], imp: Imp, frame: usize, producers: usize) -> 
         .map(|m| rate(m).1)
 }
 
+/// The best peer (neither tidegate nor the ceiling) with the frame size and producers of
+/// `case`: its throughput (median MB/s) and its row.
+pub(crate) fn best_peer<'a>(cases: &'a [Case], case: &Case) -> Option<(f64, &'a Case)> {
+    cases
+        .iter()
+        .filter(|c| c.frame == case.frame && c.producers == case.producers && c.imp.is_peer())
+        .filter_map(|c| c.median().map(|m| (rate(m).1, c)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// The producers column of a row: `1` for the single-thread rows, else its threads or tasks.
+pub(crate) fn producers_label(case: &Case) -> String {
+    let plural = if case.producers == 1 { "" } else { "s" };
+    match case.imp {
+        Imp::Ceiling | Imp::BufWriter => "1".to_string(),
+        Imp::TokioMpsc | Imp::TidegateTokio | Imp::TidegateAsyncStd => {
+            format!("{} task{plural}", case.producers)
+        }
+        _ => format!("{} thread{plural}", case.producers),
+    }
+}
+
+/// The implementation column of a row: its name, in bold for tidegate's rows.
+pub(crate) fn display_name(case: &Case) -> String {
+    if case.imp.is_tidegate() {
+        format!("**{}**", case.imp.name())
+    } else {
+        case.imp.name().to_string()
+    }
+}
+
+/// The throughput table: every row's medians and its ratios to the rows it is compared with.
 pub(crate) fn throughput_table(cases: &[Case]) -> String {
     let mut out = String::new();
     out.push_str(
@@ -59,23 +91,13 @@ pub(crate) fn throughput_table(cases: &[Case]) -> String {
         let same = |c: &Case| c.frame == case.frame && c.producers == case.producers;
         let ceiling = mbps(cases, Imp::BufWriter, case.frame, 1).map(|b| mb / b);
         let channel = best(cases, |c| same(c) && c.imp.is_channel()).map(|(b, _)| mb / b);
-        let peer = best(cases, |c| same(c) && c.imp.is_peer()).map(|(b, _)| mb / b);
+        let peer = best_peer(cases, case).map(|(b, _)| mb / b);
         let frame = if case.imp == Imp::Ceiling { "256 KiB".into() } else { fmt_size(case.frame) };
-        let producers = match case.imp {
-            Imp::Ceiling | Imp::BufWriter => "1".to_string(),
-            Imp::TokioMpsc | Imp::TidegateTokio | Imp::TidegateAsyncStd => {
-                format!("{} task{}", case.producers, if case.producers == 1 { "" } else { "s" })
-            }
-            _ => format!("{} thread{}", case.producers, if case.producers == 1 { "" } else { "s" }),
-        };
-        let name = if case.imp.is_tidegate() {
-            format!("**{}**", case.imp.name())
-        } else {
-            case.imp.name().to_string()
-        };
         let _ = writeln!(
             out,
-            "| {frame} | {producers} | {name} | {} | {mb:.0} | ±{:.0}% | {} | {} | {} |",
+            "| {frame} | {} | {} | {} | {mb:.0} | ±{:.0}% | {} | {} | {} |",
+            producers_label(case),
+            display_name(case),
             fmt_count(msgs),
             case.spread() * 50.0,
             if case.imp == Imp::Ceiling { "–".into() } else { fmt_ratio(ceiling) },
@@ -118,6 +140,22 @@ pub(crate) fn ratio_target(
         _ => {
             let _ = writeln!(out, "| {what} | ≥ {factor:.1}× | not measured | – |");
         }
+    }
+}
+
+/// The target of [`targets_table`] for the tidegate row `case` whose reference is the row's
+/// best peer with the same producers, `peer`, if there is one: the least ratio required.
+pub(crate) fn peer_target(case: &Case, peer: Imp) -> Option<f64> {
+    match (case.imp, case.frame, case.producers) {
+        (Imp::Tidegate, 64, 1) if peer == Imp::BufWriter => Some(0.8),
+        (Imp::Tidegate, 64, 1) if peer.is_channel() => Some(3.0),
+        (Imp::Tidegate, 64, 4) if peer.is_channel() => Some(1.5),
+        (Imp::Tidegate, 1024, 1 | 4) => Some(1.0),
+        (Imp::Tidegate, frame, 1 | 4) if frame == 64 * 1024 => Some(1.0),
+        (Imp::TidegateTokio | Imp::TidegateAsyncStd, 64, TASKS) if peer == Imp::TokioMpsc => {
+            Some(1.5)
+        }
+        _ => None,
     }
 }
 

@@ -327,6 +327,24 @@ impl Imp {
         }
     }
 
+    /// A short name, for the labels of the chart.
+    pub(crate) fn short_name(self) -> &'static str {
+        match self {
+            Self::Ceiling => "loopback ceiling",
+            Self::BufWriter => "BufWriter",
+            Self::Tidegate => "Client",
+            Self::TidegateBatch => "Client, send_batch of 64",
+            Self::TidegateBufWriter => "Client behind a BufWriter",
+            Self::TidegateTokio => "AsyncClient on tokio",
+            Self::TidegateAsyncStd => "AsyncClient on async-std",
+            Self::MutexQueue => MutexQueue::NAME,
+            Self::Flume => Flume::NAME,
+            Self::Crossbeam => Crossbeam::NAME,
+            Self::SyncChannel => SyncChannel::NAME,
+            Self::TokioMpsc => "tokio mpsc",
+        }
+    }
+
     pub(crate) fn is_tidegate(self) -> bool {
         matches!(
             self,
@@ -368,9 +386,14 @@ impl Case {
         format!("{} / {} B / {} {unit}", self.imp.name(), self.frame, self.producers)
     }
 
+    /// Frames each producer sends in one sample with `opts`.
+    pub(crate) fn per_producer(&self, opts: &Opts) -> u64 {
+        (opts.total_bytes(self.frame) / self.frame as u64 / self.producers as u64).max(1)
+    }
+
     pub(crate) fn run(&self, opts: &Opts) -> io::Result<Sample> {
         let total = opts.total_bytes(self.frame);
-        let per = (total / self.frame as u64 / self.producers as u64).max(1);
+        let per = self.per_producer(opts);
         let (frame, producers) = (self.frame, self.producers);
         match self.imp {
             Imp::Ceiling => loopback_ceiling(total),
