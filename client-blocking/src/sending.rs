@@ -115,14 +115,26 @@ impl Client {
         self.send_until(frame.into(), Some(deadline))
     }
 
+    #[inline]
     fn send_until(&self, frame: Bytes, deadline: Option<Instant>) -> Result<(), SendError<Bytes>> {
         // The common case without a send operation or a waker: room now, nobody waiting.
         // Otherwise the full path decides again, under the lock, so nothing changes in order
         // or errors.
-        let frame = match self.conn.offer(frame) {
-            Ok(()) => return Ok(()),
-            Err(err) => err.into_inner(),
-        };
+        match self.conn.offer(frame) {
+            Ok(()) => Ok(()),
+            Err(err) => self.send_waiting(err.into_inner(), deadline),
+        }
+    }
+
+    /// `send_until` when the frame could not go in at once: out of line, so that
+    /// the common case compiles small.
+    #[cold]
+    #[inline(never)]
+    fn send_waiting(
+        &self,
+        frame: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<Bytes>> {
         self.finish_send(self.conn.send(frame, deadline), deadline)
     }
 
