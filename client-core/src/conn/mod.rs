@@ -137,6 +137,7 @@ impl ConnShared {
         self.lock().set_budget(budget, me);
     }
 
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -534,6 +534,7 @@ impl Connection {
 }
 
 impl Sealed for Connection {
+    #[inline]
     fn shared(&self) -> &ConnShared {
         &self.handle.shared
     }

@@ -61,6 +61,7 @@ impl Connection {
     /// }
     /// assert_eq!(conn.stats().try_send_refused, 0);
     /// ```
+    #[inline]
     pub fn offer(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
         self.shared().try_send(frame, false)
     }

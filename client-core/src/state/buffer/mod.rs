@@ -513,6 +513,7 @@ impl OutBuffer {
     }
 
     /// Appends one whole frame. The caller has checked that it fits.
+    #[inline]
     pub(crate) fn push(&mut self, frame: Bytes) {
         let len = frame.len();
         debug_assert!(len > 0, "empty frames are refused before they reach the buffer");
