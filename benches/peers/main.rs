@@ -9,8 +9,8 @@
 //! - `--throughput-only`: skip the measurements beside throughput;
 //! - `--instructions`: also count the instructions per frame of the selected 64 B rows under
 //!   callgrind (below);
-//! - `--chart PATH`: also write an SVG chart of the tidegate rows' ratios to the best peer
-//!   (below);
+//! - `--chart PATH`: also write an SVG chart of the throughput targets, measured against
+//!   required (below);
 //! - `--scale N`: the throughput rows send 1/N of their normal bytes (instead of 1/16 with
 //!   `--quick`); `--instructions` runs its child processes with it, and it has little use by
 //!   hand.
@@ -31,16 +31,19 @@
 //! replaced by a line saying so, and the run does not fail.
 //!
 //! **`--chart PATH`**: once the tables are printed, writes to `PATH` an SVG bar chart (drawn
-//! with `plotters`) of each tidegate row's `× best peer, same producers` ratio, grouped by frame
-//! size, each bar labelled with its row, its value and the peer it is compared with, with a
-//! line at 1.0× and a red mark at the targets table's required ratio where that target
-//! compares with the same peer. Works with `--quick` and `--filter` like the tables.
+//! with `plotters`) with a bar per throughput target of the targets table whose two rows were
+//! measured: the ratio of the tidegate row's median MB/s to its reference's, grouped by frame
+//! size (the many-connections targets apart), each bar labelled with its row, its reference, its value and the verdict, with a line
+//! at 1.0× and a red mark at the ratio the target requires. The table and the chart take their
+//! targets from the same list (`targets::TARGETS`). Works with `--quick` and `--filter` like
+//! the tables.
 //!
 //! This file holds the options and the run; each group of rows is a module: `implementations`
 //! (tidegate and the peers), `sink`, `throughput`, `many` (many connections), `duplex` (full
 //! duplex), `extras` (the measurements beside throughput, and the child processes they run),
-//! `instructions` (`--instructions`), `chart` (`--chart`) and `report` (medians, ratios and
-//! tables).
+//! `instructions` (`--instructions`), `chart` (`--chart`), `targets` (the targets, their
+//! table and what the chart draws of them) and `report` (medians, ratios and the throughput
+//! table).
 //!
 //! # What is measured
 //!
@@ -141,7 +144,8 @@
 //!   second, for tidegate with reconnection on and for a hand-written reconnect loop;
 //! - memory per parked async sender: a child process parks 100,000 tokio tasks in
 //!   `AsyncClient::send` on a full buffer and reports the RSS growth per task; another parks
-//!   as many bare tasks holding the same frame; the difference is the sender's own cost.
+//!   as many bare tasks holding the same frame; the difference, the sender's cost beyond a bare
+//!   parked task, is what its target bounds.
 
 use std::fmt::Write as _;
 use std::io;
@@ -162,6 +166,7 @@ mod many;
 mod relink;
 mod report;
 mod sink;
+mod targets;
 mod throughput;
 
 use crate::chart::write_chart;
@@ -169,7 +174,8 @@ use crate::duplex::{DuplexCase, duplex_cases, duplex_table};
 use crate::extras::{Extras, extras_tables, loadavg, run_child, run_extras};
 use crate::instructions::instructions_section;
 use crate::many::{ManyCase, check_open_files, many_cases, many_table};
-use crate::report::{fmt_count, rate, targets_table, throughput_table};
+use crate::report::{fmt_count, rate, throughput_table};
+use crate::targets::{Rows, targets_table};
 use crate::throughput::{Case, cases};
 
 /// Frame sizes of the throughput cases.
@@ -422,18 +428,18 @@ fn main() {
     if !opts.throughput_only {
         report.push_str(&extras_tables(&mut extras));
     }
-    report.push_str(&targets_table(&cases, &mut extras));
+    let rows = Rows { cases: &cases, many: &many };
+    report.push_str(&targets_table(rows, ManyCase::conns(&opts), &extras));
     println!("{report}");
     if let Some(path) = &opts.chart {
         let caption = format!(
-            "tidegate vs the best peer with the same producers: medians of {} run(s){}",
+            "tidegate's throughput targets, measured ratio and required: medians of {} run(s){}",
             opts.runs,
             if opts.quick { ", --quick" } else { "" }
         );
-        match write_chart(path, &cases, &caption) {
+        match write_chart(path, rows, &caption) {
             Ok(0) => log(format!(
-                "chart: no tidegate row with a peer of the same frame size and producers was \
-                 measured; {} not written",
+                "chart: no throughput target had both its rows measured; {} not written",
                 path.display()
             )),
             Ok(bars) => log(format!("chart: {bars} bars written to {}", path.display())),
