@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::state::budget::{BudgetShared, Grant, Member};
-use crate::state::buffer::Header;
+use crate::state::buffer::{COPY_MAX, Header};
 use crate::state::codec::{EncodeError, Encoder};
 use crate::state::effects::{Effects, Notify};
 use crate::state::error::{FrameLimit, RecvError, SendError, TryRecvError, TrySendError};
@@ -186,23 +186,33 @@ impl ConnShared {
     /// comes back for [`ConnShared::admit`] to decide (see [`State::try_push`]).
     #[inline]
     pub(crate) fn push_now(&self, frame: Bytes) -> Result<(), Bytes> {
-        let pushed = match self.settings.encoder.as_ref() {
-            None => self.lock().try_push(frame, (), Instant::now),
+        let notify = match self.settings.encoder.as_ref() {
+            None if frame.len() <= COPY_MAX => {
+                // Copied in under the lock; the frame itself is let go of after it.
+                let taken = self.lock().try_copy(&frame, Instant::now);
+                match taken {
+                    Some(notify) => notify,
+                    None => return Err(frame),
+                }
+            }
+            None => self.lock().try_push(frame, (), Instant::now)?,
             Some(encoder) => match Header::encode(&**encoder, frame.len()) {
-                Ok(header) => self.lock().try_push(frame, header, Instant::now),
+                Ok(header) => self.lock().try_push(frame, header, Instant::now)?,
                 // The full path reports it.
-                Err(_) => Err(frame),
+                Err(_) => return Err(frame),
             },
         };
-        match pushed {
-            Ok(false) => Ok(()),
-            Ok(true) => {
-                if let Some(driver) = self.driver.upgrade() {
-                    driver.notify(self.id);
-                }
-                Ok(())
-            }
-            Err(frame) => Err(frame),
+        if notify {
+            self.notify_driver();
+        }
+        Ok(())
+    }
+
+    /// Tells the driver to look at this connection.
+    #[cold]
+    fn notify_driver(&self) {
+        if let Some(driver) = self.driver.upgrade() {
+            driver.notify(self.id);
         }
     }
 

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::state::buffer::COPY_MAX;
 use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, DisconnectKind, SendError};
 use crate::state::machine::{Admit, State};
@@ -334,7 +335,18 @@ impl Harness {
         self.frames.push(Frame { bytes: bytes.clone(), urgent, accepted: false, place: None });
         self.by_id.insert((producer, seq), index);
         let (count, waker) = counter();
-        let result = self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), fx);
+        // A data frame takes the connection's short path first, as a connection's sends do.
+        let short = if urgent {
+            Err(bytes)
+        } else if bytes.len() <= COPY_MAX {
+            self.state.try_copy(&bytes, Instant::now).map(drop).ok_or(bytes)
+        } else {
+            self.state.try_push(bytes, (), Instant::now).map(drop)
+        };
+        let result = match short {
+            Ok(()) => Ok(Admit::Accepted),
+            Err(bytes) => self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), fx),
+        };
         match result {
             Ok(Admit::Accepted) => {
                 assert!(!self.closing && self.finished.is_none(), "accepted while closed");

@@ -8,8 +8,9 @@
 //! A connection's [`State`] is pure bookkeeping behind one mutex. The concurrency around it is
 //! what these models reproduce, with [`loom`](::loom)'s mutex, threads and atomics:
 //!
-//! - **senders** admit a frame, poll their queued send, cancel it, each in one critical
-//!   section, and wake the wakers they collected after releasing the lock (as `SendOp` does);
+//! - **senders** admit a frame (the short path first, then the full one, as a connection
+//!   does), poll their queued send, cancel it, each in one critical section, and wake the
+//!   wakers they collected after releasing the lock (as `SendOp` does);
 //! - the **driver** takes chunks under the lock, "writes" them outside it, then reports the
 //!   bytes with [`State::written`] under the lock and wakes after releasing it; it fires
 //!   deadlines with [`State::expire`] when a timer it was asked for comes due, and ends the
@@ -189,6 +190,12 @@ impl Conn {
         waker: Option<&Waker>,
     ) -> Result<Admit, SendError<Bytes>> {
         self.with(|inner, fx| {
+            // The short path first, as the connection takes a lone data frame.
+            if let Some(notify) = inner.state.try_copy(&frame, Instant::now) {
+                fx.notify_driver |= notify;
+                inner.arrivals.push(frame);
+                return Ok(Admit::Accepted);
+            }
             let admitted = inner.state.admit(frame.clone(), false, deadline, waker, fx);
             match &admitted {
                 Ok(Admit::Accepted) => inner.arrivals.push(frame),
@@ -588,7 +595,11 @@ fn loom_a_fitting_try_send_never_passes_a_waiter() {
         let (accepted, waiting, fits) = conn.with(|inner, fx| {
             let stats = inner.state.stats();
             let fits = stats.buffered + frame.len() <= CAPACITY;
-            let admitted = inner.state.admit(frame.clone(), false, None, None, fx);
+            // As the connection's `try_send`: the short path, then the full one.
+            let admitted = match inner.state.try_copy(&frame, Instant::now) {
+                Some(_) => Ok(Admit::Accepted),
+                None => inner.state.admit(frame.clone(), false, None, None, fx),
+            };
             let accepted = match admitted {
                 Ok(Admit::Accepted) => true,
                 Err(SendError::Timeout(back)) => {

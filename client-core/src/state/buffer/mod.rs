@@ -519,13 +519,27 @@ impl OutBuffer {
         debug_assert!(len > 0, "empty frames are refused before they reach the buffer");
         debug_assert_eq!(self.header_len, 0, "framed connections push with a header");
         if len <= COPY_MAX {
-            self.tail_room(len);
-            self.tail.extend_from_slice(&frame);
-        } else {
-            // Keep the order: frames copied before this one go out before it.
-            self.seal_tail();
-            self.chunks.push_back(frame);
+            self.push_copy(&frame);
+            return;
         }
+        // Keep the order: frames copied before this one go out before it.
+        self.seal_tail();
+        self.chunks.push_back(frame);
+        self.frames.push_back(len);
+        self.held += len;
+        self.queued += len;
+    }
+
+    /// Copies one whole small frame (at most [`COPY_MAX`] bytes) into the tail. The caller has
+    /// checked that it fits.
+    #[inline(always)]
+    pub(crate) fn push_copy(&mut self, frame: &[u8]) {
+        let len = frame.len();
+        debug_assert!(len > 0, "empty frames are refused before they reach the buffer");
+        debug_assert!(len <= COPY_MAX, "large frames are queued without a copy");
+        debug_assert_eq!(self.header_len, 0, "framed connections push with a header");
+        self.tail_room(len);
+        self.tail.extend_from_slice(frame);
         self.frames.push_back(len);
         self.held += len;
         self.queued += len;
@@ -581,13 +595,20 @@ impl OutBuffer {
     }
 
     /// Makes room for `len` more bytes in the tail, sealing it first if it is full.
-    #[inline]
+    #[inline(always)]
     fn tail_room(&mut self, len: usize) {
         if self.tail.capacity() - self.tail.len() < len {
-            self.seal_tail();
-            // `reserve` reuses the old allocation when every chunk cut from it is gone.
-            self.tail.reserve(self.segment.max(len));
+            self.next_segment(len);
         }
+    }
+
+    /// Seals the tail and gives it room for `len` more bytes: a new segment, or the old one's
+    /// allocation again.
+    #[cold]
+    fn next_segment(&mut self, len: usize) {
+        self.seal_tail();
+        // `reserve` reuses the old allocation when every chunk cut from it is gone.
+        self.tail.reserve(self.segment.max(len));
     }
 
     /// Moves the copied frames of the tail into a chunk of their own.

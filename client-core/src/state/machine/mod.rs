@@ -493,19 +493,48 @@ impl State {
         clock: fn() -> Instant,
     ) -> Result<bool, Bytes> {
         let len = frame.len() + header.len();
-        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
-        let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
-        let held = self.buf.held();
-        if !(open && clear && len != 0 && self.budget.is_none())
-            || self.occupied() + len > self.capacity - self.reserve
-            || self.marks.would_rise(held + len)
-        {
+        if !self.short_path_takes(len) {
             return Err(frame);
         }
+        let held = self.buf.held();
         match header.get() {
             None => self.buf.push(frame),
             Some(header) => self.buf.push_framed(header, frame),
         }
+        Ok(self.took(len, held, clock))
+    }
+
+    /// [`State::try_push`] for a small unframed frame (at most
+    /// [`COPY_MAX`](crate::state::buffer::COPY_MAX) bytes), copied from `frame`: the caller
+    /// keeps its frame, to let go of it once the lock is released. `None` if declined.
+    #[inline(always)]
+    pub(crate) fn try_copy(&mut self, frame: &[u8], clock: fn() -> Instant) -> Option<bool> {
+        let len = frame.len();
+        if !self.short_path_takes(len) {
+            return None;
+        }
+        let held = self.buf.held();
+        self.buf.push_copy(frame);
+        Some(self.took(len, held, clock))
+    }
+
+    /// Whether the short path may take a data frame of `len` bytes on the wire: see
+    /// [`State::try_push`].
+    #[inline(always)]
+    fn short_path_takes(&self, len: usize) -> bool {
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
+        let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
+        open && clear
+            && len != 0
+            && self.budget.is_none()
+            && self.occupied() + len <= self.capacity - self.reserve
+            && !self.marks.would_rise(self.buf.held() + len)
+    }
+
+    /// Counts a data frame of `len` bytes the short path took, the buffer having held `held`
+    /// bytes before, and returns whether the driver must be told.
+    #[inline(always)]
+    fn took(&mut self, len: usize, held: usize, clock: fn() -> Instant) -> bool {
         self.stats.frames_accepted += 1;
         self.stats.bytes_accepted += len as u64;
         if self.probe.is_none() {
@@ -514,7 +543,7 @@ impl State {
         self.stats.high_water = self.stats.high_water.max(self.occupied());
         debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
         // The driver has nothing in flight and will not look again until told.
-        Ok(held == 0)
+        held == 0
     }
 
     /// A send: straight into the buffer if no one waits and it fits, else into the queue (or,

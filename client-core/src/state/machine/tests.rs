@@ -701,10 +701,16 @@ fn release_all(state: &mut State) {
     }
 }
 
-/// A send as the connection makes it: the short path, then the full path if it declined.
-fn send_both_ways(state: &mut State, frame: Bytes, waker: &Waker) -> (bool, Effects) {
+/// A send as the connection makes it: the short path (copying the frame, or moving it in),
+/// then the full path if it declined.
+fn send_both_ways(state: &mut State, frame: Bytes, copy: bool, waker: &Waker) -> (bool, Effects) {
     let mut fx = Effects::new(fixed_clock);
-    match state.try_push(frame, (), fixed_clock) {
+    let short = if copy {
+        state.try_copy(&frame, fixed_clock).ok_or(frame)
+    } else {
+        state.try_push(frame, (), fixed_clock)
+    };
+    match short {
         Ok(notify) => {
             fx.notify_driver = notify;
             (true, fx)
@@ -741,7 +747,8 @@ fn the_short_path_takes_exactly_the_frames_the_full_path_takes_at_once() {
             let len = (seed % 24) as usize;
             match seed % 7 {
                 0..=3 => {
-                    let (took, fx_short) = send_both_ways(&mut short, frame(len), &waker);
+                    let copy = step % 2 == 0;
+                    let (took, fx_short) = send_both_ways(&mut short, frame(len), copy, &waker);
                     let mut fx_full = Effects::new(fixed_clock);
                     let admitted = full.admit(frame(len), false, None, Some(&waker), &mut fx_full);
                     let took_full = matches!(admitted, Ok(Admit::Accepted));
@@ -802,12 +809,14 @@ fn the_short_path_declines_what_it_must_leave_to_the_full_path() {
         Ok(Admit::Queued(_))
     ));
     assert!(state.try_push(frame(1), (), fixed_clock).is_err(), "no barging");
+    assert!(state.try_copy(&frame(1), fixed_clock).is_none(), "no barging");
     release_all(&mut state);
     // Crossing the high watermark publishes an event: the full path does that.
     let mut state = State::new(16);
     state.set_watermarks(Some((8, 4)));
     assert!(state.try_push(frame(7), (), fixed_clock).is_ok());
     assert!(state.try_push(frame(1), (), fixed_clock).is_err());
+    assert!(state.try_copy(&frame(1), fixed_clock).is_none());
     // A closing connection takes nothing.
     let mut state = State::new(16);
     let mut fx = Effects::new(fixed_clock);
