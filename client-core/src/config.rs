@@ -404,6 +404,7 @@ impl Config {
     /// let config = Config::new().send_timeout(Duration::from_secs(3));
     /// assert_eq!(config.send_timeout_duration(), Some(Duration::from_secs(3)));
     /// ```
+    #[inline]
     pub fn send_timeout_duration(&self) -> Option<Duration> {
         self.send_timeout
     }

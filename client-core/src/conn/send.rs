@@ -95,23 +95,27 @@ impl<C: ConnectionRef> SendOp<C> {
     /// let mut op = conn.send(Bytes::from_static(b"room to spare"), None);
     /// assert!(matches!(op.poll_with(Waker::noop()), Poll::Ready(Ok(()))));
     /// ```
+    #[inline]
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
-        let shared = self.conn.shared();
         if let Stage::Start { frame, urgent: false, .. } = &mut self.stage {
             // The common case, without an `Effects`: the frame enters the buffer now.
-            let frame = std::mem::take(frame);
-            match shared.push_now(frame) {
+            match self.conn.shared().push_now(std::mem::take(frame)) {
                 Ok(()) => {
                     self.stage = Stage::Done;
                     return Poll::Ready(Ok(()));
                 }
-                Err(back) => {
-                    if let Stage::Start { frame, .. } = &mut self.stage {
-                        *frame = back;
-                    }
-                }
+                Err(back) => *frame = back,
             }
         }
+        self.poll_full(waker)
+    }
+
+    /// [`SendOp::poll_with`] past its common case: out of line, so that the common case
+    /// compiles small.
+    #[cold]
+    #[inline(never)]
+    fn poll_full(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
+        let shared = self.conn.shared();
         let mut fx = Effects::new(Instant::now);
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, urgent, deadline } => {
@@ -191,6 +195,7 @@ impl<C: ConnectionRef> SendOp<C> {
         self.take_back()
     }
 
+    #[inline(never)]
     fn take_back(&mut self) -> Option<Bytes> {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, .. } => Some(frame),
@@ -215,6 +220,7 @@ impl<C: ConnectionRef + Unpin> Future for SendOp<C> {
 }
 
 impl<C: ConnectionRef> Drop for SendOp<C> {
+    #[inline]
     fn drop(&mut self) {
         // Leave the queue, so the next waiter is reconsidered and no capacity is held for a
         // sender that is gone.

@@ -492,6 +492,7 @@ impl Connection {
     /// let conn = Connection::open(&listener.url(), Config::new().capacity(10)).unwrap();
     /// assert_eq!(conn.config().capacity_bytes(), 10);
     /// ```
+    #[inline]
     pub fn config(&self) -> &Config {
         &self.handle.config
     }
