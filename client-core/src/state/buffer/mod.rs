@@ -40,6 +40,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::state::codec::{EncodeError, Encoder, MAX_HEADER_LEN};
 
+mod lens;
+
+use lens::FrameLens;
+
 /// Frames up to this many bytes are copied into the tail segment; larger ones are queued
 /// without a copy.
 pub(crate) const COPY_MAX: usize = 2048;
@@ -215,18 +219,6 @@ impl UnsentFrame {
     }
 }
 
-/// How many of `lens`, from the first, lie whole within `left` bytes; takes them off `left`.
-#[inline]
-fn covered(lens: &[usize], left: &mut usize) -> usize {
-    for (i, &len) in lens.iter().enumerate() {
-        if len > *left {
-            return i;
-        }
-        *left -= len;
-    }
-    lens.len()
-}
-
 /// The outgoing buffer of one connection. It does not enforce the capacity itself (the
 /// admission rules live in [`crate::state::machine`]) but it does the exact byte accounting they rely on.
 #[derive(Debug)]
@@ -240,7 +232,7 @@ pub(crate) struct OutBuffer {
     /// chunks the driver holds.
     ///
     /// Invariant: the sum of these lengths minus `head_written` equals `held`.
-    frames: VecDeque<usize>,
+    frames: FrameLens,
     /// Bytes of the oldest frame that the link has already accepted.
     ///
     /// Invariant: `head_written < frames[0]` when `frames` is not empty, else 0.
@@ -277,7 +269,7 @@ pub(crate) struct OutBuffer {
     /// The wire length of every frame written whole and not yet acknowledged, oldest first.
     ///
     /// Invariant: they sum to `kept`; empty unless `keeping`.
-    kept_lens: VecDeque<usize>,
+    kept_lens: FrameLens,
     /// Bytes of the frames in `kept_lens`. They count against the capacity, not in `held`.
     kept: usize,
     /// Chunks the link accepted whole, oldest first. With the written part of the chunk in
@@ -294,7 +286,7 @@ impl OutBuffer {
         Self {
             chunks: VecDeque::new(),
             tail: BytesMut::new(),
-            frames: VecDeque::new(),
+            frames: FrameLens::new(),
             head_written: 0,
             held: 0,
             queued: 0,
@@ -305,7 +297,7 @@ impl OutBuffer {
             urgent_in_frames: 0,
             header_len: 0,
             keeping: false,
-            kept_lens: VecDeque::new(),
+            kept_lens: FrameLens::new(),
             kept: 0,
             kept_chunks: VecDeque::new(),
             kept_chunks_len: 0,
@@ -342,17 +334,9 @@ impl OutBuffer {
     /// Releases the kept frames that lie whole within the first `acked` kept bytes, oldest
     /// first, and returns how many bytes and frames that released. `offset` is how much of
     /// the chunk in flight is written.
-    pub(crate) fn release_kept(&mut self, mut acked: usize, offset: usize) -> (usize, usize) {
-        let (mut bytes, mut frames) = (0, 0);
-        while let Some(&len) = self.kept_lens.front() {
-            if len > acked {
-                break;
-            }
-            acked -= len;
-            bytes += len;
-            frames += 1;
-            self.kept_lens.pop_front();
-        }
+    pub(crate) fn release_kept(&mut self, acked: usize, offset: usize) -> (usize, usize) {
+        let (frames, bytes) = self.kept_lens.covered(0, acked);
+        self.kept_lens.move_front(frames, None);
         self.kept -= bytes;
         self.trim_kept(offset);
         (bytes, frames)
@@ -394,7 +378,7 @@ impl OutBuffer {
         let header = self.header_len;
         let frames = self
             .kept_lens
-            .drain(..)
+            .drain()
             .map(|len| {
                 cursor.skip(header);
                 cursor.take(len - header)
@@ -463,7 +447,7 @@ impl OutBuffer {
     /// frame. The caller has checked [`at_boundary`](Self::at_boundary).
     pub(crate) fn splice_urgent(&mut self, in_flight: &mut VecDeque<Bytes>, offset: usize) {
         debug_assert!(self.at_boundary(), "urgent frames go in at a frame boundary only");
-        let spliced: usize = self.frames.iter().take(self.urgent_in_frames).sum();
+        let spliced = self.frames.sum_first(self.urgent_in_frames);
         // Where the data starts in `in_flight`: past the written bytes and the spliced urgent
         // frames. That is a frame boundary, so it may fall inside a coalesced chunk only
         // between two frames.
@@ -635,7 +619,7 @@ impl OutBuffer {
         let completed =
             if self.keeping { self.complete::<true>(n) } else { self.complete::<false>(n) };
         debug_assert_eq!(
-            self.frames.iter().sum::<usize>() - self.head_written + self.urgent_queued,
+            self.frames.sum() - self.head_written + self.urgent_queued,
             self.held,
             "frame lengths and held bytes disagree"
         );
@@ -651,7 +635,7 @@ impl OutBuffer {
     /// write of coalesced small frames completes thousands of them.
     #[inline]
     fn complete<const KEEP: bool>(&mut self, n: usize) -> u64 {
-        let Some(&first) = self.frames.front() else {
+        let Some(first) = self.frames.front() else {
             debug_assert_eq!(n, 0, "bytes written with no frame to account them to");
             return 0;
         };
@@ -660,23 +644,19 @@ impl OutBuffer {
             self.head_written += n;
             return 0;
         }
-        // The head completes; then every whole frame `left` still covers.
-        let mut left = n - head;
-        let mut count = 1;
-        let (front, back) = self.frames.as_slices();
-        let whole = covered(&front[1..], &mut left);
-        count += whole;
-        if whole == front.len() - 1 {
-            count += covered(back, &mut left);
-        }
+        // The head completes; then every whole frame the rest still covers.
+        let (whole, bytes) = self.frames.covered(1, n - head);
+        let count = whole + 1;
+        let left = n - head - bytes;
         if KEEP {
-            self.kept_lens.extend(self.frames.range(..count));
+            self.frames.move_front(count, Some(&mut self.kept_lens));
             // The completed frames' whole lengths: the head's written part counts too.
             self.kept += n + self.head_written - left;
+        } else {
+            self.frames.move_front(count, None);
         }
-        self.frames.drain(..count);
         // What is left lies within the next frame, which it leaves unfinished.
-        debug_assert!(self.frames.front().map_or(left == 0, |&len| left < len));
+        debug_assert!(self.frames.front().map_or(left == 0, |len| left < len));
         self.head_written = left;
         self.urgent_in_frames = self.urgent_in_frames.saturating_sub(count);
         count as u64
@@ -684,7 +664,7 @@ impl OutBuffer {
 
     /// The wire length of the frame being written (or next to be), if any.
     pub(crate) fn head_len(&self) -> Option<usize> {
-        self.frames.front().copied()
+        self.frames.front()
     }
 
     /// Frames in the buffer: not fully written, urgent ones waiting included.
@@ -710,7 +690,7 @@ impl OutBuffer {
         let written = std::mem::take(&mut self.head_written);
         let mut cursor = Cursor { chunks: in_flight.drain(..).collect(), index: 0, pos: offset };
         let mut front = Vec::new();
-        let head = match self.frames.front().copied() {
+        let head = match self.frames.front() {
             Some(len) if written > 0 => {
                 let header = self.header_len;
                 cursor.seek_head_payload(written, header, offset);
@@ -740,7 +720,7 @@ impl OutBuffer {
             self.chunks.push_front(chunk);
         }
         debug_assert_eq!(
-            self.frames.iter().sum::<usize>() + self.urgent_queued,
+            self.frames.sum() + self.urgent_queued,
             self.held,
             "frame lengths and held bytes agree after a rewind"
         );
@@ -782,7 +762,7 @@ impl OutBuffer {
         let mut unsent = Vec::with_capacity(count);
         let header = self.header_len;
         let mut cursor = Cursor { chunks: in_flight.drain(..).collect(), index: 0, pos: offset };
-        let lens = self.frames.drain(..).chain(self.urgent_lens.drain(..));
+        let lens = self.frames.drain().chain(self.urgent_lens.drain(..));
         for (i, len) in lens.enumerate() {
             let written = if i == 0 { self.head_written } else { 0 };
             cursor.seek_head_payload(written, header, offset);
