@@ -291,8 +291,9 @@ impl State {
         {
             slot.shared.leave(seq, &mut fx.grants);
         }
-        let mut all = std::mem::take(&mut self.waiters);
-        all.append(&mut self.urgent_waiters);
+        // Both lanes, in arrival order.
+        let mut all: Vec<_> = self.waiters.drain().chain(self.urgent_waiters.drain()).collect();
+        all.sort_unstable_by_key(|&(ticket, _)| ticket);
         for (ticket, waiter) in all {
             self.stats.wait_time += now.saturating_duration_since(waiter.since);
             let err = match self.refuse(waiter.frame) {

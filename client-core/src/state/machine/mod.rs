@@ -32,8 +32,10 @@ use bytes::Bytes;
 use crate::state::budget::{BudgetShared, Member};
 use crate::state::buffer::{Header, MaybeHeader, OutBuffer, UnsentFrame};
 mod life;
+mod line;
 #[cfg(test)]
 use life::Lost;
+use line::Line;
 
 pub(crate) use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};
@@ -67,14 +69,40 @@ pub(crate) type Outcome = Result<(), SendError<Bytes>>;
 struct Waiter {
     /// The caller's frame (the payload, with framing): what goes back if it never enters.
     frame: Bytes,
-    /// Its header, encoded already; `None` without framing, and for a batch.
-    header: Option<Header>,
-    /// For a batch, the length of each of its frames on the wire (headers included, which
-    /// are then in `frame`); `None` for a single frame.
-    lens: Option<Box<[usize]>>,
+    /// What else its frame needs to enter: one field, so a waiting sender stays small.
+    shape: Shape,
     waker: Waker,
     deadline: Option<Instant>,
     since: Instant,
+}
+
+/// What a waiting frame is, beyond its bytes.
+#[derive(Debug)]
+enum Shape {
+    /// A single frame, without framing.
+    Plain,
+    /// A single frame with its header, encoded already.
+    Framed(Header),
+    /// A batch: the length of each of its frames on the wire (headers included, which are
+    /// then in the frame's bytes).
+    Batch(Box<[usize]>),
+}
+
+impl Shape {
+    /// The bytes of header the frame gets on entering (a batch's are in its bytes already).
+    fn header_len(&self) -> usize {
+        match self {
+            Self::Framed(header) => header.len(),
+            Self::Plain | Self::Batch(_) => 0,
+        }
+    }
+}
+
+impl Waiter {
+    /// The bytes it takes in the buffer.
+    fn wire_len(&self) -> usize {
+        self.frame.len() + self.shape.header_len()
+    }
 }
 
 /// A `flush` waiting for the written byte count to reach its target.
@@ -117,9 +145,9 @@ pub(crate) struct State {
     ///
     /// Invariant: when not empty, the head does not fit (`held + head.len > capacity`), except
     /// transiently inside a call that ends with [`State::grant`].
-    waiters: BTreeMap<u64, Waiter>,
+    waiters: Line<Waiter>,
     /// Waiting urgent senders, served before every data sender.
-    urgent_waiters: BTreeMap<u64, Waiter>,
+    urgent_waiters: Line<Waiter>,
     /// Bytes of the capacity only urgent frames may use.
     ///
     /// Invariant: `reserve < capacity`.
@@ -211,8 +239,8 @@ impl State {
             capacity,
             phase: Phase::Connecting,
             cause: None,
-            waiters: BTreeMap::new(),
-            urgent_waiters: BTreeMap::new(),
+            waiters: Line::default(),
+            urgent_waiters: Line::default(),
             reserve: 0,
             deadlines: BTreeSet::new(),
             outcomes: HashMap::new(),
@@ -387,7 +415,7 @@ impl State {
         self.hold_mask != 0
     }
 
-    fn lane(&mut self, urgent: bool) -> &mut BTreeMap<u64, Waiter> {
+    fn lane(&mut self, urgent: bool) -> &mut Line<Waiter> {
         if urgent { &mut self.urgent_waiters } else { &mut self.waiters }
     }
 
@@ -463,17 +491,11 @@ impl State {
     }
 
     /// Moves a waiter's frame or batch into the buffer.
-    fn push_waiter(
-        &mut self,
-        frame: Bytes,
-        header: Option<Header>,
-        lens: Option<Box<[usize]>>,
-        urgent: bool,
-        fx: &mut Effects,
-    ) {
-        match lens {
-            None => self.push(frame, header, urgent, fx),
-            Some(lens) => self.push_batch(frame, &lens, fx),
+    fn push_waiter(&mut self, frame: Bytes, shape: Shape, urgent: bool, fx: &mut Effects) {
+        match shape {
+            Shape::Plain => self.push(frame, (), urgent, fx),
+            Shape::Framed(header) => self.push(frame, header, urgent, fx),
+            Shape::Batch(lens) => self.push_batch(frame, &lens, fx),
         }
     }
 
@@ -589,7 +611,8 @@ impl State {
             return Err(SendError::Empty(frame));
         }
         let headers = header.len();
-        self.queue(frame, header.get().copied(), None, headers, urgent, deadline, waker, fx)
+        let shape = header.get().map_or(Shape::Plain, |header| Shape::Framed(*header));
+        self.queue(frame, shape, headers, urgent, deadline, waker, fx)
     }
 
     /// A batch of data frames: `bytes` holds them back to back, each with its header if the
@@ -617,7 +640,7 @@ impl State {
             return Ok(Admit::Accepted);
         }
         // Off the fast path: the waiter keeps its own copy of the lengths.
-        self.queue(bytes, None, Some(lens.into()), headers, false, deadline, waker, fx)
+        self.queue(bytes, Shape::Batch(lens.into()), headers, false, deadline, waker, fx)
     }
 
     /// The way in when the fast path refused a frame or batch of `frame.len()` plus the
@@ -628,15 +651,14 @@ impl State {
     fn queue(
         &mut self,
         frame: Bytes,
-        header: Option<Header>,
-        lens: Option<Box<[usize]>>,
+        shape: Shape,
         headers: usize,
         urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
-        let len = frame.len() + header.len();
+        let len = frame.len() + shape.header_len();
         let (max, limit) = match &self.budget {
             Some(slot) if !urgent && slot.shared.limit() < self.limit(urgent) => {
                 (slot.shared.limit(), FrameLimit::Budget)
@@ -675,7 +697,7 @@ impl State {
                 self.capacity
             );
         }
-        let waiter = Waiter { frame, header, lens, waker: waker.clone(), deadline, since: now };
+        let waiter = Waiter { frame, shape, waker: waker.clone(), deadline, since: now };
         self.lane(urgent).insert(ticket, waiter);
         self.stats.sends_waited += 1;
         log::trace!("sender {ticket} waits; {} waiting", self.waiting_count());
@@ -692,10 +714,8 @@ impl State {
     pub(crate) fn grant(&mut self, fx: &mut Effects) {
         let now = if self.waiting_count() == 0 { return } else { fx.now() };
         for urgent in [true, false] {
-            while let Some((&head, len)) = self
-                .lane(urgent)
-                .first_key_value()
-                .map(|(t, w)| (t, w.frame.len() + w.header.len()))
+            while let Some((&head, len)) =
+                self.lane(urgent).first_key_value().map(|(t, w)| (t, w.wire_len()))
             {
                 if !self.fits(len, urgent) {
                     break;
@@ -706,7 +726,7 @@ impl State {
                 let (ticket, waiter) = self.lane(urgent).pop_first().expect("the head was seen");
                 self.forget_deadline(ticket, waiter.deadline);
                 self.stats.wait_time += now.saturating_duration_since(waiter.since);
-                self.push_waiter(waiter.frame, waiter.header, waiter.lens, urgent, fx);
+                self.push_waiter(waiter.frame, waiter.shape, urgent, fx);
                 self.outcomes.insert(ticket, Ok(()));
                 fx.wake.push(waiter.waker);
             }
@@ -751,8 +771,7 @@ impl State {
             return false;
         }
         slot.pending = None;
-        let head =
-            self.waiters.first_key_value().map(|(t, w)| (*t, w.frame.len() + w.header.len()));
+        let head = self.waiters.first_key_value().map(|(t, w)| (*t, w.wire_len()));
         let takes = head == Some((ticket, len))
             && self.urgent_waiters.is_empty()
             && matches!(self.phase, Phase::Connecting | Phase::Open)
@@ -761,7 +780,7 @@ impl State {
             let (ticket, waiter) = self.waiters.pop_first().expect("the head was seen");
             self.forget_deadline(ticket, waiter.deadline);
             self.stats.wait_time += fx.now().saturating_duration_since(waiter.since);
-            self.push_waiter(waiter.frame, waiter.header, waiter.lens, false, fx);
+            self.push_waiter(waiter.frame, waiter.shape, false, fx);
             self.outcomes.insert(ticket, Ok(()));
             fx.wake.push(waiter.waker);
         }
