@@ -107,6 +107,15 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// Why the short path did not take a data frame.
+enum Declined<'a> {
+    /// It does not fit now, or others wait, or the connection refuses it: the full admission
+    /// decides, under this lock, which is still held.
+    Locked(MutexGuard<'a, State>, Bytes, Option<Header>),
+    /// The framing's encoder refused it.
+    Refused(SendError<Bytes>),
+}
+
 /// The part of a connection shared by its handles, its operations and its driver.
 #[derive(Debug)]
 pub struct ConnShared {
@@ -159,53 +168,124 @@ impl ConnShared {
         &self.settings.url
     }
 
-    /// Offers a frame to the state: with framing, its header is encoded first, outside the
-    /// lock; a payload the encoder refuses is `TooLarge`, reporting the encoder's maximum.
+    /// The header of a frame of `len` bytes, with framing, encoded outside the lock; a
+    /// payload the encoder refuses comes back as `TooLarge`, reporting the encoder's maximum.
     #[inline]
-    fn admit(
+    fn header(&self, frame: Bytes) -> Result<(Bytes, Option<Header>), SendError<Bytes>> {
+        let Some(encoder) = self.settings.encoder.as_ref() else {
+            return Ok((frame, None));
+        };
+        match Header::encode(&**encoder, frame.len()) {
+            Ok(header) => Ok((frame, Some(header))),
+            Err(EncodeError::TooLarge { max, .. }) => {
+                Err(SendError::TooLarge { frame, max_len: max, limit: FrameLimit::Codec })
+            }
+        }
+    }
+
+    /// Offers an urgent frame to the state.
+    fn admit_urgent(
         &self,
         frame: Bytes,
-        urgent: bool,
         deadline: Option<Instant>,
         waker: Option<&Waker>,
         fx: &mut Effects,
     ) -> Result<Admit, SendError<Bytes>> {
-        let Some(encoder) = self.settings.encoder.as_ref() else {
-            return self.lock().admit(frame, urgent, deadline, waker, fx);
-        };
-        let header = match Header::encode(&**encoder, frame.len()) {
-            Ok(header) => header,
-            Err(EncodeError::TooLarge { max, .. }) => {
-                return Err(SendError::TooLarge { frame, max_len: max, limit: FrameLimit::Codec });
+        match self.header(frame)? {
+            (frame, None) => self.lock().admit(frame, true, deadline, waker, fx),
+            (frame, Some(header)) => {
+                self.lock().admit_framed(frame, header, true, deadline, waker, fx)
             }
-        };
-        self.lock().admit_framed(frame, header, urgent, deadline, waker, fx)
+        }
     }
 
-    /// The common case of a data frame, without an [`Effects`]: it enters the buffer now, or
-    /// comes back for [`ConnShared::admit`] to decide (see [`State::try_push`]).
+    /// Offers a data frame to the state, in one critical section: the short path first (see
+    /// [`State::try_push`]), which needs no [`Effects`]; if it declines, the full admission.
     #[inline]
-    pub(crate) fn push_now(&self, frame: Bytes) -> Result<(), Bytes> {
-        let notify = match self.settings.encoder.as_ref() {
-            None if frame.len() <= COPY_MAX => {
-                // Copied in under the lock; the frame itself is let go of after it.
-                let taken = self.lock().try_copy(&frame, Instant::now);
-                match taken {
-                    Some(notify) => notify,
-                    None => return Err(frame),
-                }
+    pub(crate) fn admit_data(
+        &self,
+        frame: Bytes,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+    ) -> Result<Admit, SendError<Bytes>> {
+        match self.push_now(frame) {
+            Ok(()) => Ok(Admit::Accepted),
+            Err(Declined::Locked(state, frame, header)) => {
+                self.admit_locked(state, frame, header, deadline, waker)
             }
-            None => self.lock().try_push(frame, (), Instant::now)?,
-            Some(encoder) => match Header::encode(&**encoder, frame.len()) {
-                Ok(header) => self.lock().try_push(frame, header, Instant::now)?,
-                // The full path reports it.
-                Err(_) => return Err(frame),
-            },
+            Err(Declined::Refused(err)) => Err(err),
+        }
+    }
+
+    /// The short path for a data frame: it enters the buffer now, or the lock comes back
+    /// still held, with the frame, for the full admission to decide in the same critical
+    /// section.
+    #[inline]
+    fn push_now(&self, frame: Bytes) -> Result<(), Declined<'_>> {
+        if self.settings.encoder.is_some() || frame.len() > COPY_MAX {
+            return self.push_now_whole(frame);
+        }
+        let mut state = self.lock();
+        match state.try_copy(&frame, Instant::now) {
+            Some(notify) => {
+                // Copied in; the frame itself is let go of once the lock is released.
+                drop(state);
+                drop(frame);
+                self.accepted(notify);
+                Ok(())
+            }
+            None => Err(Declined::Locked(state, frame, None)),
+        }
+    }
+
+    /// [`ConnShared::push_now`] for a frame that is not copied in: a large one, which goes in
+    /// as it is, or any frame with framing, behind its header.
+    #[inline(never)]
+    fn push_now_whole(&self, frame: Bytes) -> Result<(), Declined<'_>> {
+        let (frame, header) = self.header(frame).map_err(Declined::Refused)?;
+        let mut state = self.lock();
+        let taken = match header {
+            None => state.try_push(frame, (), Instant::now),
+            Some(header) => state.try_push(frame, header, Instant::now),
         };
+        match taken {
+            Ok(notify) => {
+                drop(state);
+                self.accepted(notify);
+                Ok(())
+            }
+            Err(frame) => Err(Declined::Locked(state, frame, header)),
+        }
+    }
+
+    /// A data frame the short path took: tells the driver if the buffer was empty.
+    #[inline]
+    fn accepted(&self, notify: bool) {
         if notify {
             self.notify_driver();
         }
-        Ok(())
+    }
+
+    /// A data frame the short path declined: the full admission, under the same lock, out of
+    /// line so that the common case compiles small.
+    #[cold]
+    #[inline(never)]
+    fn admit_locked(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        frame: Bytes,
+        header: Option<Header>,
+        deadline: Option<Instant>,
+        waker: Option<&Waker>,
+    ) -> Result<Admit, SendError<Bytes>> {
+        let mut fx = Effects::new(Instant::now);
+        let admitted = match header {
+            None => state.admit(frame, false, deadline, waker, &mut fx),
+            Some(header) => state.admit_framed(frame, header, false, deadline, waker, &mut fx),
+        };
+        drop(state);
+        self.apply(fx);
+        admitted
     }
 
     /// Tells the driver to look at this connection.
@@ -283,23 +363,20 @@ impl ConnShared {
     /// Offers a frame without waiting: it enters the buffer now or comes back in the error.
     #[inline]
     pub(crate) fn try_send(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
-        if urgent {
-            return self.try_admit(frame, true);
-        }
-        match self.push_now(frame) {
-            Ok(()) => Ok(()),
-            Err(frame) => self.try_admit(frame, false),
-        }
-    }
-
-    /// [`ConnShared::try_send`] past its common case, out of line so that the common case
-    /// compiles small.
-    #[cold]
-    #[inline(never)]
-    fn try_admit(&self, frame: Bytes, urgent: bool) -> Result<(), TrySendError<Bytes>> {
-        let mut fx = Effects::new(Instant::now);
-        let admitted = self.admit(frame, urgent, None, None, &mut fx);
-        self.apply(fx);
+        let admitted = if urgent {
+            let mut fx = Effects::new(Instant::now);
+            let admitted = self.admit_urgent(frame, None, None, &mut fx);
+            self.apply(fx);
+            admitted
+        } else {
+            match self.push_now(frame) {
+                Ok(()) => return Ok(()),
+                Err(Declined::Locked(state, frame, header)) => {
+                    self.admit_locked(state, frame, header, None, None)
+                }
+                Err(Declined::Refused(err)) => Err(err),
+            }
+        };
         match admitted {
             Ok(_) => Ok(()),
             Err(err) => Err(err.into()),

@@ -97,37 +97,50 @@ impl<C: ConnectionRef> SendOp<C> {
     /// ```
     #[inline]
     pub fn poll_with(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
-        if let Stage::Start { frame, urgent: false, .. } = &mut self.stage {
-            // The common case, without an `Effects`: the frame enters the buffer now.
-            match self.conn.shared().push_now(std::mem::take(frame)) {
-                Ok(()) => {
-                    self.stage = Stage::Done;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(back) => *frame = back,
-            }
+        if let Stage::Start { frame, urgent: false, deadline } = &mut self.stage {
+            // The common case, one critical section and no `Effects` when the frame fits.
+            let admitted =
+                self.conn.shared().admit_data(std::mem::take(frame), *deadline, Some(waker));
+            return self.started(admitted);
         }
-        self.poll_full(waker)
+        self.poll_rest(waker)
     }
 
-    /// [`SendOp::poll_with`] past its common case: out of line, so that the common case
-    /// compiles small.
+    /// What the first poll's admission led to.
+    #[inline]
+    fn started(
+        &mut self,
+        admitted: Result<Admit, SendError<Bytes>>,
+    ) -> Poll<Result<(), SendError<Bytes>>> {
+        match admitted {
+            Ok(Admit::Accepted) => {
+                self.stage = Stage::Done;
+                Poll::Ready(Ok(()))
+            }
+            Ok(Admit::Queued(ticket)) => {
+                self.stage = Stage::Queued { ticket };
+                Poll::Pending
+            }
+            Err(err) => {
+                self.stage = Stage::Done;
+                Poll::Ready(Err(err))
+            }
+        }
+    }
+
+    /// [`SendOp::poll_with`] for an urgent frame or a queued send: out of line, so that the
+    /// common case compiles small.
     #[cold]
     #[inline(never)]
-    fn poll_full(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
+    fn poll_rest(&mut self, waker: &Waker) -> Poll<Result<(), SendError<Bytes>>> {
         let shared = self.conn.shared();
         let mut fx = Effects::new(Instant::now);
         let result = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Start { frame, urgent, deadline } => {
-                let admitted = shared.admit(frame, urgent, deadline, Some(waker), &mut fx);
-                match admitted {
-                    Ok(Admit::Accepted) => Poll::Ready(Ok(())),
-                    Ok(Admit::Queued(ticket)) => {
-                        self.stage = Stage::Queued { ticket };
-                        Poll::Pending
-                    }
-                    Err(err) => Poll::Ready(Err(err)),
-                }
+                debug_assert!(urgent, "data frames start in `poll_with`");
+                let admitted = shared.admit_urgent(frame, deadline, Some(waker), &mut fx);
+                shared.apply(fx);
+                return self.started(admitted);
             }
             Stage::Queued { ticket } => match shared.lock().poll_queued(ticket, waker, &mut fx) {
                 Some(outcome) => Poll::Ready(outcome),

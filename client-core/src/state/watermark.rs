@@ -53,10 +53,7 @@ impl Marks {
 
     /// Notes the buffered byte count after it grew.
     pub(crate) fn grew(&mut self, held: usize, fx: &mut Effects) {
-        if let Some((high, _)) = self.levels
-            && !self.above
-            && held >= high
-        {
+        if self.would_rise(held) {
             self.above = true;
             self.publish(Watermark::High, fx);
         }

@@ -444,10 +444,7 @@ impl State {
     fn push(&mut self, frame: Bytes, header: impl MaybeHeader, urgent: bool, fx: &mut Effects) {
         let len = frame.len() + header.len();
         debug_assert!(self.fits(len, urgent));
-        if self.buf.held() == 0 {
-            // The driver has nothing in flight and will not look again until told.
-            fx.notify_driver = true;
-        }
+        let held = self.buf.held();
         match (urgent, header.get()) {
             (false, None) => self.buf.push(frame),
             (false, Some(header)) => self.buf.push_framed(header, frame),
@@ -465,11 +462,8 @@ impl State {
                 }
             }
         }
-        self.stats.frames_accepted += 1;
-        self.stats.bytes_accepted += len as u64;
-        self.start_probe(fx);
-        self.stats.high_water = self.stats.high_water.max(self.occupied());
-        debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
+        let notify = self.took(1, len, held, || fx.now());
+        fx.notify_driver |= notify;
         self.marks.grew(self.buf.held(), fx);
     }
 
@@ -478,15 +472,10 @@ impl State {
     fn push_batch(&mut self, bytes: Bytes, lens: &[usize], fx: &mut Effects) {
         let len = bytes.len();
         debug_assert!(self.fits(len, false));
-        if self.buf.held() == 0 {
-            fx.notify_driver = true;
-        }
+        let held = self.buf.held();
         self.buf.push_batch(bytes, lens);
-        self.stats.frames_accepted += lens.len() as u64;
-        self.stats.bytes_accepted += len as u64;
-        self.start_probe(fx);
-        self.stats.high_water = self.stats.high_water.max(self.occupied());
-        debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
+        let notify = self.took(lens.len() as u64, len, held, || fx.now());
+        fx.notify_driver |= notify;
         self.marks.grew(self.buf.held(), fx);
     }
 
@@ -523,7 +512,7 @@ impl State {
             None => self.buf.push(frame),
             Some(header) => self.buf.push_framed(header, frame),
         }
-        Ok(self.took(len, held, clock))
+        Ok(self.took(1, len, held, clock))
     }
 
     /// [`State::try_push`] for a small unframed frame (at most
@@ -537,7 +526,7 @@ impl State {
         }
         let held = self.buf.held();
         self.buf.push_copy(frame);
-        Some(self.took(len, held, clock))
+        Some(self.took(1, len, held, clock))
     }
 
     /// Whether the short path may take a data frame of `len` bytes on the wire: see
@@ -553,18 +542,25 @@ impl State {
             && !self.marks.would_rise(self.buf.held() + len)
     }
 
-    /// Counts a data frame of `len` bytes the short path took, the buffer having held `held`
-    /// bytes before, and returns whether the driver must be told.
+    /// Counts `frames` frames of `len` bytes in all that entered the buffer, which held
+    /// `held` bytes before, starts a write-latency probe on them unless one is out (reading
+    /// the time from `now`), and returns whether the driver must be told: it had nothing in
+    /// flight and will not look again until it is.
     #[inline(always)]
-    fn took(&mut self, len: usize, held: usize, clock: fn() -> Instant) -> bool {
-        self.stats.frames_accepted += 1;
+    fn took(
+        &mut self,
+        frames: u64,
+        len: usize,
+        held: usize,
+        now: impl FnOnce() -> Instant,
+    ) -> bool {
+        self.stats.frames_accepted += frames;
         self.stats.bytes_accepted += len as u64;
         if self.probe.is_none() {
-            self.probe = Some((self.stats.bytes_accepted, clock()));
+            self.probe = Some((self.stats.bytes_accepted, now()));
         }
         self.stats.high_water = self.stats.high_water.max(self.occupied());
         debug_assert!(self.occupied() <= self.capacity, "invariant 1: the bound holds");
-        // The driver has nothing in flight and will not look again until told.
         held == 0
     }
 
@@ -1026,13 +1022,6 @@ impl State {
             waiters: self.waiting_count(),
             write_latency: self.latency.summary(),
             ..self.stats.clone()
-        }
-    }
-
-    /// Starts a write-latency probe on the frame just accepted, unless one is out.
-    fn start_probe(&mut self, fx: &mut Effects) {
-        if self.probe.is_none() {
-            self.probe = Some((self.stats.bytes_accepted, fx.now()));
         }
     }
 
