@@ -83,8 +83,10 @@
 //! assert_eq!(&buf[..n], b"hello");
 //! ```
 
-// One function reads the kernel's TCP counters through `getsockopt`, which needs `unsafe`; it
-// is in `transport::acked`, with its argument. Everything else is free of it.
+// Two modules need `unsafe`, each with its arguments: `transport::acked`, whose one function
+// reads the kernel's TCP counters through `getsockopt`, and `state::stage`, where senders copy
+// small frames into the buffer's spare capacity without its lock. Everything else is free of
+// it.
 #![deny(unsafe_code)]
 
 mod builder;

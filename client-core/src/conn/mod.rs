@@ -26,6 +26,7 @@ pub(crate) mod send_batch;
 pub(crate) mod watermarks;
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -41,6 +42,7 @@ use crate::state::handshake::Handshake;
 use crate::state::inbound::Inbound;
 use crate::state::machine::{Admit, Phase, State};
 use crate::state::report::Stats;
+use crate::state::stage::{STAGE_FRAMES, Stage};
 
 /// A handle an operation can hold on to: a `Connection`, owned or borrowed.
 ///
@@ -111,15 +113,50 @@ impl fmt::Debug for Settings {
 enum Declined<'a> {
     /// It does not fit now, or others wait, or the connection refuses it: the full admission
     /// decides, under this lock, which is still held.
-    Locked(MutexGuard<'a, State>, Bytes, Option<Header>),
+    Locked(Locked<'a>, Bytes, Option<Header>),
     /// The framing's encoder refused it.
     Refused(SendError<Bytes>),
+}
+
+/// A connection's state under its lock, with what senders staged while the lock was free
+/// already moved into it (see [`State::unstage`]). When it is dropped the stage reopens, if the
+/// state allows (see [`State::open_stage`]), and then the lock is released.
+pub(crate) struct Locked<'a> {
+    state: MutexGuard<'a, State>,
+    stage: &'a Stage,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    #[inline]
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.state.open_stage(self.stage);
+    }
 }
 
 /// The part of a connection shared by its handles, its operations and its driver.
 #[derive(Debug)]
 pub struct ConnShared {
     state: Mutex<State>,
+    /// Where small data frames enter while `state`'s lock is free; closed and drained by
+    /// every holder of that lock first thing ([`ConnShared::lock`]), so that under the lock
+    /// the state is exact. Empty (never open) with framing.
+    stage: Stage,
     /// The receive side, behind a lock of its own so receiving never contends with sending.
     /// Lock order, if both are ever needed: `state`, then `inbound`.
     inbound: Mutex<Inbound>,
@@ -137,7 +174,9 @@ impl ConnShared {
         id: usize,
         settings: Settings,
     ) -> Self {
-        Self { state: Mutex::new(state), inbound: Mutex::new(inbound), driver, id, settings }
+        let stage = Stage::new(if settings.encoder.is_some() { 0 } else { STAGE_FRAMES });
+        let state = Mutex::new(state);
+        Self { state, stage, inbound: Mutex::new(inbound), driver, id, settings }
     }
 
     /// A connection that waits on `budget` as well as on its own capacity.
@@ -146,9 +185,12 @@ impl ConnShared {
         self.lock().set_budget(budget, me);
     }
 
+    /// Locks the state, with the stage drained into it.
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.unstage(&self.stage, Instant::now);
+        Locked { state, stage: &self.stage }
     }
 
     pub(crate) fn id(&self) -> usize {
@@ -219,9 +261,23 @@ impl ConnShared {
 
     /// The short path for a data frame: it enters the buffer now, or the lock comes back
     /// still held, with the frame, for the full admission to decide in the same critical
-    /// section.
+    /// section. A small unframed frame is first offered to the [stage](crate::state::stage),
+    /// which needs no lock; the rest of the path is out of line.
     #[inline]
     fn push_now(&self, frame: Bytes) -> Result<(), Declined<'_>> {
+        if self.settings.encoder.is_none()
+            && let Some(notify) = self.stage.try_put(&frame)
+        {
+            drop(frame);
+            self.accepted(notify);
+            return Ok(());
+        }
+        self.push_locked(frame)
+    }
+
+    /// [`ConnShared::push_now`] under the lock.
+    #[inline(never)]
+    fn push_locked(&self, frame: Bytes) -> Result<(), Declined<'_>> {
         if self.settings.encoder.is_some() || frame.len() > COPY_MAX {
             return self.push_now_whole(frame);
         }
@@ -272,7 +328,7 @@ impl ConnShared {
     #[inline(never)]
     fn admit_locked(
         &self,
-        mut state: MutexGuard<'_, State>,
+        mut state: Locked<'_>,
         frame: Bytes,
         header: Option<Header>,
         deadline: Option<Instant>,

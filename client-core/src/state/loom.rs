@@ -22,6 +22,13 @@
 //! Every model ends the connection through one helper, `end`, the only caller of
 //! [`State::finish`].
 //!
+//! The last model is of the [stage](crate::state::stage) on its own: two senders stage small
+//! frames, or take the lock when it declines them, while a third thread takes the lock as the
+//! driver does; every holder of the lock drains the stage first and reopens it last, as
+//! `ConnShared::lock` does. It checks the bound at every drain, that every frame taken comes
+//! out once, whole and in its sender's order, and that exactly one sender is told to notify the
+//! driver for each opening on an empty buffer that took a frame.
+//!
 //! Blocking senders wait with [`loom::future::block_on`](::loom::future::block_on), whose waker
 //! is loom-aware: a sender that is never woken leaves loom with a thread that cannot run, and
 //! loom reports the deadlock. That is how a lost wake-up (invariant 5) would show. Each
@@ -53,6 +60,7 @@ use bytes::Bytes;
 use crate::state::effects::Effects;
 use crate::state::error::SendError;
 use crate::state::machine::{Admit, State};
+use crate::state::stage::Stage;
 
 /// The capacity of every modelled connection.
 const CAPACITY: usize = 10;
@@ -720,5 +728,140 @@ fn loom_a_cancel_after_a_timeout_or_a_close_returns_the_frame() {
         let wakes = counter.wakes.load(Ordering::SeqCst);
         assert_eq!(wakes, usize::from(ended_first), "woken once if its wait ended first");
         finish(&conn, Writer::default(), |f| *f != frame);
+    });
+}
+
+/// The capacity of the modelled buffer behind the stage.
+const STAGE_CAPACITY: usize = 8;
+
+/// A buffer behind a lock, with a stage in front of it: the connection's arrangement, without
+/// the rest of its state.
+struct Staged {
+    stage: Stage,
+    inner: Mutex<StagedInner>,
+}
+
+/// What the lock guards: the tail the stage opens on, and what the model keeps to check it.
+struct StagedInner {
+    tail: bytes::BytesMut,
+    /// Bytes held: in the tail, not yet written.
+    held: usize,
+    /// The length of every frame that entered the buffer, in order.
+    lens: Vec<usize>,
+    /// What the driver wrote.
+    wire: Vec<u8>,
+    /// Whether the stage is open with `NOTIFY`, on an empty buffer.
+    opened_empty: bool,
+    /// Openings on an empty buffer that took a frame: one notice each is owed.
+    notices_owed: usize,
+}
+
+impl Staged {
+    fn new() -> Arc<Self> {
+        let inner = StagedInner {
+            tail: bytes::BytesMut::with_capacity(64),
+            held: 0,
+            lens: Vec::new(),
+            wire: Vec::new(),
+            opened_empty: false,
+            notices_owed: 0,
+        };
+        let staged = Arc::new(Self { stage: Stage::new(4), inner: Mutex::new(inner) });
+        staged.with(|_| ());
+        staged
+    }
+
+    /// One critical section: drains the stage, runs `f`, reopens the stage with the room left.
+    fn with<R>(&self, f: impl FnOnce(&mut StagedInner) -> R) -> R {
+        let mut guard = self.inner.lock().unwrap();
+        let inner = &mut *guard;
+        let lens = &mut inner.lens;
+        let (frames, bytes) = self.stage.drain(&mut inner.tail, |len| lens.push(len));
+        if frames > 0 && inner.opened_empty {
+            inner.notices_owed += 1;
+        }
+        inner.held += bytes;
+        assert!(inner.held <= STAGE_CAPACITY, "invariant 1: {} held", inner.held);
+        let result = f(inner);
+        assert!(inner.held <= STAGE_CAPACITY, "invariant 1: {} held", inner.held);
+        let room = STAGE_CAPACITY - inner.held;
+        inner.opened_empty = room > 0 && inner.held == 0;
+        if room > 0 {
+            self.stage.open(&mut inner.tail, room, inner.held == 0);
+        }
+        result
+    }
+
+    /// A `try_send`: the stage first, then the lock. Returns whether the frame was taken and
+    /// whether its sender was told to notify the driver.
+    fn try_send(&self, frame: &[u8]) -> (bool, bool) {
+        if let Some(notify) = self.stage.try_put(frame) {
+            return (true, notify);
+        }
+        let taken = self.with(|inner| {
+            if inner.held + frame.len() > STAGE_CAPACITY {
+                return false;
+            }
+            inner.tail.extend_from_slice(frame);
+            inner.held += frame.len();
+            inner.lens.push(frame.len());
+            true
+        });
+        (taken, false)
+    }
+
+    /// The driver: writes everything held.
+    fn write(&self) {
+        self.with(|inner| {
+            let chunk = inner.tail.split();
+            inner.wire.extend_from_slice(&chunk);
+            inner.held = 0;
+        });
+    }
+}
+
+/// (k) The stage under every interleaving of two senders and the driver.
+#[test]
+fn loom_staged_frames_keep_the_bound_their_order_and_one_notice() {
+    model("staged_frames_keep_the_bound_their_order_and_one_notice", || {
+        let staged = Staged::new();
+        let a = {
+            let staged = staged.clone();
+            thread::spawn(move || [staged.try_send(&[1; 2]), staged.try_send(&[2; 3])])
+        };
+        let b = {
+            let staged = staged.clone();
+            thread::spawn(move || [staged.try_send(&[3; 4])])
+        };
+        staged.write();
+        let a = a.join().unwrap();
+        let b = b.join().unwrap();
+        staged.write();
+        let inner = staged.inner.lock().unwrap();
+        // The frames on the wire, cut by their lengths.
+        let mut at = 0;
+        let frames: Vec<&[u8]> = inner
+            .lens
+            .iter()
+            .map(|&len| {
+                at += len;
+                &inner.wire[at - len..at]
+            })
+            .collect();
+        assert_eq!(at, inner.wire.len(), "the lengths tile the wire");
+        let sent: Vec<(u8, usize, bool)> = [(1, 2, a[0].0), (2, 3, a[1].0), (3, 4, b[0].0)].into();
+        for (byte, len, taken) in &sent {
+            let found: Vec<_> = frames.iter().filter(|f| f[0] == *byte).collect();
+            assert_eq!(found.len(), usize::from(*taken), "frame {byte} once if taken: {frames:?}");
+            if let Some(frame) = found.first() {
+                assert_eq!(**frame, &vec![*byte; *len][..], "frame {byte} whole");
+            }
+        }
+        let position = |byte: u8| frames.iter().position(|f| f[0] == byte);
+        if let (Some(first), Some(second)) = (position(1), position(2)) {
+            assert!(first < second, "a sender's frames in its order: {frames:?}");
+        }
+        let told = a.iter().chain(&b).filter(|(_, notify)| *notify).count();
+        assert_eq!(told, inner.notices_owed, "one notice per opening on an empty buffer");
     });
 }

@@ -9,6 +9,8 @@
 //! - [`buffer`]: the outgoing buffer, its chunks and their byte accounting;
 //! - [`inbound`]: the bounded inbound buffer and its waiting receivers;
 //! - [`budget`]: a memory budget shared by many connections, with its own FIFO line;
+//! - [`stage`]: where small data frames enter while the lock is free, drained into the
+//!   buffer by the lock's next holder;
 //! - [`watermark`]: the high/low marks, published to their subscribers;
 //! - [`events`]: the connection events (links up and lost, the fates of a lost link's
 //!   frames, reconnect attempts), lossless and bounded;
@@ -43,4 +45,7 @@ pub(crate) mod latency;
 mod loom;
 pub(crate) mod machine;
 pub(crate) mod report;
+// Senders copy into the buffer's spare capacity without its lock: see the module's docs.
+#[allow(unsafe_code)]
+pub(crate) mod stage;
 pub(crate) mod watermark;

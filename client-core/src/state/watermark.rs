@@ -51,6 +51,16 @@ impl Marks {
         matches!(self.levels, Some((high, _)) if !self.above && held >= high)
     }
 
+    /// How many more bytes the buffer, holding `held`, may take without crossing the high mark,
+    /// if a crossing is possible now; `None` if none is.
+    #[inline]
+    pub(crate) fn headroom(&self, held: usize) -> Option<usize> {
+        match self.levels {
+            Some((high, _)) if !self.above => Some((high - 1).saturating_sub(held)),
+            _ => None,
+        }
+    }
+
     /// Notes the buffered byte count after it grew.
     pub(crate) fn grew(&mut self, held: usize, fx: &mut Effects) {
         if self.would_rise(held) {

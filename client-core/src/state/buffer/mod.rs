@@ -39,6 +39,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::state::codec::{EncodeError, Encoder, MAX_HEADER_LEN};
+use crate::state::stage::Stage;
 
 mod lens;
 
@@ -576,6 +577,36 @@ impl OutBuffer {
         self.frames.extend(lens.iter().copied());
         self.held += len;
         self.queued += len;
+    }
+
+    /// Opens `stage` on the tail's spare capacity for up to `room` bytes (see
+    /// [`Stage::open`]): the last thing under the lock. A tail with little spare capacity is
+    /// left as it is (a sender that does not fit takes the lock, and its push starts the next
+    /// segment), so an idle connection allocates nothing here. With framing it stays closed:
+    /// a staged frame has no header.
+    #[inline]
+    pub(crate) fn open_stage(&mut self, stage: &Stage, room: usize, notify: bool) {
+        if self.header_len == 0 {
+            stage.open(&mut self.tail, room, notify);
+        }
+    }
+
+    /// Takes in the frames senders staged since [`OutBuffer::open_stage`], as if each had been
+    /// pushed with [`OutBuffer::push_copy`]: the first thing under the lock. Returns how many
+    /// frames and bytes, and the first frame's length.
+    #[inline]
+    pub(crate) fn unstage(&mut self, stage: &Stage) -> (u64, usize, usize) {
+        let frames = &mut self.frames;
+        let mut first = 0;
+        let (count, len) = stage.drain(&mut self.tail, |len| {
+            if first == 0 {
+                first = len;
+            }
+            frames.push_back(len);
+        });
+        self.held += len;
+        self.queued += len;
+        (count, len, first)
     }
 
     /// Makes room for `len` more bytes in the tail, sealing it first if it is full.

@@ -42,6 +42,7 @@ use crate::state::error::{Disconnect, FlushError, FrameLimit, SendError};
 use crate::state::events::Events;
 use crate::state::latency::Histogram;
 use crate::state::report::{Ending, Stats};
+use crate::state::stage::Stage;
 use crate::state::watermark::Marks;
 
 /// Where a connection is in its life.
@@ -540,6 +541,47 @@ impl State {
             && self.budget.is_none()
             && self.occupied() + len <= self.capacity - self.reserve
             && !self.marks.would_rise(self.buf.held() + len)
+    }
+
+    /// Opens the [stage](crate::state::stage) as the lock is released, if the short path's
+    /// rules allow (see [`State::try_push`]): an open connection, nobody waiting, no shared
+    /// budget. Its allowance is what the buffer has free below the reserve and below the high
+    /// watermark, so nothing it takes could have been declined by the short path; its first
+    /// sender tells the driver if the buffer is empty (the driver will not look again on its
+    /// own). Nothing may change the state after this until [`State::unstage`].
+    #[inline]
+    pub(crate) fn open_stage(&mut self, stage: &Stage) {
+        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
+        let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
+        if !(open && clear && self.budget.is_none()) {
+            return;
+        }
+        let held = self.buf.held();
+        let free = (self.capacity - self.reserve).saturating_sub(self.occupied());
+        let room = self.marks.headroom(held).map_or(free, |headroom| free.min(headroom));
+        if room > 0 {
+            self.buf.open_stage(stage, room, held == 0);
+        }
+    }
+
+    /// Takes in what senders staged while the lock was free, oldest first, as if each had
+    /// taken the short path in turn: the first thing the lock's holder does. The driver needs
+    /// no word from here: the stage opened on this very state (nothing changes it while the
+    /// lock is free), and if that state's buffer was empty its first sender told the driver.
+    ///
+    /// A write-latency probe, if none is out, starts on the first staged frame, as it would
+    /// have had that frame come through the lock; its clock starts now, when the frame reaches
+    /// the buffer's accounting.
+    #[inline]
+    pub(crate) fn unstage(&mut self, stage: &Stage, clock: fn() -> Instant) {
+        let held = self.buf.held();
+        let (frames, len, first) = self.buf.unstage(stage);
+        if frames != 0 {
+            if self.probe.is_none() {
+                self.probe = Some((self.stats.bytes_accepted + first as u64, clock()));
+            }
+            self.took(frames, len, held, clock);
+        }
     }
 
     /// Counts `frames` frames of `len` bytes in all that entered the buffer, which held

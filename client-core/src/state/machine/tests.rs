@@ -823,3 +823,126 @@ fn the_short_path_declines_what_it_must_leave_to_the_full_path() {
     state.begin_close(fixed_clock() + Duration::from_secs(1), &mut fx);
     assert!(state.try_push(frame(1), (), fixed_clock).is_err());
 }
+
+/// A state with a stage in front of it, locked and unlocked as the connection does it: every
+/// lock drains the stage first, every unlock opens it last.
+struct Fronted {
+    state: State,
+    stage: Stage,
+    /// Frames the stage took.
+    staged: usize,
+}
+
+impl Fronted {
+    fn new(capacity: usize) -> Self {
+        let stage = Stage::new(crate::state::stage::STAGE_FRAMES);
+        Self { state: State::new(capacity), stage, staged: 0 }
+    }
+
+    fn with<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.state.unstage(&self.stage, fixed_clock);
+        let result = f(&mut self.state);
+        self.state.open_stage(&self.stage);
+        result
+    }
+
+    /// A send as the connection makes it: the stage, then, under the lock, the short path and
+    /// the full one.
+    fn send(&mut self, frame: Bytes, waker: &Waker) -> (bool, bool) {
+        if let Some(notify) = self.stage.try_put(&frame) {
+            self.staged += 1;
+            return (true, notify);
+        }
+        self.with(|state| {
+            let (took, fx) = send_both_ways(state, frame, true, waker);
+            (took, fx.notify_driver)
+        })
+    }
+}
+
+#[test]
+fn the_stage_takes_exactly_the_frames_the_short_path_takes() {
+    // Two states fed the same operations, one behind a stage, the other through the lock
+    // only, must agree after every step (looked at under the lock): in what they took, what
+    // they told the driver, their counters, who waits, and the bytes the driver gets. Sends
+    // come in bursts, so that one opening of the stage takes several frames.
+    // Capacities of a few hundred bytes: the tail's segments are a quarter of the capacity,
+    // and the stage opens on the spare part of one.
+    let configs = [(600, 0, None), (600, 40, None), (600, 0, Some((400, 200))), (8192, 0, None)];
+    for (capacity, reserve, marks) in configs {
+        let mut staged = Fronted::new(capacity);
+        let mut plain = State::new(capacity);
+        staged.with(|state| {
+            state.set_reserve(reserve);
+            state.set_watermarks(marks);
+        });
+        plain.set_reserve(reserve);
+        plain.set_watermarks(marks);
+        let (_, waker) = counter();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut tickets = Vec::new();
+        let (mut wire_staged, mut wire_plain) = (Vec::new(), Vec::new());
+        let mut byte = 0u8;
+        for step in 0..2_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let most = if seed.is_multiple_of(5) { 700 } else { 48 };
+            match seed % 7 {
+                0..=3 => {
+                    for _ in 0..1 + (seed >> 8) % 4 {
+                        let len = ((seed >> 16) as usize + usize::from(byte)) % most;
+                        byte = byte.wrapping_add(1);
+                        let (took, told) = staged.send(marked(byte, len), &waker);
+                        let (took_plain, fx) =
+                            send_both_ways(&mut plain, marked(byte, len), true, &waker);
+                        assert_eq!(took, took_plain, "step {step}: a {len}-byte frame");
+                        assert_eq!(told, fx.notify_driver, "step {step}: the driver's notice");
+                        if !took && let Some(ticket) = plain.waiting().last() {
+                            tickets.push(*ticket);
+                        }
+                    }
+                }
+                4 | 5 => {
+                    let len = (seed >> 16) as usize % 1200;
+                    for (state, wire) in
+                        [(&mut staged.state, &mut wire_staged), (&mut plain, &mut wire_plain)]
+                    {
+                        // The staged state is looked at under its lock.
+                        state.unstage(&staged.stage, fixed_clock);
+                        let mut fx = Effects::new(fixed_clock);
+                        let mut in_flight = VecDeque::new();
+                        state.buffer().take_chunks(&mut in_flight);
+                        in_flight.iter().for_each(|chunk| wire.extend_from_slice(chunk));
+                        let n = len.min(state.buffer().held() - state.buffer().queued());
+                        state.written(n, &mut fx);
+                    }
+                    staged.state.open_stage(&staged.stage);
+                }
+                _ => {
+                    if let Some(ticket) = tickets.pop() {
+                        let mut fx = Effects::new(fixed_clock);
+                        assert_eq!(
+                            staged.with(|state| state.cancel(ticket, &mut fx)),
+                            plain.cancel(ticket, &mut fx),
+                            "step {step}"
+                        );
+                    }
+                }
+            }
+            staged.with(|state| {
+                assert_eq!(state.stats(), plain.stats(), "step {step}");
+                assert_eq!(state.waiting(), plain.waiting(), "step {step}");
+                assert_eq!(state.buffer().held(), plain.buffer().held(), "step {step}");
+            });
+            assert_eq!(wire_staged, wire_plain, "step {step}: the bytes the driver gets");
+        }
+        assert!(staged.staged > 300, "the sequence exercised the stage: {}", staged.staged);
+        assert!(
+            plain.stats().frames_accepted as usize > staged.staged + 100,
+            "and the lock's paths"
+        );
+        staged.with(release_all);
+        release_all(&mut plain);
+    }
+}
