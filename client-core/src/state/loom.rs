@@ -776,7 +776,8 @@ impl Staged {
         let mut guard = self.inner.lock().unwrap();
         let inner = &mut *guard;
         let lens = &mut inner.lens;
-        let (frames, bytes) = self.stage.drain(&mut inner.tail, |len| lens.push(len));
+        let (frames, bytes) =
+            self.stage.drain(&mut inner.tail, |len, n| lens.extend(std::iter::repeat_n(len, n)));
         if frames > 0 && inner.opened_empty {
             inner.notices_owed += 1;
         }

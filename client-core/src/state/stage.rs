@@ -59,8 +59,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 /// How many frames one opening of a stage can take.
 pub(crate) const STAGE_FRAMES: usize = 256;
 
-/// The longest frame the stage takes.
-pub(crate) const STAGE_FRAME_MAX: usize = 512;
+/// The longest frame the stage takes: the longest the buffer copies in (longer ones are queued
+/// as they are, without a copy).
+pub(crate) const STAGE_FRAME_MAX: usize = crate::state::buffer::COPY_MAX;
 
 /// The most bytes one opening can take.
 pub(crate) const ROOM_MAX: usize = (1 << ROOM_BITS) - 1;
@@ -195,22 +196,36 @@ impl Stage {
 
     /// Closes the stage (for the lock's holder, first thing) and takes what was staged into
     /// `tail`, the tail it was opened on, untouched since: the tail grows by the staged
-    /// bytes, and `each` gets every staged frame's length, oldest first. Returns the number of
-    /// frames and their bytes. The stage is left closed and empty.
+    /// bytes, and `each` gets the staged frames' lengths, oldest first, as runs of equal
+    /// lengths (`each(len, count)`). Returns the number of frames and their bytes. The stage is
+    /// left closed and empty.
     #[inline]
-    pub(crate) fn drain(&self, tail: &mut BytesMut, mut each: impl FnMut(usize)) -> (u64, usize) {
+    pub(crate) fn drain(
+        &self,
+        tail: &mut BytesMut,
+        mut each: impl FnMut(usize, usize),
+    ) -> (u64, usize) {
         if self.control.load(Ordering::Relaxed) == 0 {
             return (0, 0);
         }
         let control = self.control.fetch_and(!(OPEN | NOTIFY), Ordering::AcqRel);
         let count = ((control & COUNT_MASK) >> COUNT_SHIFT) as usize;
         let end = (control & POS_MASK) as usize;
-        let mut bytes = 0;
+        let (mut bytes, mut run_len, mut run) = (0, 0, 0);
         for slot in &self.lens[..count] {
             let len = published(slot);
             slot.store(0, Ordering::Relaxed);
-            each(len);
+            if len != run_len {
+                if run > 0 {
+                    each(run_len, run);
+                }
+                (run_len, run) = (len, 0);
+            }
+            run += 1;
             bytes += len;
+        }
+        if run > 0 {
+            each(run_len, run);
         }
         assert!(bytes == end && end <= tail.capacity() - tail.len(), "the claims tile the spare");
         // SAFETY: the bytes `len..len + end` of `tail` are inside its capacity (checked above),
@@ -278,7 +293,7 @@ mod tests {
     fn drained(stage: &Stage, tail: &mut BytesMut) -> Vec<Vec<u8>> {
         let start = tail.len();
         let mut lens = Vec::new();
-        let (frames, bytes) = stage.drain(tail, |len| lens.push(len));
+        let (frames, bytes) = stage.drain(tail, |len, n| lens.extend(std::iter::repeat_n(len, n)));
         assert_eq!(frames as usize, lens.len());
         assert_eq!(bytes, tail.len() - start);
         let mut at = start;

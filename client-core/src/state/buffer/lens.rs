@@ -53,7 +53,7 @@ impl FrameLens {
 
     /// Appends `count` frames of `len` bytes.
     #[inline]
-    fn push_run_back(&mut self, len: usize, count: usize) {
+    pub(crate) fn push_run_back(&mut self, len: usize, count: usize) {
         if count == 0 {
             return;
         }

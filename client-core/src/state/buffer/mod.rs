@@ -598,11 +598,11 @@ impl OutBuffer {
     pub(crate) fn unstage(&mut self, stage: &Stage) -> (u64, usize, usize) {
         let frames = &mut self.frames;
         let mut first = 0;
-        let (count, len) = stage.drain(&mut self.tail, |len| {
+        let (count, len) = stage.drain(&mut self.tail, |len, n| {
             if first == 0 {
                 first = len;
             }
-            frames.push_back(len);
+            frames.push_run_back(len, n);
         });
         self.held += len;
         self.queued += len;
