@@ -1,10 +1,12 @@
 //! Layer 2: the shared connection object and the operations on it.
 //!
 //! [`ConnShared`] is what a connection's handles, its operations and its driver share: the lock
-//! around its [state](crate::state::machine), the inbound buffer behind a lock of its own, the
-//! settings the layers below the public handle need, and a way to tell the driver
+//! around its [state](crate::state::machine), the [stage](crate::state::stage) in front of it
+//! where small data frames enter while the lock is free, the inbound buffer behind a lock of its
+//! own, the settings the layers below the public handle need, and a way to tell the driver
 //! ([`Notify`]). It does no I/O and knows no transport: the driver, one layer up, moves the
-//! bytes.
+//! bytes. Every holder of the lock ([`ConnShared::lock`]) first takes in what was staged and
+//! reopens the stage as it lets go, so that under the lock the state is exact.
 //!
 //! Each operation that may have to wait is a [`Future`](std::future::Future) in a module of
 //! its own, with its `poll_with` and its cancel-safety argument next to it:
@@ -113,7 +115,7 @@ impl fmt::Debug for Settings {
 enum Declined<'a> {
     /// It does not fit now, or others wait, or the connection refuses it: the full admission
     /// decides, under this lock, which is still held.
-    Locked(Locked<'a>, Bytes, Option<Header>),
+    Locked(LockedState<'a>, Bytes, Option<Header>),
     /// The framing's encoder refused it.
     Refused(SendError<Bytes>),
 }
@@ -121,12 +123,12 @@ enum Declined<'a> {
 /// A connection's state under its lock, with what senders staged while the lock was free
 /// already moved into it (see [`State::unstage`]). When it is dropped the stage reopens, if the
 /// state allows (see [`State::open_stage`]), and then the lock is released.
-pub(crate) struct Locked<'a> {
+pub(crate) struct LockedState<'a> {
     state: MutexGuard<'a, State>,
     stage: &'a Stage,
 }
 
-impl Deref for Locked<'_> {
+impl Deref for LockedState<'_> {
     type Target = State;
 
     #[inline]
@@ -135,14 +137,14 @@ impl Deref for Locked<'_> {
     }
 }
 
-impl DerefMut for Locked<'_> {
+impl DerefMut for LockedState<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut State {
         &mut self.state
     }
 }
 
-impl Drop for Locked<'_> {
+impl Drop for LockedState<'_> {
     #[inline]
     fn drop(&mut self) {
         self.state.open_stage(self.stage);
@@ -187,10 +189,10 @@ impl ConnShared {
 
     /// Locks the state, with the stage drained into it.
     #[inline]
-    pub(crate) fn lock(&self) -> Locked<'_> {
+    pub(crate) fn lock(&self) -> LockedState<'_> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.unstage(&self.stage, Instant::now);
-        Locked { state, stage: &self.stage }
+        LockedState { state, stage: &self.stage }
     }
 
     pub(crate) fn id(&self) -> usize {
@@ -328,7 +330,7 @@ impl ConnShared {
     #[inline(never)]
     fn admit_locked(
         &self,
-        mut state: Locked<'_>,
+        mut state: LockedState<'_>,
         frame: Bytes,
         header: Option<Header>,
         deadline: Option<Instant>,

@@ -227,13 +227,23 @@ impl Stage {
         if run > 0 {
             each(run_len, run);
         }
-        assert!(bytes == end && end <= tail.capacity() - tail.len(), "the claims tile the spare");
+        // What the `unsafe` below relies on, checked: the claims tile `end` bytes, they fit in
+        // the tail's spare capacity, and that spare capacity starts where the stage opened, so
+        // this is the tail it was opened on, with the same length.
+        let spare_start = tail.as_ptr().wrapping_add(tail.len());
+        assert!(
+            bytes == end
+                && end <= tail.capacity() - tail.len()
+                && (end == 0 || std::ptr::eq(spare_start, self.base.load(Ordering::Relaxed))),
+            "a stage is drained into the tail it was opened on"
+        );
         // SAFETY: the bytes `len..len + end` of `tail` are inside its capacity (checked above),
         // and every one of them is initialized: the claims of this opening tile them (their
         // lengths, which sum to `end`, were claimed at consecutive positions from the start of
-        // the spare capacity, which is `len` here: the tail is untouched since the opening),
-        // and each claim's copy happened before the release store of its length that the
-        // acquire load in `published` read.
+        // the spare capacity as it was at the opening, which is where it starts now, checked
+        // above; only the lock's holder writes to the tail, and it drains the stage before
+        // anything else), and each claim's copy happened before the release store of its
+        // length that the acquire load in `published` read.
         unsafe {
             tail.set_len(tail.len() + end);
         }
@@ -373,6 +383,16 @@ mod tests {
         stage.open(&mut tail, 1000, false);
         assert_eq!(stage.try_put(&[9; 1]), Some(false), "room again after a drain");
         assert_eq!(drained(&stage, &mut tail), vec![vec![9]]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a stage is drained into the tail it was opened on")]
+    fn a_drain_into_another_tail_is_refused() {
+        let stage = Stage::new(STAGE_FRAMES);
+        let _opened_on = opened(&stage, 4096, 100, false);
+        assert_eq!(stage.try_put(b"abc"), Some(false));
+        let mut other = BytesMut::with_capacity(4096);
+        stage.drain(&mut other, |_, _| {});
     }
 
     #[test]
