@@ -708,4 +708,23 @@ proptest! {
         }
         run.finish(&last)?;
     }
+
+    /// The same with buffers of a few hundred bytes and more, whose tail segments (a quarter
+    /// of the capacity) have room for several frames, so that most sends that fit go through
+    /// the stage in front of the buffer rather than its lock.
+    #[test]
+    fn a_connection_with_room_for_staged_frames_follows_the_model(
+        capacity in 400..=1600usize,
+        room in 1..=600usize,
+        ops in proptest::collection::vec(op(), 1..60),
+        last in end_op(),
+    ) {
+        let mut run = Run::new(capacity, room);
+        run.model.settle();
+        run.settle()?;
+        for op in &ops {
+            run.step(op)?;
+        }
+        run.finish(&last)?;
+    }
 }
