@@ -60,8 +60,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 pub(crate) const STAGE_FRAMES: usize = 256;
 
 /// The longest frame the stage takes: the longest the buffer copies in (longer ones are queued
-/// as they are, without a copy).
-pub(crate) const STAGE_FRAME_MAX: usize = crate::state::buffer::COPY_MAX;
+/// as they are, without a copy). The buffer checks that the two agree.
+pub(crate) const STAGE_FRAME_MAX: usize = 2048;
 
 /// The most bytes one opening can take.
 pub(crate) const ROOM_MAX: usize = (1 << ROOM_BITS) - 1;

@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::state::codec::{EncodeError, Encoder, MAX_HEADER_LEN};
-use crate::state::stage::Stage;
+use crate::state::stage::{STAGE_FRAME_MAX, Stage};
 
 mod lens;
 
@@ -48,6 +48,9 @@ use lens::FrameLens;
 /// Frames up to this many bytes are copied into the tail segment; larger ones are queued
 /// without a copy.
 pub(crate) const COPY_MAX: usize = 2048;
+
+// A staged frame is one the buffer would have copied in.
+const _: () = assert!(STAGE_FRAME_MAX == COPY_MAX);
 
 /// The preferred allocation size of a tail segment.
 const SEGMENT: usize = 64 * 1024;
