@@ -3,7 +3,8 @@
 //! calls [`run`].
 //!
 //! [`run`] reads its input as a connection setup followed by a sequence of operations on a real
-//! `State`: sends of data and urgent frames (waiting or not, with or without a deadline) from a
+//! `State`: sends of data and urgent frames (waiting or not, with or without a deadline, data
+//! frames through the stage in front of the state first, as a connection sends them) from a
 //! few producers, spurious polls of waiting sends with a new waker, cancels, deadlines firing at
 //! a virtual time, partial writes by a driver that handles urgent frames exactly as the I/O
 //! driver does, `close`, and the end of the link. It is single-threaded and deterministic.
@@ -14,6 +15,8 @@
 //!
 //! - the bound: the buffer never holds more than the capacity, nor more data-lane bytes than
 //!   the capacity minus the urgent reserve; `bytes_accepted − bytes_written == buffered`;
+//! - no barging: a frame accepted at once passes no waiting sender of its lane (and a data
+//!   frame none of either lane);
 //! - the wake-ups: a waiter is woken at most once, only through its latest waker, and exactly
 //!   when its outcome is ready; a deadline that passed has fired; a waiting head does not fit;
 //! - the wire: the written bytes parse back into whole frames, and each lane's frames appear
@@ -34,6 +37,7 @@ use crate::state::buffer::COPY_MAX;
 use crate::state::effects::Effects;
 use crate::state::error::{Disconnect, DisconnectKind, SendError};
 use crate::state::machine::{Admit, State};
+use crate::state::stage::{STAGE_FRAMES, Stage};
 
 /// The length of the header every frame starts with: lane tag, producer, sequence number
 /// (4 bytes, little-endian), frame length (2 bytes, little-endian).
@@ -129,6 +133,9 @@ fn make_frame(urgent: bool, producer: u8, seq: u32, len: usize) -> Bytes {
 /// The harness: the state under test, the driver's chunks in flight, and the model.
 struct Harness {
     state: State,
+    /// The stage in front of `state`, drained and reopened around every operation on it as
+    /// the connection's lock does.
+    stage: Stage,
     capacity: usize,
     reserve: usize,
     /// The virtual clock, far ahead of the real one so only it decides deadlines.
@@ -200,12 +207,21 @@ fn drive(data: &[u8]) -> Summary {
     while !input.done() {
         let mut fx = Effects::at(h.clock);
         // Closing and ending are rare, so random inputs reach deep queues first.
-        match input.u8() % 32 {
+        let op = input.u8() % 32;
+        if op > 13 {
+            // Every operation but a send starts under the lock, which drains the stage.
+            h.state.unstage(&h.stage, Instant::now);
+        }
+        match op {
             0..=8 => h.send(&mut input, false, true, &mut fx),
             9..=11 => h.send(&mut input, true, true, &mut fx),
             12 | 13 => {
-                let urgent = input.u8() & 1 == 1;
-                h.send(&mut input, urgent, false, &mut fx);
+                // A burst of sends that do not wait, so one opening of the stage can take
+                // several frames.
+                for _ in 0..=input.u8() % 4 {
+                    let urgent = input.u8() & 1 == 1;
+                    h.send(&mut input, urgent, false, &mut fx);
+                }
             }
             14 | 15 => h.poll(&mut input, &mut fx),
             16 | 17 => h.cancel(&mut input, &mut fx),
@@ -231,6 +247,7 @@ fn drive(data: &[u8]) -> Summary {
         h.end_op(fx);
     }
     // The end: close, and the link ends with whatever is left.
+    h.state.unstage(&h.stage, Instant::now);
     let mut fx = Effects::at(h.clock);
     let deadline = h.clock;
     h.state.begin_close(deadline, &mut fx);
@@ -266,6 +283,7 @@ impl Harness {
         state.set_reserve(reserve);
         Self {
             state,
+            stage: Stage::new(STAGE_FRAMES),
             capacity,
             reserve,
             clock: Instant::now() + Duration::from_secs(3600),
@@ -335,21 +353,33 @@ impl Harness {
         self.frames.push(Frame { bytes: bytes.clone(), urgent, accepted: false, place: None });
         self.by_id.insert((producer, seq), index);
         let (count, waker) = counter();
-        // A data frame takes the connection's short path first, as a connection's sends do.
-        let short = if urgent {
-            Err(bytes)
-        } else if bytes.len() <= COPY_MAX {
-            self.state.try_copy(&bytes, Instant::now).map(drop).ok_or(bytes)
+        // A data frame takes the stage first, then, under the lock (which drains the stage),
+        // the short path and the full one, as a connection's sends do.
+        let result = if !urgent && self.stage.try_put(&bytes).is_some() {
+            Ok(Admit::Accepted)
         } else {
-            self.state.try_push(bytes, (), Instant::now).map(drop)
-        };
-        let result = match short {
-            Ok(()) => Ok(Admit::Accepted),
-            Err(bytes) => self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), fx),
+            self.state.unstage(&self.stage, Instant::now);
+            let short = if urgent {
+                Err(bytes)
+            } else if bytes.len() <= COPY_MAX {
+                self.state.try_copy(&bytes, Instant::now).map(drop).ok_or(bytes)
+            } else {
+                self.state.try_push(bytes, (), Instant::now).map(drop)
+            };
+            let result = match short {
+                Ok(()) => Ok(Admit::Accepted),
+                Err(bytes) => self.state.admit(bytes, urgent, deadline, wait.then_some(&waker), fx),
+            };
+            self.state.open_stage(&self.stage);
+            result
         };
         match result {
             Ok(Admit::Accepted) => {
                 assert!(!self.closing && self.finished.is_none(), "accepted while closed");
+                // No barging: a data frame waits behind every waiting sender, an urgent one
+                // behind the waiting urgent ones.
+                let passed = self.pending.values().find(|p| !urgent || self.frames[p.frame].urgent);
+                assert!(passed.is_none(), "frame {index} passed a waiting sender: {passed:?}");
                 self.accept(index);
             }
             Ok(Admit::Queued(ticket)) => {
@@ -528,6 +558,8 @@ impl Harness {
 
     /// After every operation: wakes, collects the sends whose wait ended, and checks.
     fn end_op(&mut self, mut fx: Effects) {
+        // Looked at under the lock: what the operation staged is in the state.
+        self.state.unstage(&self.stage, Instant::now);
         fx.wake_all();
         let mut fx = Effects::at(self.clock);
         let tickets: Vec<u64> = self.pending.keys().copied().collect();
@@ -569,6 +601,7 @@ impl Harness {
         }
         assert!(fx.wake.is_empty(), "collecting outcomes woke someone");
         self.check();
+        self.state.open_stage(&self.stage);
     }
 
     fn check(&mut self) {
@@ -658,6 +691,9 @@ mod tests {
             if round % 2 == 0 && data.len() > 2 {
                 // Small capacities, where senders wait most.
                 data[0] %= 40;
+            } else if round % 4 == 1 && data.len() > 2 {
+                // Capacities of 2 KiB and more, whose tail segments take staged frames.
+                data[0] = 200 + data[0] % 56;
             }
             let one = drive(&data);
             total.waited += one.waited;
