@@ -61,9 +61,10 @@ use crate::state::error::{Disconnect, DisconnectKind, RecvError};
 
 /// The most bytes one read asks the link for.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
-/// The most bytes the first read of a turn asks for. Reading zero-fills the room it reads
-/// into, and most turns of a busy writer find nothing to read: a small first read keeps that
-/// cost small, and the reads after it, once bytes are flowing, ask for [`READ_CHUNK`].
+/// The most bytes the first read of a turn asks for. Most turns of a busy writer find nothing
+/// to read, so the first read goes into a small space of its own, zeroed once (see
+/// `Inbound::first`), and its bytes are copied into the buffer only if any came; the reads
+/// after it, once bytes are flowing, zero-fill the buffer's room and ask for [`READ_CHUNK`].
 const FIRST_READ: usize = 4 * 1024;
 /// The most bytes one unframed receive returns.
 pub(crate) const RECV_CHUNK: usize = 64 * 1024;
@@ -157,6 +158,10 @@ pub(crate) struct Inbound {
     discarded: u64,
     /// Where those bytes are read to; allocated by the first close that needs it.
     scratch: Vec<u8>,
+    /// Where the first read of each turn goes ([`FIRST_READ`] bytes, allocated by the first
+    /// read): reading into the buffer would zero-fill its room first, every turn, and most
+    /// turns of a busy writer find nothing.
+    first: Vec<u8>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -207,6 +212,7 @@ impl Inbound {
             bytes_delivered: 0,
             discarded: 0,
             scratch: Vec::new(),
+            first: Vec::new(),
             ready: VecDeque::new(),
             ready_bytes: 0,
         }
@@ -332,13 +338,25 @@ impl Inbound {
                 break;
             }
             let want = room.min(left).min(chunk);
-            chunk = READ_CHUNK;
             let len = self.data.len();
             debug_assert!(len + want <= self.data.capacity(), "a read never reallocates");
-            self.data.resize(len + want, 0);
-            let read = link(&mut self.data[len..]);
-            let got = *read.as_ref().unwrap_or(&0);
-            self.data.truncate(len + got.min(want));
+            let read = if chunk == FIRST_READ {
+                if self.first.is_empty() {
+                    self.first = vec![0; FIRST_READ];
+                }
+                let read = link(&mut self.first[..want]);
+                if let Ok(got) = read {
+                    self.data.extend_from_slice(&self.first[..got.min(want)]);
+                }
+                read
+            } else {
+                self.data.resize(len + want, 0);
+                let read = link(&mut self.data[len..]);
+                let got = *read.as_ref().unwrap_or(&0);
+                self.data.truncate(len + got.min(want));
+                read
+            };
+            chunk = READ_CHUNK;
             match read {
                 Ok(0) => {
                     outcome = Ok(Read::Eof);
@@ -713,6 +731,33 @@ mod tests {
             got.push(frame);
         }
         got
+    }
+
+    #[test]
+    fn reads_across_the_first_reads_space_lose_and_repeat_nothing() {
+        // Turns that find nothing, then turns of every size around the first read's space
+        // (which is read into apart from the buffer and copied in), then a read of the rest.
+        let mut inbound = Inbound::new(1 << 20, None);
+        let mut fx = Effects::new(Instant::now);
+        for _ in 0..3 {
+            feed(&mut inbound, &[], &mut fx);
+        }
+        assert_eq!(inbound.stats().bytes_received, 0);
+        let mut sent = Vec::new();
+        for (turn, len) in
+            [1, FIRST_READ - 1, FIRST_READ, FIRST_READ + 1, 3 * READ_CHUNK].iter().enumerate()
+        {
+            let bytes: Vec<u8> = (0..*len).map(|i| (i * 31 + turn) as u8).collect();
+            feed(&mut inbound, &bytes, &mut fx);
+            sent.extend_from_slice(&bytes);
+        }
+        let mut got = Vec::new();
+        while let Poll::Ready(Ok(Some(chunk))) =
+            inbound.poll_recv(&mut None, None, None, RECV_CHUNK, &mut fx)
+        {
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, sent);
     }
 
     #[test]
