@@ -534,13 +534,20 @@ impl State {
     /// [`State::try_push`].
     #[inline(always)]
     fn short_path_takes(&self, len: usize) -> bool {
+        self.short_path_open()
+            && len != 0
+            && self.fits(len, false)
+            && !self.marks.would_rise(self.buf.held() + len)
+    }
+
+    /// Whether a lone data frame may skip the full admission at all, whatever its size: the
+    /// connection takes frames, nobody waits in either lane, and there is no shared budget. The
+    /// short path and the stage both start from it.
+    #[inline(always)]
+    fn short_path_open(&self) -> bool {
         let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
         let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
-        open && clear
-            && len != 0
-            && self.budget.is_none()
-            && self.occupied() + len <= self.capacity - self.reserve
-            && !self.marks.would_rise(self.buf.held() + len)
+        open && clear && self.budget.is_none()
     }
 
     /// Opens the [stage](crate::state::stage) as the lock is released, if the short path's
@@ -551,13 +558,11 @@ impl State {
     /// own). Nothing may change the state after this until [`State::unstage`].
     #[inline]
     pub(crate) fn open_stage(&mut self, stage: &Stage) {
-        let open = matches!(self.phase, Phase::Connecting | Phase::Open) && !self.refusing;
-        let clear = self.waiters.is_empty() && self.urgent_waiters.is_empty();
-        if !(open && clear && self.budget.is_none()) {
+        if !self.short_path_open() {
             return;
         }
         let held = self.buf.held();
-        let free = (self.capacity - self.reserve).saturating_sub(self.occupied());
+        let free = self.limit(false).saturating_sub(self.occupied());
         let room = self.marks.headroom(held).map_or(free, |headroom| free.min(headroom));
         if room > 0 {
             self.buf.open_stage(stage, room, held == 0);
