@@ -680,6 +680,18 @@ fn resolve<F: Future + Unpin>(mut fut: F) -> F::Output {
     }
 }
 
+/// One run: `ops` on a connection of `capacity` whose peer's pipe holds `room` unread bytes,
+/// then `last` ends it; the connection must follow the model throughout.
+fn follow(capacity: usize, room: usize, ops: &[Op], last: &Op) -> Result<(), TestCaseError> {
+    let mut run = Run::new(capacity, room);
+    run.model.settle();
+    run.settle()?;
+    for op in ops {
+        run.step(op)?;
+    }
+    run.finish(last)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
@@ -700,13 +712,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..60),
         last in end_op(),
     ) {
-        let mut run = Run::new(capacity, room);
-        run.model.settle();
-        run.settle()?;
-        for op in &ops {
-            run.step(op)?;
-        }
-        run.finish(&last)?;
+        follow(capacity, room, &ops, &last)?;
     }
 
     /// The same with buffers of a few hundred bytes and more, whose tail segments (a quarter
@@ -719,12 +725,6 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..60),
         last in end_op(),
     ) {
-        let mut run = Run::new(capacity, room);
-        run.model.settle();
-        run.settle()?;
-        for op in &ops {
-            run.step(op)?;
-        }
-        run.finish(&last)?;
+        follow(capacity, room, &ops, &last)?;
     }
 }
